@@ -1,0 +1,120 @@
+// Package cgroup owns weft's cgroup v1 directories: every agent and container
+// process of a cluster sits below one cgroup per controller, so `weft down`
+// finds and stops exactly that cluster's processes.
+package cgroup
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Root is where the cgroup v1 controllers are mounted.
+const Root = "/sys/fs/cgroup"
+
+// Controller weft uses to find processes; pids is always there in cgroup v1.
+const Controller = "pids"
+
+func dir(rel string) string { return filepath.Join(Root, Controller, rel) }
+
+// Join creates the cgroup rel (nested dirs allowed) and moves pid into it.
+func Join(rel string, pid int) error {
+	d := dir(rel)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return fmt.Errorf("creating cgroup %s: %w", d, err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("moving pid %d into cgroup %s: %w", pid, d, err)
+	}
+	return nil
+}
+
+// Pids lists every process in rel and all cgroups below it.
+func Pids(rel string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(dir(rel), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if d.Name() != "cgroup.procs" {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil // removed under us
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if n, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+				pids = append(pids, n)
+			}
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing processes of cgroup %s: %w", rel, err)
+	}
+	return pids, nil
+}
+
+// KillAll sends SIGKILL to every process below rel until none is left or
+// the timeout passes, then removes the cgroup directories.
+func KillAll(rel string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pids, err := Pids(rel)
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return Remove(rel)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v of cgroup %s still alive after %s", pids, rel, timeout)
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Remove deletes rel and every cgroup below it (they must be empty).
+func Remove(rel string) error {
+	root := dir(rel)
+	var dirs []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walking cgroup %s: %w", rel, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing cgroup %s: %w", dirs[i], err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+// Package spec defines the cluster file (weft.yaml): its types, defaults and
+// validation. It is pure: the only I/O is reading the file.
+package spec
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Cluster is one parsed, defaulted cluster file.
+type Cluster struct {
+	Version  int       `yaml:"version" json:"version"`
+	Name     string    `yaml:"name" json:"name"`
+	Provider string    `yaml:"provider" json:"provider"` // only "lab" for now
+	Domain   string    `yaml:"domain" json:"domain"`     // DNS domain of the cluster, default "weft"
+	Network  Network   `yaml:"network" json:"network"`
+	Overlay  Overlay   `yaml:"overlay" json:"overlay"`
+	Hosts    []Host    `yaml:"hosts" json:"hosts"`
+	Services []Service `yaml:"services" json:"services"` // a mapping name -> service in YAML, kept in file order
+
+	// Dir is the directory of the file; relative paths in commands resolve against it.
+	Dir string `yaml:"-" json:"dir"`
+}
+
+// Network is the underlay: one private network cut into named subnets.
+type Network struct {
+	CIDR    netip.Prefix `yaml:"cidr" json:"cidr"`
+	MTU     int          `yaml:"mtu" json:"mtu"`         // underlay MTU, default 1500
+	Subnets []Subnet     `yaml:"subnets" json:"subnets"` // a mapping name -> cidr in YAML, kept in file order
+}
+
+// Subnet is one named subnet of the underlay.
+type Subnet struct {
+	Name string       `json:"name"`
+	CIDR netip.Prefix `json:"cidr"`
+}
+
+// Overlay is the VXLAN network the containers live on.
+type Overlay struct {
+	VNI    int          `yaml:"vni" json:"vni"`
+	Port   int          `yaml:"port" json:"port"`     // default 4789
+	CIDR   netip.Prefix `yaml:"cidr" json:"cidr"`     // default 10.10.0.0/16
+	MTU    int          `yaml:"mtu" json:"mtu"`       // default Network.MTU - 50
+	Bridge string       `yaml:"bridge" json:"bridge"` // default "br-vxlan"
+}
+
+// Host is one machine of the cluster.
+type Host struct {
+	Name    string     `yaml:"name" json:"name"`
+	Subnet  string     `yaml:"subnet" json:"subnet"`
+	Address netip.Addr `yaml:"address" json:"address"` // underlay address; default: the subnet's .10, .11, ... in file order
+	Roles   []string   `yaml:"roles" json:"roles"`     // "manager" carries an etcd member; default: the first three hosts
+}
+
+// Service is one workload; it runs as Replicas containers.
+type Service struct {
+	Name      string            `json:"name"`
+	Command   []string          `yaml:"command" json:"command"`
+	Env       map[string]string `yaml:"env" json:"env,omitempty"`
+	Workdir   string            `yaml:"workdir" json:"workdir,omitempty"`
+	User      string            `yaml:"user" json:"user,omitempty"`
+	Host      string            `yaml:"host" json:"host,omitempty"`
+	Hosts     []string          `yaml:"hosts" json:"hosts,omitempty"`
+	IP        netip.Addr        `yaml:"ip" json:"ip,omitempty"`
+	Port      int               `yaml:"port" json:"port,omitempty"` // the port the service serves on (used by health and routes)
+	Replicas  int               `yaml:"replicas" json:"replicas"`   // default 1
+	DependsOn []string          `yaml:"depends_on" json:"depends_on,omitempty"`
+	Health    *Health           `yaml:"health" json:"health,omitempty"`
+	Restart   string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
+	Volumes   []Volume          `yaml:"volumes" json:"volumes,omitempty"`
+}
+
+// Health is how weft decides a container is healthy. Exactly one of HTTP, TCP, Exec.
+type Health struct {
+	HTTP        string   `yaml:"http" json:"http,omitempty"` // path, e.g. /health; port is Port or the service's port
+	TCP         int      `yaml:"tcp" json:"tcp,omitempty"`   // port
+	Exec        []string `yaml:"exec" json:"exec,omitempty"` // argv run inside the container; exit 0 is healthy
+	Port        int      `yaml:"port" json:"port,omitempty"`
+	Interval    Duration `yaml:"interval" json:"interval"`         // default 1s
+	Timeout     Duration `yaml:"timeout" json:"timeout"`           // default 1s
+	Retries     int      `yaml:"retries" json:"retries"`           // consecutive failures before unhealthy, default 3
+	StartPeriod Duration `yaml:"start_period" json:"start_period"` // failures during it do not count, default 0
+}
+
+// Volume is a host directory that outlives the container, mounted at Path inside it.
+type Volume struct {
+	Name string `yaml:"name" json:"name"`
+	Path string `yaml:"path" json:"path"`
+}
+
+// Duration is a time.Duration written as "500ms", "2s" in the file.
+type Duration struct{ time.Duration }
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// RoleManager marks a host that carries an etcd member.
+const RoleManager = "manager"
