@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -355,4 +356,42 @@ func keys(m map[string][]netip.Addr) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestGoStubResolver checks the answers suit Go's own resolver, which the
+// example service uses inside containers (it sends A and AAAA together and
+// rejects replies it takes for lame referrals).
+func TestGoStubResolver(t *testing.T) {
+	srv, server := startServer(t, t.Context())
+	srv.SetRecords(map[string][]netip.Addr{
+		"web":   addrs("10.10.0.5", "10.10.0.6"),
+		"web-1": addrs("10.10.0.5"),
+		"web-2": addrs("10.10.0.6"),
+	})
+	resolver := &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		},
+	}
+	got, err := resolver.LookupHost(t.Context(), "web.weft.")
+	if err != nil {
+		t.Fatalf("LookupHost web.weft.: %v", err)
+	}
+	slices.Sort(got)
+	if want := []string{"10.10.0.5", "10.10.0.6"}; !slices.Equal(got, want) {
+		t.Errorf("LookupHost web.weft. = %v, want %v", got, want)
+	}
+
+	_, err = resolver.LookupHost(t.Context(), "missing.weft.")
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		t.Errorf("LookupHost missing.weft.: %v, want a not-found DNSError", err)
+	}
+
+	names, err := resolver.LookupAddr(t.Context(), "10.10.0.6")
+	if err != nil || !slices.Equal(names, []string{"web-2.weft."}) {
+		t.Errorf("LookupAddr 10.10.0.6 = %v, %v; want [web-2.weft.]", names, err)
+	}
 }
