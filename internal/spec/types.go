@@ -18,6 +18,10 @@ type Cluster struct {
 	Hosts    []Host    `yaml:"hosts" json:"hosts"`
 	Services []Service `yaml:"services" json:"services"` // a mapping name -> service in YAML, kept in file order
 
+	Routes  []Route         `yaml:"routes" json:"routes,omitempty"`   // the gateway's HTTP routes
+	Gateway GatewaySettings `yaml:"gateway" json:"gateway"`           // limits and ports of the gateway
+	Publish []Publish       `yaml:"publish" json:"publish,omitempty"` // loopback ports of this machine forwarded to gateway services
+
 	// Dir is the directory of the file; relative paths in commands resolve against it.
 	Dir string `yaml:"-" json:"dir"`
 }
@@ -63,7 +67,7 @@ type Service struct {
 	Hosts     []string          `yaml:"hosts" json:"hosts,omitempty"`
 	IP        netip.Addr        `yaml:"ip" json:"ip,omitempty"`
 	Port      int               `yaml:"port" json:"port,omitempty"` // the port the service serves on (used by health and routes)
-	Replicas  int               `yaml:"replicas" json:"replicas"`   // default 1
+	Replicas  int               `yaml:"replicas" json:"replicas"`   // default 1 when the key is absent (Parse sets it); 0 means scaled to zero
 	DependsOn []string          `yaml:"depends_on" json:"depends_on,omitempty"`
 	Health    *Health           `yaml:"health" json:"health,omitempty"`
 	Restart   string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
@@ -88,6 +92,28 @@ type Volume struct {
 	Path string `yaml:"path" json:"path"`
 }
 
+// Route sends HTTP requests whose path starts with Prefix to Service.
+type Route struct {
+	Prefix  string   `yaml:"prefix" json:"prefix"`
+	Service string   `yaml:"service" json:"service"`
+	Timeout Duration `yaml:"timeout" json:"timeout"` // per attempt, default 10s
+	Retries int      `yaml:"retries" json:"retries"` // extra attempts on another instance, default 2 when the key is absent (Parse sets it); 0 means none
+}
+
+// GatewaySettings are the gateway's limits and ports.
+type GatewaySettings struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"` // largest request body accepted, default 1048576
+	MetricsPort  int   `yaml:"metrics_port" json:"metrics_port"`     // Prometheus metrics port inside the gateway container, default 9100
+}
+
+// Publish forwards a loopback port of this machine to gateway services, the
+// only way lab traffic is reachable from the root namespace.
+type Publish struct {
+	Listen   string   `yaml:"listen" json:"listen"`     // "127.0.0.1:8080" or "[::1]:8080"
+	Services []string `yaml:"services" json:"services"` // gateway services to forward to
+	Port     int      `yaml:"port" json:"port"`         // their port, default: the services' port
+}
+
 // Duration is a time.Duration written as "500ms", "2s" in the file.
 type Duration struct{ time.Duration }
 
@@ -98,5 +124,8 @@ const (
 	RestartNever     = "never"
 )
 
-// RoleManager marks a host that carries an etcd member.
-const RoleManager = "manager"
+// Host roles.
+const (
+	RoleManager = "manager" // carries an etcd member
+	RoleWorker  = "worker"  // never a manager, also when defaults pick managers
+)

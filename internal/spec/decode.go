@@ -1,0 +1,339 @@
+package spec
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// position is where a field's key starts in the file (1-based).
+type position struct{ line, column int }
+
+// decoder turns the YAML node tree into a Cluster, collecting every problem
+// instead of stopping at the first, and remembering where each field was
+// written so that validation problems can point at it.
+type decoder struct {
+	problems  Problems
+	positions map[string]position
+	// undecodable holds fields whose value could not be read; validation
+	// problems about them (e.g. "missing") would only repeat the first one.
+	undecodable map[string]bool
+}
+
+func newDecoder() *decoder {
+	return &decoder{positions: map[string]position{}, undecodable: map[string]bool{}}
+}
+
+func (d *decoder) fail(n *yaml.Node, field, value, message, fix string) {
+	d.problems = append(d.problems, Problem{Field: field, Value: value, Message: message, Fix: fix, Line: n.Line, Column: n.Column})
+	d.undecodable[field] = true
+}
+
+func (d *decoder) at(n *yaml.Node, field string) {
+	d.positions[field] = position{n.Line, n.Column}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// resolve follows aliases so anchors (&x / *x) work everywhere.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return "a single value"
+	}
+}
+
+// fieldReaders maps each known key of a mapping to the function reading its value.
+type fieldReaders map[string]func(value *yaml.Node, path string)
+
+func (f fieldReaders) names() []string {
+	names := make([]string, 0, len(f))
+	for name := range f {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// mapping reads a mapping whose keys are fixed field names; unknown keys are
+// problems with the nearest known name suggested.
+func (d *decoder) mapping(n *yaml.Node, path string, fields fieldReaders) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "", fmt.Sprintf("must be a mapping of fields, not %s", kindName(n)),
+			fmt.Sprintf("write it as `key: value` lines, one of: %s", strings.Join(fields.names(), ", ")))
+		return
+	}
+	d.entries(n, path, "field", func(key, value *yaml.Node, field string) {
+		read, ok := fields[key.Value]
+		if !ok {
+			d.fail(key, field, "", "unknown field", suggestion(key.Value, fields.names(), "fields"))
+			return
+		}
+		read(value, field)
+	})
+	d.mergeKeys(n, path, fields)
+}
+
+// mergeKeys applies YAML merge keys (<<: *anchor); explicit keys win.
+func (d *decoder) mergeKeys(n *yaml.Node, path string, fields fieldReaders) {
+	explicit := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		explicit[n.Content[i].Value] = true
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], resolve(n.Content[i+1])
+		if key.Tag != "!!merge" {
+			continue
+		}
+		sources := []*yaml.Node{value}
+		if value.Kind == yaml.SequenceNode {
+			sources = value.Content
+		}
+		for _, src := range sources {
+			src = resolve(src)
+			if src.Kind != yaml.MappingNode {
+				d.fail(key, path, "", "`<<` must merge a mapping", "point `<<:` at an anchored mapping, e.g. `<<: *defaults`")
+				continue
+			}
+			for j := 0; j+1 < len(src.Content); j += 2 {
+				k := src.Content[j]
+				if explicit[k.Value] || k.Tag == "!!merge" {
+					continue
+				}
+				explicit[k.Value] = true
+				field := join(path, k.Value)
+				if _, seen := d.positions[field]; !seen {
+					d.at(k, field)
+				}
+				if read, ok := fields[k.Value]; ok {
+					read(src.Content[j+1], field)
+				} else {
+					d.fail(k, field, "", "unknown field (merged with <<)", suggestion(k.Value, fields.names(), "fields"))
+				}
+			}
+		}
+	}
+}
+
+// entries walks the key/value pairs of a mapping in file order, skipping merge
+// keys, reporting duplicate keys and remembering each key's position.
+func (d *decoder) entries(n *yaml.Node, path, what string, each func(key, value *yaml.Node, field string)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], n.Content[i+1]
+		if key.Tag == "!!merge" {
+			continue
+		}
+		field := join(path, key.Value)
+		if key.Kind != yaml.ScalarNode {
+			d.fail(key, path, "", fmt.Sprintf("a %s name must be a single value, not %s", what, kindName(key)), "write the name as plain text")
+			continue
+		}
+		if seen[key.Value] {
+			d.fail(key, field, "", fmt.Sprintf("%s %q is written twice", what, key.Value), "keep one of them")
+			continue
+		}
+		seen[key.Value] = true
+		d.at(key, field)
+		each(key, value, field)
+	}
+}
+
+// namedMapping reads a mapping from user-chosen names to values (services,
+// subnets, env), in file order.
+func (d *decoder) namedMapping(n *yaml.Node, path, what, example string, each func(name string, value *yaml.Node, field string)) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "", fmt.Sprintf("must be a mapping from %s name to its definition, not %s", what, kindName(n)), "write it like "+example)
+		return
+	}
+	d.entries(n, path, what, func(key, value *yaml.Node, field string) {
+		each(key.Value, value, field)
+	})
+}
+
+func (d *decoder) list(n *yaml.Node, path, example string) []*yaml.Node {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "", fmt.Sprintf("must be a list, not %s", kindName(n)), "write it like "+example)
+		return nil
+	}
+	return n.Content
+}
+
+func (d *decoder) scalar(n *yaml.Node, path string) (*yaml.Node, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "", fmt.Sprintf("must be a single value, not %s", kindName(n)), "write one value after the colon")
+		return nil, false
+	}
+	return n, true
+}
+
+func (d *decoder) str(n *yaml.Node, path string) string {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return ""
+	}
+	return s.Value
+}
+
+func (d *decoder) integer(n *yaml.Node, path string) int {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return 0
+	}
+	v, err := strconv.Atoi(s.Value)
+	if err != nil {
+		d.fail(s, path, s.Value, "must be a whole number", "write digits only, e.g. 8080")
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) integer64(n *yaml.Node, path string) int64 {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return 0
+	}
+	v, err := strconv.ParseInt(s.Value, 10, 64)
+	if err != nil {
+		d.fail(s, path, s.Value, "must be a whole number", "write digits only, e.g. 1048576")
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) strings(n *yaml.Node, path, example string) []string {
+	var out []string
+	for i, item := range d.list(n, path, example) {
+		out = append(out, d.str(item, index(path, i)))
+	}
+	return out
+}
+
+func (d *decoder) duration(n *yaml.Node, path string) Duration {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return Duration{}
+	}
+	var v Duration
+	if err := v.UnmarshalYAML(s); err != nil {
+		d.fail(s, path, s.Value, "not a duration", "write it like 500ms, 2s or 1m (a bare number means seconds)")
+	}
+	return v
+}
+
+func (d *decoder) addr(n *yaml.Node, path string) netip.Addr {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s.Value)
+	switch {
+	case err != nil && strings.Contains(s.Value, "/"):
+		d.fail(s, path, s.Value, "must be an address without a prefix length", "drop the /"+strings.SplitN(s.Value, "/", 2)[1])
+	case err != nil:
+		d.fail(s, path, s.Value, "not an IP address", "write an IPv4 address like 10.10.0.5")
+	case !a.Is4():
+		d.fail(s, path, s.Value, "only IPv4 addresses are supported", "write an IPv4 address like 10.10.0.5")
+	default:
+		return a
+	}
+	return netip.Addr{}
+}
+
+func (d *decoder) prefix(n *yaml.Node, path string) netip.Prefix {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return netip.Prefix{}
+	}
+	p, err := netip.ParsePrefix(s.Value)
+	switch {
+	case err != nil:
+		d.fail(s, path, s.Value, "not a CIDR", "write a network and prefix length like 192.168.1.0/24")
+	case !p.Addr().Is4():
+		d.fail(s, path, s.Value, "only IPv4 networks are supported", "write an IPv4 CIDR like 192.168.1.0/24")
+	case p.Masked() != p:
+		d.fail(s, path, s.Value, "has bits set after the prefix length", "write the network address: "+p.Masked().String())
+	default:
+		return p
+	}
+	return netip.Prefix{}
+}
+
+// syntaxLine matches the position yaml.v3 puts in its syntax errors.
+var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// syntaxProblem turns a YAML syntax error into a Problem with a line and
+// column. yaml.v3 reports only a line, and often the line where the enclosing
+// construct starts; the first prefix of the file that fails with the same
+// message pinpoints where the error really is.
+func syntaxProblem(data []byte, err error) Problem {
+	msg := strings.TrimPrefix(syntaxLine.ReplaceAllString(err.Error(), "yaml: "), "yaml: ")
+	line := 0
+	if m := syntaxLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	}
+	lines := strings.Split(string(data), "\n")
+	const maxScannedLines = 5000
+	if len(lines) <= maxScannedLines {
+		for i := 1; i <= len(lines); i++ {
+			var n yaml.Node
+			perr := yaml.Unmarshal([]byte(strings.Join(lines[:i], "\n")), &n)
+			if perr != nil && syntaxLine.ReplaceAllString(perr.Error(), "yaml: ") == syntaxLine.ReplaceAllString(err.Error(), "yaml: ") {
+				line = i
+				break
+			}
+		}
+	}
+	column := 0
+	fix := "correct the YAML syntax at this line (indent with spaces, close brackets and quotes)"
+	if line >= 1 && line <= len(lines) {
+		text := lines[line-1]
+		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
+		column = len(indent) + 1
+		if tab := strings.IndexByte(indent, '\t'); tab >= 0 {
+			column = tab + 1
+			fix = "indent with spaces, not tabs"
+		}
+	}
+	return Problem{Field: "(yaml)", Message: msg, Fix: fix, Line: line, Column: column}
+}
