@@ -434,6 +434,13 @@ func TestLabLifecycle(t *testing.T) {
 		t.Fatalf("Exists(%s) = %v, %v before Destroy", clusterA, exists, err)
 	}
 
+	// The runtime may add memory cgroups; Destroy must remove those too.
+	memoryCgroup := filepath.Join(cgroup.Root, "memory", naming.CgroupRelPath(clusterA, "host1", "web-1"))
+	if err := os.MkdirAll(memoryCgroup, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeCgroupTree(filepath.Join(cgroup.Root, "memory", naming.CgroupRelPath(clusterA))) })
+
 	t.Run("Destroy removes one cluster entirely and nothing of another", func(t *testing.T) {
 		removed, err := labA.Destroy(ctx, clusterA, false)
 		if err != nil {
@@ -463,6 +470,9 @@ func TestLabLifecycle(t *testing.T) {
 		})
 		if _, err := os.Stat(filepath.Join(cgroup.Root, cgroup.Controller, naming.CgroupRelPath(clusterA))); !os.IsNotExist(err) {
 			t.Errorf("cgroup of cluster A still there (%v)", err)
+		}
+		if _, err := os.Stat(filepath.Join(cgroup.Root, "memory", naming.CgroupRelPath(clusterA))); !os.IsNotExist(err) {
+			t.Errorf("memory cgroup of cluster A still there (%v)", err)
 		}
 		if _, err := os.Stat(naming.StateDir(labA.StateRoot, clusterA)); !os.IsNotExist(err) {
 			t.Errorf("state dir of cluster A still there (%v)", err)
@@ -498,6 +508,16 @@ func TestLabLifecycle(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(volume, "rows"), []byte("42"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// A container's view of the volume, bind-mounted inside the state
+		// dir: removing the container's directory must not reach through it.
+		mountPoint := filepath.Join(naming.ContainerStateDir(labB.StateRoot, clusterB, "host1", "db-1"), "data")
+		if err := os.MkdirAll(mountPoint, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mount(volume, mountPoint, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Unmount(mountPoint, syscall.MNT_DETACH) })
 		removed, err := labB.Destroy(ctx, clusterB, true)
 		if err != nil {
 			t.Fatal(err)
