@@ -552,3 +552,43 @@ func TestStartAgentWithoutNamespace(t *testing.T) {
 		t.Errorf("processes started anyway: %v", pids)
 	}
 }
+
+func TestEnsureChangesMTUInPlace(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	cluster := uniqueCluster(t)
+	l := newLab(t, cluster)
+	c := labCluster(cluster, 2)
+	if _, err := l.Ensure(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	ns1 := naming.HostNetns(cluster, "host1")
+	before := snapshotNetns(t, ns1)["eth0"]
+
+	c.Network.MTU = 9000
+	hosts, err := l.Ensure(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts["host1"].MTU != 9000 {
+		t.Errorf("HostInfo MTU = %d, want 9000", hosts["host1"].MTU)
+	}
+	for _, check := range []struct{ ns, link string }{
+		{ns1, "eth0"},
+		{naming.RouterNetns(cluster), "s-a"},
+		{naming.RouterNetns(cluster), hostVethName(cluster, "host2")},
+	} {
+		out, err := run("ip", "-n", check.ns, "-o", "link", "show", check.link)
+		if err != nil || !strings.Contains(out, " mtu 9000 ") {
+			t.Errorf("%s in %s: %q (%v), want mtu 9000", check.link, check.ns, out, err)
+		}
+	}
+	if after := snapshotNetns(t, ns1)["eth0"]; after != before {
+		t.Errorf("eth0 was recreated or readdressed for an MTU change: before %+v, after %+v", before, after)
+	}
+	// A full-size unfragmentable packet crosses the router at the new MTU.
+	eventually(t, "host1 pings host2 with 8972-byte payloads, DF set", 5*time.Second, func() error {
+		_, err := run("ip", "netns", "exec", ns1, "ping", "-c1", "-W1", "-M", "do", "-s", "8972", "192.168.2.10")
+		return err
+	})
+}
