@@ -1,0 +1,51 @@
+# weft: `make up` brings up the example cluster, `make test` runs every check.
+SHELL := /bin/bash
+GO        ?= go
+EXAMPLE   ?= examples/hello/weft.yaml
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+
+.PHONY: all build deps up down test vet staticcheck unit integration clean
+
+all: build
+
+build:
+	$(GO) build -o bin/weft ./cmd/weft
+	$(GO) build -o bin/hello ./examples/hello
+
+# Installs what the lab and the tests need when it is missing (Debian).
+deps:
+	@scripts/install-deps.sh
+
+up: deps build
+	./bin/weft up -f $(EXAMPLE)
+	@echo
+	@echo "Try:"
+	@echo "  ./bin/weft status -f $(EXAMPLE)"
+	@echo "  ./bin/weft exec -f $(EXAMPLE) api -- wget -qO- http://web:8080/      # by name, across hosts"
+	@echo "  ./bin/weft exec -f $(EXAMPLE) web/2 -- getent hosts store"
+	@echo "  ./bin/weft logs -f $(EXAMPLE) store"
+	@echo "  make down"
+
+down: build
+	./bin/weft down -f $(EXAMPLE)
+
+vet:
+	$(GO) vet ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
+
+integration: build
+	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/... 2>&1 | tee /tmp/weft-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+test: deps build vet staticcheck unit integration
+
+clean:
+	rm -rf bin

@@ -1,0 +1,215 @@
+// Package agent is the per-host reconciler: it reads the store and the kernel
+// and fixes the difference. It owns no outside resource of its own; it drives
+// store, overlay, runtime, health and dns.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/weft-dev/weft/internal/dns"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/runtime"
+	"github.com/weft-dev/weft/internal/spec"
+	"github.com/weft-dev/weft/internal/store"
+)
+
+// Config is what `weft agent` is started with.
+type Config struct {
+	Cluster   string
+	Host      string
+	StateRoot string
+	Exe       string // the weft binary, for container-init and `command: [weft, ...]`
+	Log       *slog.Logger
+}
+
+// Phases an agent goes through; the CLI shows them while waiting.
+const (
+	PhaseStartingEtcd = "starting-etcd"
+	PhaseConnecting   = "connecting"
+	PhaseReady        = "ready"
+)
+
+// hostLeaseTTL is how long a host stays "up" after its agent stops renewing.
+const hostLeaseTTL = 3 * time.Second
+
+// resyncInterval bounds how long a missed watch event can delay a fix.
+const resyncInterval = 2 * time.Second
+
+// Agent is one host's agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	boot   *spec.Cluster
+	self   spec.Host
+	hostNS netns.NsHandle
+	rt     *runtime.Runtime
+	dns    *dns.Server
+
+	phase atomic.Value // string
+	st    atomic.Pointer[store.Store]
+
+	mu         sync.Mutex
+	containers map[string]*containerRun
+	dnsStarted bool
+}
+
+// Run runs the agent until ctx is cancelled. Containers keep running after
+// it returns: a restarted agent adopts them.
+func Run(ctx context.Context, cfg Config) error {
+	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
+	if err != nil {
+		return err
+	}
+	self, ok := boot.HostByName(cfg.Host)
+	if !ok {
+		return fmt.Errorf("host %s is not in cluster %s", cfg.Host, cfg.Cluster)
+	}
+	hostNS, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("opening the host network namespace: %w", err)
+	}
+	defer hostNS.Close()
+	a := &Agent{
+		cfg:        cfg,
+		log:        cfg.Log,
+		boot:       boot,
+		self:       self,
+		hostNS:     hostNS,
+		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
+		dns:        dns.New(boot.Domain, cfg.Log),
+		containers: map[string]*containerRun{},
+	}
+	a.phase.Store(PhaseConnecting)
+
+	sock := naming.AgentSocket(cfg.StateRoot, cfg.Cluster, cfg.Host)
+	_ = os.Remove(sock)
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		return fmt.Errorf("creating socket dir: %w", err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", sock, err)
+	}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving agent API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx)
+		_ = a.dns.Close()
+		return nil
+	})
+	g.Go(func() error { return a.runControlPlane(ctx) })
+	err = g.Wait()
+	a.stopSupervisors()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) isManager() bool {
+	for _, r := range a.self.Roles {
+		if r == spec.RoleManager {
+			return true
+		}
+	}
+	return false
+}
+
+// runControlPlane starts the etcd member (managers), connects, registers the
+// host, and runs the leader and reconcile loops.
+func (a *Agent) runControlPlane(ctx context.Context) error {
+	if a.isManager() {
+		a.phase.Store(PhaseStartingEtcd)
+		initial := map[string]string{}
+		for _, h := range a.boot.Managers() {
+			initial[h.Name] = fmt.Sprintf("http://%s:2380", h.Address)
+		}
+		member, err := store.StartMember(ctx, store.MemberConfig{
+			Name:           a.self.Name,
+			DataDir:        filepath.Join(naming.HostStateDir(a.cfg.StateRoot, a.cfg.Cluster, a.cfg.Host), "etcd"),
+			PeerURL:        fmt.Sprintf("http://%s:2380", a.self.Address),
+			ClientURL:      fmt.Sprintf("http://%s:2379", a.self.Address),
+			InitialCluster: initial,
+			ClusterToken:   "weft-" + a.cfg.Cluster,
+			Log:            a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("starting etcd member %s: %w", a.self.Name, err)
+		}
+		defer member.Close()
+	}
+	a.phase.Store(PhaseConnecting)
+	var st *store.Store
+	for {
+		var err error
+		st, err = store.Connect(ctx, store.ClientURLs(a.boot), a.cfg.Cluster)
+		if err == nil {
+			break
+		}
+		a.log.Warn("connecting to the store", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	defer st.Close()
+	a.st.Store(st)
+
+	rec := model.HostRecord{
+		Name:        a.self.Name,
+		Subnet:      a.self.Subnet,
+		Address:     a.self.Address,
+		OverlayAddr: a.boot.HostOverlayAddr(a.self.Name),
+		Netns:       naming.HostNetns(a.cfg.Cluster, a.self.Name),
+		AgentPid:    os.Getpid(),
+		Manager:     a.isManager(),
+		Started:     time.Now().UTC(),
+	}
+	for {
+		err := st.RegisterHost(ctx, rec, hostLeaseTTL)
+		if err == nil {
+			break
+		}
+		a.log.Warn("registering host", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	a.phase.Store(PhaseReady)
+	a.log.Info("agent ready", "host", a.self.Name, "manager", a.isManager())
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.leaderLoop(ctx, st) })
+	g.Go(func() error { return a.reconcileLoop(ctx, st) })
+	return g.Wait()
+}
+
+// store returns the connected store, or nil before the agent is ready.
+func (a *Agent) store() *store.Store { return a.st.Load() }

@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// The bootstrap file tells a fresh agent who it is and where the managers
+// are, before any store exists. Everything after that comes from the store.
+func bootstrapPath(root, cluster, host string) string {
+	return filepath.Join(naming.HostStateDir(root, cluster, host), "bootstrap.json")
+}
+
+// WriteBootstrap records the cluster file an agent starts from; it rewrites
+// the file only when the content differs.
+func WriteBootstrap(root string, c *spec.Cluster, host string) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding bootstrap of host %s: %w", host, err)
+	}
+	p := bootstrapPath(root, c.Name, host)
+	if old, err := os.ReadFile(p); err == nil && string(old) == string(b) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("creating state dir of host %s: %w", host, err)
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("writing bootstrap of host %s: %w", host, err)
+	}
+	return os.Rename(tmp, p)
+}
+
+func readBootstrap(root, cluster, host string) (*spec.Cluster, error) {
+	b, err := os.ReadFile(bootstrapPath(root, cluster, host))
+	if err != nil {
+		return nil, fmt.Errorf("reading bootstrap of host %s (start agents with `weft up`): %w", host, err)
+	}
+	var c spec.Cluster
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("decoding bootstrap of host %s: %w", host, err)
+	}
+	return &c, nil
+}

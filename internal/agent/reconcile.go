@@ -1,0 +1,359 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/weft-dev/weft/internal/dns"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/overlay"
+	"github.com/weft-dev/weft/internal/runtime"
+	"github.com/weft-dev/weft/internal/spec"
+	"github.com/weft-dev/weft/internal/store"
+)
+
+// reconcileLoop makes this host match the store: overlay device and peer
+// entries, local containers, DNS answers, reported statuses.
+func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
+	changes := st.Changes(ctx)
+	tick := time.NewTicker(resyncInterval)
+	defer tick.Stop()
+	for {
+		if err := a.reconcileOnce(ctx, st); err != nil && ctx.Err() == nil {
+			a.log.Warn("reconciling host", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				return nil
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) hostConfig(c *spec.Cluster) overlay.HostConfig {
+	return overlay.HostConfig{
+		VNI:           c.Overlay.VNI,
+		Port:          c.Overlay.Port,
+		MTU:           c.Overlay.MTU,
+		Bridge:        c.Overlay.Bridge,
+		BridgeAddr:    netip.PrefixFrom(c.HostOverlayAddr(a.self.Name), c.Overlay.CIDR.Bits()),
+		LocalAddr:     a.self.Address,
+		UnderlayIface: naming.HostUnderlayIface,
+	}
+}
+
+func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store) error {
+	snap, err := st.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the store: %w", err)
+	}
+	c := snap.Spec
+	if c == nil {
+		return nil
+	}
+	hc := a.hostConfig(c)
+	if _, err := overlay.EnsureHost(a.hostNS, hc); err != nil {
+		return fmt.Errorf("programming the overlay device: %w", err)
+	}
+	if err := a.ensureDNS(ctx, hc); err != nil {
+		return err
+	}
+
+	// Peers: every container on another host, towards that host's underlay
+	// address as the file says (not as registered: a dead agent's containers
+	// keep running and stay reachable).
+	var peers []overlay.Peer
+	for _, as := range snap.Assign {
+		if as.Host == a.self.Name {
+			continue
+		}
+		h, ok := c.HostByName(as.Host)
+		if !ok {
+			continue
+		}
+		peers = append(peers, overlay.Peer{IP: as.IP, MAC: naming.MACFromIP(as.IP), Host: h.Address})
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].IP.Less(peers[j].IP) })
+	if res, err := overlay.SyncPeers(a.hostNS, hc, peers); err != nil {
+		return fmt.Errorf("programming overlay peers: %w", err)
+	} else if res.Added+res.Replaced+res.Deleted > 0 {
+		a.log.Info("overlay peers synced", "added", res.Added, "replaced", res.Replaced, "deleted", res.Deleted)
+	}
+
+	a.dns.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
+
+	local := map[string]model.Assignment{}
+	for name, as := range snap.Assign {
+		if as.Host == a.self.Name {
+			local[name] = as
+		}
+	}
+	recorded := map[string]bool{}
+	if recs, err := a.rt.Records(a.cfg.Cluster, a.self.Name); err == nil {
+		for _, r := range recs {
+			recorded[r.Container] = true
+		}
+	}
+
+	var errs []string
+	names := make([]string, 0, len(local))
+	for n := range local {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		as := local[name]
+		svc, ok := c.ServiceByName(as.Service)
+		if !ok {
+			continue
+		}
+		if err := a.ensureContainer(ctx, st, c, hc, svc, as, snap, recorded[name]); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+
+	// Containers that are no longer assigned here: running ones and ones
+	// left on disk by an earlier agent.
+	a.mu.Lock()
+	var gone []string
+	for name := range a.containers {
+		if _, ok := local[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	a.mu.Unlock()
+	for name := range recorded {
+		if _, ok := local[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	for _, name := range dedupe(gone) {
+		if err := a.removeContainer(ctx, st, name, snap.Status); err != nil {
+			errs = append(errs, fmt.Sprintf("removing %s: %v", name, err))
+		}
+	}
+
+	// Re-report statuses the store lost or that another writer overwrote.
+	a.mu.Lock()
+	runs := make([]*containerRun, 0, len(a.containers))
+	for _, r := range a.containers {
+		runs = append(runs, r)
+	}
+	a.mu.Unlock()
+	for _, r := range runs {
+		cur := r.snapshot()
+		if have, ok := snap.Status[cur.Container]; !ok || !sameStatus(have, cur) {
+			if err := st.PutStatusForce(ctx, cur); err != nil {
+				errs = append(errs, fmt.Sprintf("reporting %s: %v", cur.Container, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sameStatus(x, y model.ContainerStatus) bool {
+	x.Updated, y.Updated = time.Time{}, time.Time{}
+	return x == y
+}
+
+func (a *Agent) ensureDNS(ctx context.Context, hc overlay.HostConfig) error {
+	a.mu.Lock()
+	started := a.dnsStarted
+	a.mu.Unlock()
+	if started {
+		return nil
+	}
+	listen := netip.AddrPortFrom(hc.BridgeAddr.Addr(), 53).String()
+	if err := a.dns.Start(ctx, listen); err != nil {
+		return fmt.Errorf("starting the DNS resolver on %s: %w", listen, err)
+	}
+	a.mu.Lock()
+	a.dnsStarted = true
+	a.mu.Unlock()
+	return nil
+}
+
+// dependenciesReady says whether every service svc depends on has a healthy
+// instance somewhere in the cluster, and if not, which one is missing.
+func dependenciesReady(svc spec.Service, status map[string]model.ContainerStatus) (bool, string) {
+	for _, dep := range svc.DependsOn {
+		ok := false
+		for _, s := range status {
+			if s.Service == dep && s.Ready() {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false, dep
+		}
+	}
+	return true, ""
+}
+
+// runtimeConfig is everything the runtime needs to run one container.
+func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment) runtime.Config {
+	cmd := append([]string(nil), svc.Command...)
+	if len(cmd) > 0 && cmd[0] == "weft" {
+		cmd[0] = a.cfg.Exe
+	}
+	env := map[string]string{
+		"PATH":           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME":           "/root",
+		"WEFT_CLUSTER":   c.Name,
+		"WEFT_SERVICE":   svc.Name,
+		"WEFT_CONTAINER": as.Container,
+		"WEFT_HOST":      as.Host,
+		"WEFT_IP":        as.IP.String(),
+		"WEFT_DOMAIN":    c.Domain,
+	}
+	for k, v := range svc.Env {
+		env[k] = v
+	}
+	var vols []runtime.Mount
+	for _, v := range svc.Volumes {
+		vols = append(vols, runtime.Mount{
+			HostPath: naming.VolumeDir(a.cfg.StateRoot, c.Name, as.Container, v.Name),
+			Path:     v.Path,
+		})
+	}
+	return runtime.Config{
+		Cluster:    c.Name,
+		Host:       a.self.Name,
+		Container:  as.Container,
+		Service:    svc.Name,
+		Command:    cmd,
+		Env:        env,
+		Workdir:    svc.Workdir,
+		User:       svc.User,
+		Netns:      naming.ContainerNetns(c.Name, as.Container),
+		Hostname:   as.Container,
+		ResolvConf: fmt.Sprintf("nameserver %s\nsearch %s\noptions ndots:1 timeout:1 attempts:3\n", hc.BridgeAddr.Addr(), c.Domain),
+		Hosts:      fmt.Sprintf("127.0.0.1\tlocalhost\n%s\t%s.%s %s %s\n", as.IP, as.Container, c.Domain, as.Container, svc.Name),
+		Volumes:    vols,
+		Restart:    svc.Restart,
+	}
+}
+
+func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.Assignment) overlay.ContainerLink {
+	return overlay.ContainerLink{
+		Container: as.Container,
+		Netns:     naming.ContainerNetns(c.Name, as.Container),
+		Addr:      netip.PrefixFrom(as.IP, c.Overlay.CIDR.Bits()),
+		MAC:       naming.MACFromIP(as.IP),
+		MTU:       hc.MTU,
+	}
+}
+
+// ensureContainer wires the container's link and keeps one supervisor
+// running for it, restarting it only when its configuration changed.
+func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment, snap store.Snapshot, recorded bool) error {
+	rc := a.runtimeConfig(c, hc, svc, as)
+	hash := rc.Hash()
+	link := a.containerLink(c, hc, as)
+
+	a.mu.Lock()
+	run := a.containers[as.Container]
+	a.mu.Unlock()
+	if run != nil && run.hash == hash && run.assign == as {
+		// Keep the link right even if someone deleted it by hand.
+		if _, err := overlay.AttachContainer(a.hostNS, hc, link); err != nil {
+			return fmt.Errorf("wiring link: %w", err)
+		}
+		return nil
+	}
+	if run != nil {
+		a.log.Info("container changed, restarting", "container", as.Container)
+		a.stopRun(ctx, run)
+		if run.assign.IP != as.IP {
+			if err := overlay.DetachContainer(a.hostNS, as.Container, link.Netns); err != nil {
+				return fmt.Errorf("removing old link: %w", err)
+			}
+		}
+	}
+
+	base := model.ContainerStatus{
+		Container: as.Container, Service: as.Service, Host: a.self.Name,
+		IP: as.IP, MAC: as.MAC, Netns: link.Netns,
+	}
+	// A process already running from an earlier agent is adopted even if its
+	// dependencies look unhealthy right now: it was started once already.
+	if !recorded {
+		if ok, dep := dependenciesReady(svc, snap.Status); !ok {
+			base.State = model.StateWaiting
+			base.Health = model.HealthStarting
+			base.Message = "waiting for a healthy instance of " + dep
+			base.Updated = time.Now().UTC()
+			if have, ok := snap.Status[as.Container]; !ok || !sameStatus(have, base) {
+				return st.PutStatusForce(ctx, base)
+			}
+			return nil
+		}
+	}
+	if _, err := overlay.EnsureContainerNetns(link.Netns); err != nil {
+		return fmt.Errorf("creating network namespace: %w", err)
+	}
+	if _, err := overlay.AttachContainer(a.hostNS, hc, link); err != nil {
+		return fmt.Errorf("wiring link: %w", err)
+	}
+	for _, v := range rc.Volumes {
+		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
+			return fmt.Errorf("creating volume %s: %w", v.HostPath, err)
+		}
+	}
+	run = a.startRun(st, svc, as, rc, hash, base)
+	a.mu.Lock()
+	a.containers[as.Container] = run
+	a.mu.Unlock()
+	return nil
+}
+
+// removeContainer stops a container no longer assigned here, removes its
+// link and namespace, and withdraws its status (unless it moved and its new
+// host already reports it).
+func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name string, status map[string]model.ContainerStatus) error {
+	a.mu.Lock()
+	run := a.containers[name]
+	delete(a.containers, name)
+	a.mu.Unlock()
+	if run != nil {
+		a.stopRun(ctx, run)
+	}
+	if err := a.rt.Stop(ctx, a.cfg.Cluster, a.self.Name, name, 5*time.Second); err != nil {
+		return err
+	}
+	if err := overlay.DetachContainer(a.hostNS, name, naming.ContainerNetns(a.cfg.Cluster, name)); err != nil {
+		return err
+	}
+	if s, ok := status[name]; ok && s.Host == a.self.Name {
+		return st.DeleteStatus(ctx, name)
+	}
+	a.log.Info("container removed", "container", name)
+	return nil
+}

@@ -1,0 +1,231 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/plan"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathHealth, a.handleHealth)
+	mux.HandleFunc("POST "+api.PathApply, a.handleApply)
+	mux.HandleFunc("GET "+api.PathStatus, a.handleStatus)
+	mux.HandleFunc("GET "+api.PathLogs, a.handleLogs)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, api.ErrorBody{Error: err.Error()})
+}
+
+func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	phase, _ := a.phase.Load().(string)
+	writeJSON(w, http.StatusOK, api.Health{
+		Host:     a.self.Name,
+		Manager:  a.isManager(),
+		StoreOK:  a.store() != nil,
+		Phase:    phase,
+		Pid:      os.Getpid(),
+		RSSBytes: selfRSS(),
+	})
+}
+
+var errNotReady = errors.New("agent is not connected to the store yet; retry in a moment")
+
+func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
+	st := a.store()
+	if st == nil {
+		writeError(w, http.StatusServiceUnavailable, errNotReady)
+		return
+	}
+	var c spec.Cluster
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&c); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding cluster file: %w", err))
+		return
+	}
+	if probs := c.Validate(); len(probs) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, probs)
+		return
+	}
+	if c.Name != a.cfg.Cluster {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("this agent belongs to cluster %s, not %s", a.cfg.Cluster, c.Name))
+		return
+	}
+	prev, _, err := st.Assignments(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	next, err := plan.Place(&c, prev)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err)
+		return
+	}
+	changed, err := st.PutSpec(r.Context(), &c)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ApplyResult{SpecChanged: changed, Changes: plan.Diff(prev, next)})
+}
+
+func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := a.store()
+	if st == nil {
+		writeError(w, http.StatusServiceUnavailable, errNotReady)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	snap, err := st.Snapshot(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("reading the store: %w", err))
+		return
+	}
+	c := snap.Spec
+	if c == nil {
+		c = a.boot
+	}
+	out := api.Status{Cluster: a.cfg.Cluster, Applied: snap.Spec != nil}
+	members := a.memberStates(ctx, c)
+	perHost := map[string]int{}
+	for _, as := range snap.Assign {
+		perHost[as.Host]++
+	}
+	for _, h := range c.Hosts {
+		hs := api.HostStatus{
+			Name: h.Name, Subnet: h.Subnet, Address: h.Address.String(),
+			OverlayAddr: c.HostOverlayAddr(h.Name).String(),
+			Netns:       naming.HostNetns(c.Name, h.Name),
+			Agent:       "down", EtcdMember: "-", Containers: perHost[h.Name],
+		}
+		for _, role := range h.Roles {
+			if role == spec.RoleManager {
+				hs.Manager = true
+				hs.EtcdMember = members[h.Name]
+			}
+		}
+		if rec, ok := snap.Hosts[h.Name]; ok {
+			hs.Agent = "up"
+			hs.AgentPid = rec.AgentPid
+		}
+		out.Hosts = append(out.Hosts, hs)
+	}
+	if snap.Spec != nil {
+		out.Expected = snap.Spec.ContainerCount()
+	}
+	for name, as := range snap.Assign {
+		s, ok := snap.Status[name]
+		if !ok || s.Host != as.Host {
+			s = model.ContainerStatus{
+				Container: name, Service: as.Service, Host: as.Host, IP: as.IP, MAC: as.MAC,
+				Netns: naming.ContainerNetns(c.Name, name), State: "pending", Health: model.HealthStarting,
+				Message: "its host has not reported it yet",
+			}
+		}
+		out.Containers = append(out.Containers, s)
+	}
+	sort.Slice(out.Containers, func(i, j int) bool { return out.Containers[i].Container < out.Containers[j].Container })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// memberStates asks every manager's etcd member whether it is the leader.
+func (a *Agent) memberStates(ctx context.Context, c *spec.Cluster) map[string]string {
+	out := map[string]string{}
+	st := a.store()
+	for _, h := range c.Managers() {
+		ep := fmt.Sprintf("http://%s:2379", h.Address)
+		mctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		resp, err := st.Client().Status(mctx, ep)
+		cancel()
+		switch {
+		case err != nil:
+			out[h.Name] = "down"
+		case resp.Leader == resp.Header.MemberId:
+			out[h.Name] = "leader"
+		default:
+			out[h.Name] = "follower"
+		}
+	}
+	return out
+}
+
+func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("container")
+	path := a.rt.LogPath(a.cfg.Cluster, a.self.Name, name)
+	f, err := os.Open(path)
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Errorf("container %s has no log on host %s", name, a.self.Name))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, f); err != nil {
+		return
+	}
+	if r.URL.Query().Get("follow") == "" {
+		return
+	}
+	fl, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// selfRSS reads this process's resident set size from /proc.
+func selfRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

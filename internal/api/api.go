@@ -1,0 +1,179 @@
+// Package api is the agent's HTTP API over its unix socket: the request and
+// response types, and the client the CLI uses. The server side lives in the
+// agent package.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// Paths of the API.
+const (
+	PathHealth = "/v1/health"
+	PathApply  = "/v1/apply"
+	PathStatus = "/v1/status"
+	PathLogs   = "/v1/logs"
+)
+
+// Health is an agent's answer to "are you there, and is your store usable".
+type Health struct {
+	Host     string `json:"host"`
+	Manager  bool   `json:"manager"`
+	StoreOK  bool   `json:"store_ok"`
+	Phase    string `json:"phase"` // starting-etcd | connecting | ready
+	Pid      int    `json:"pid"`
+	RSSBytes int64  `json:"rss_bytes"`
+}
+
+// ApplyResult says what an apply will change.
+type ApplyResult struct {
+	SpecChanged bool          `json:"spec_changed"`
+	Changes     model.Changes `json:"changes"`
+}
+
+// HostStatus is one host as the cluster sees it.
+type HostStatus struct {
+	Name        string `json:"name"`
+	Subnet      string `json:"subnet"`
+	Address     string `json:"address"`
+	OverlayAddr string `json:"overlay_addr"`
+	Netns       string `json:"netns"`
+	Manager     bool   `json:"manager"`
+	Agent       string `json:"agent"`       // up | down
+	AgentPid    int    `json:"agent_pid"`   // as registered
+	EtcdMember  string `json:"etcd_member"` // leader | follower | down | - (not a manager)
+	Containers  int    `json:"containers"`
+}
+
+// Status is the whole cluster as the store and the agents see it.
+type Status struct {
+	Cluster    string                  `json:"cluster"`
+	Applied    bool                    `json:"applied"` // a spec is in the store
+	Hosts      []HostStatus            `json:"hosts"`
+	Containers []model.ContainerStatus `json:"containers"` // one per assignment; State "pending" when its host has not reported yet
+	Expected   int                     `json:"expected"`   // containers the applied spec asks for
+}
+
+// Client talks to one agent over its unix socket.
+type Client struct {
+	Socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the agent listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableKeepAlives: true,
+	}
+	return &Client{Socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// ErrorBody is how the agent reports a failed request.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encoding request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling agent at %s: %w", c.Socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		b, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+			return errors.New(eb.Error)
+		}
+		return fmt.Errorf("agent at %s: %s: %s", c.Socket, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding agent answer: %w", err)
+	}
+	return nil
+}
+
+// Health asks the agent whether it is up and its store usable.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	err := c.do(ctx, http.MethodGet, PathHealth, nil, &h)
+	return h, err
+}
+
+// Apply hands the agent a validated cluster file to store as desired state.
+func (c *Client) Apply(ctx context.Context, cl *spec.Cluster) (ApplyResult, error) {
+	var r ApplyResult
+	err := c.do(ctx, http.MethodPost, PathApply, cl, &r)
+	return r, err
+}
+
+// Status returns the cluster's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodGet, PathStatus, nil, &s)
+	return s, err
+}
+
+// Logs streams a container's output (it must run on this agent's host) to w.
+func (c *Client) Logs(ctx context.Context, container string, follow bool, w io.Writer) error {
+	q := url.Values{"container": {container}}
+	if follow {
+		q.Set("follow", "1")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent"+PathLogs+"?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling agent at %s: %w", c.Socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var eb ErrorBody
+		b, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+			return errors.New(eb.Error)
+		}
+		return fmt.Errorf("agent: %s", resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	if err != nil && (errors.Is(err, context.Canceled) || ctx.Err() != nil) {
+		return nil
+	}
+	return err
+}
+
+// DefaultTimeout bounds a single API call from the CLI.
+const DefaultTimeout = 10 * time.Second

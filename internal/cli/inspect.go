@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/runtime"
+)
+
+// anyAgent returns a client of the first agent of the cluster that answers
+// with a usable store: status works as long as one agent does.
+func anyAgent(ctx context.Context, g *globals, cluster string) (*api.Client, error) {
+	socks, _ := filepath.Glob(filepath.Join(naming.StateDir(g.stateRoot, cluster), "hosts", "*", "agent.sock"))
+	if len(socks) == 0 {
+		return nil, &exitError{code: 1, err: fmt.Errorf("cluster %s does not exist on this machine (start it with `weft up`)", cluster)}
+	}
+	sort.Strings(socks)
+	for _, s := range socks {
+		cl := api.NewClient(s)
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		h, err := cl.Health(hctx)
+		cancel()
+		if err == nil && h.StoreOK {
+			return cl, nil
+		}
+	}
+	return nil, &exitError{code: 1, err: fmt.Errorf("no agent of cluster %s answers (run `weft up` to restart them)", cluster)}
+}
+
+func clusterStatus(ctx context.Context, g *globals) (api.Status, error) {
+	name, err := g.clusterName()
+	if err != nil {
+		return api.Status{}, err
+	}
+	cl, err := anyAgent(ctx, g, name)
+	if err != nil {
+		return api.Status{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, api.DefaultTimeout)
+	defer cancel()
+	return cl.Status(ctx)
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show hosts (subnet, address, netns, agent, etcd member) and containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := clusterStatus(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(g.stdout).Encode(st)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintf(tw, "HOST\tSUBNET\tADDRESS\tOVERLAY\tNETNS\tAGENT\tETCD\tCONTAINERS\n")
+			for _, h := range st.Hosts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, h.Subnet, h.Address, h.OverlayAddr, h.Netns, h.Agent, h.EtcdMember, h.Containers)
+			}
+			fmt.Fprintln(tw)
+			printContainers(tw, st.Containers, true)
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func printContainers(tw *tabwriter.Writer, cs []model.ContainerStatus, wide bool) {
+	if wide {
+		fmt.Fprintf(tw, "CONTAINER\tSERVICE\tHOST\tADDRESS\tMAC\tNETNS\tPID\tSTATE\tHEALTH\tRESTARTS\tMESSAGE\n")
+	} else {
+		fmt.Fprintf(tw, "CONTAINER\tHOST\tADDRESS\tPID\tSTATE\tHEALTH\n")
+	}
+	for _, c := range cs {
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", c.Container, c.Service, c.Host, c.IP, c.MAC, c.Netns, c.Pid, c.State, c.Health, c.Restarts, c.Message)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Container, c.Host, c.IP, c.Pid, c.State, c.Health)
+		}
+	}
+}
+
+func newPsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List the containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := clusterStatus(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(g.stdout).Encode(st.Containers)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
+			printContainers(tw, st.Containers, false)
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+// findContainer resolves SERVICE, SERVICE/N or a container name.
+func findContainer(st api.Status, ref string) (model.ContainerStatus, error) {
+	want := ref
+	if svc, idx, ok := strings.Cut(ref, "/"); ok {
+		n, err := strconv.Atoi(idx)
+		if err != nil || n < 1 {
+			return model.ContainerStatus{}, &exitError{code: exitBadInput, err: fmt.Errorf("%q: the replica after / must be a number from 1, as in %s/1", ref, svc)}
+		}
+		want = naming.ContainerName(svc, n)
+	}
+	var ofService []string
+	for _, c := range st.Containers {
+		if c.Container == want {
+			return c, nil
+		}
+		if c.Service == ref {
+			ofService = append(ofService, c.Container)
+		}
+	}
+	if len(ofService) == 1 {
+		for _, c := range st.Containers {
+			if c.Container == ofService[0] {
+				return c, nil
+			}
+		}
+	}
+	if len(ofService) > 1 {
+		sort.Strings(ofService)
+		return model.ContainerStatus{}, &exitError{code: exitBadInput, err: fmt.Errorf("service %s has %d replicas (%s): say which, as in %s/1", ref, len(ofService), strings.Join(ofService, ", "), ref)}
+	}
+	var all []string
+	for _, c := range st.Containers {
+		all = append(all, c.Container)
+	}
+	sort.Strings(all)
+	return model.ContainerStatus{}, &exitError{code: exitBadInput, err: fmt.Errorf("no container or service %q in cluster %s; containers: %s", ref, st.Cluster, strings.Join(all, ", "))}
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs SERVICE[/N]",
+		Short: "Print a container's output",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := clusterStatus(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			c, err := findContainer(st, args[0])
+			if err != nil {
+				return err
+			}
+			cl := api.NewClient(naming.AgentSocket(g.stateRoot, st.Cluster, c.Host))
+			return cl.Logs(cmd.Context(), c.Container, follow, g.stdout)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing new output")
+	// -f is the cluster file everywhere; accept --follow and -F.
+	return cmd
+}
+
+func newExecCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec SERVICE[/N] -- CMD [ARGS...]",
+		Short: "Run a command inside a container's namespaces; its exit status becomes weft's",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := clusterStatus(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			c, err := findContainer(st, args[0])
+			if err != nil {
+				return err
+			}
+			if c.Pid <= 0 || c.State != model.StateRunning {
+				return &exitError{code: 1, err: fmt.Errorf("container %s is %s, not running: %s", c.Container, c.State, c.Message)}
+			}
+			x := runtime.ExecCommand(cmd.Context(), c.Pid, args[1:])
+			x.Stdin, x.Stdout, x.Stderr = os.Stdin, g.stdout, g.stderr
+			err = x.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return &exitError{code: ee.ExitCode()}
+			}
+			return err
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}

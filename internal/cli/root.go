@@ -1,0 +1,123 @@
+// Package cli is weft's command line: it parses flags, calls the provider and
+// the agents, and renders. It holds no logic of its own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// exitError carries a specific exit status out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+// Exit status 2 means the input was refused: nothing was touched.
+const exitBadInput = 2
+
+type globals struct {
+	file      string
+	cluster   string
+	stateRoot string
+	verbose   bool
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+func (g *globals) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// loadFile loads and validates the cluster file, turning problems into exit
+// status 2 with every problem printed.
+func (g *globals) loadFile() (*spec.Cluster, error) {
+	c, err := spec.Load(g.file)
+	if err != nil {
+		var probs spec.Problems
+		if errors.As(err, &probs) {
+			fmt.Fprintf(g.stderr, "%s: %d problem(s), nothing was changed:\n", g.file, len(probs))
+			for _, p := range probs {
+				fmt.Fprintf(g.stderr, "  %s\n", spec.Problems{p}.Error())
+			}
+			return nil, &exitError{code: exitBadInput}
+		}
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	return c, nil
+}
+
+// clusterName is --cluster, or the name in the cluster file.
+func (g *globals) clusterName() (string, error) {
+	if g.cluster != "" {
+		return g.cluster, nil
+	}
+	c, err := g.loadFile()
+	if err != nil {
+		return "", err
+	}
+	return c.Name, nil
+}
+
+// Main runs the command line and returns the process exit status.
+func Main(args []string) int {
+	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
+	root := &cobra.Command{
+		Use:           "weft",
+		Short:         "Run microservices across hosts joined by one VXLAN overlay",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	stateRoot := os.Getenv("WEFT_STATE_ROOT")
+	if stateRoot == "" {
+		stateRoot = naming.DefaultStateRoot
+	}
+	root.PersistentFlags().StringVarP(&g.file, "file", "f", "weft.yaml", "cluster file")
+	root.PersistentFlags().StringVar(&g.cluster, "cluster", "", "cluster name (instead of reading it from the cluster file)")
+	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", stateRoot, "where weft keeps cluster state on this machine")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")
+	_ = root.PersistentFlags().MarkHidden("state-root")
+
+	root.AddCommand(
+		newUpCmd(g), newDownCmd(g), newValidateCmd(g), newStatusCmd(g), newPsCmd(g),
+		newLogsCmd(g), newExecCmd(g), newAgentCmd(g), newContainerInitCmd(),
+	)
+	root.SetArgs(args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(g.stderr, "weft: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(g.stderr, "weft: %v\n", err)
+	return 1
+}

@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-dev/weft/internal/agent"
+	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/lab"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// UpResult is what `weft up --json` prints.
+type UpResult struct {
+	Cluster     string        `json:"cluster"`
+	Created     bool          `json:"created"` // the cluster did not exist before
+	SpecChanged bool          `json:"spec_changed"`
+	Changes     model.Changes `json:"changes"`
+	Healthy     int           `json:"healthy"`
+	Expected    int           `json:"expected"`
+	Seconds     float64       `json:"seconds"`
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create the cluster in the file, or converge it to the file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.loadFile()
+			if err != nil {
+				return err
+			}
+			res, err := up(cmd.Context(), g, c, timeout, !asJSON)
+			if asJSON {
+				_ = json.NewEncoder(g.stdout).Encode(res)
+			}
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long to wait for every service to become healthy")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration, progress bool) (UpResult, error) {
+	start := time.Now()
+	res := UpResult{Cluster: c.Name}
+	say := func(format string, args ...any) {
+		if progress {
+			fmt.Fprintf(g.stdout, format+"\n", args...)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return res, &exitError{code: 1, err: errors.New("weft up builds network namespaces and needs root; run it with sudo")}
+	}
+	l := &lab.Lab{StateRoot: g.stateRoot, Log: g.logger()}
+	existed, err := l.Exists(c.Name)
+	if err != nil {
+		return res, err
+	}
+	res.Created = !existed
+	say("cluster %s: underlay (router + %d hosts in %d subnets)", c.Name, len(c.Hosts), len(c.Network.Subnets))
+	if _, err := l.Ensure(ctx, c); err != nil {
+		if !existed {
+			// Never leave half a cluster behind.
+			_, _ = l.Destroy(context.Background(), c.Name, true)
+		}
+		return res, fmt.Errorf("building the underlay: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return res, fmt.Errorf("finding the weft binary: %w", err)
+	}
+	for _, h := range c.Hosts {
+		if err := agent.WriteBootstrap(g.stateRoot, c, h.Name); err != nil {
+			return res, err
+		}
+		args := []string{"agent", "--cluster", c.Name, "--host", h.Name, "--state-root", g.stateRoot}
+		if _, err := l.StartAgent(ctx, c.Name, h.Name, exe, args); err != nil {
+			return res, fmt.Errorf("starting the agent of %s: %w", h.Name, err)
+		}
+	}
+	say("agents: starting %d (etcd members on %s)", len(c.Hosts), strings.Join(managerNames(c), ", "))
+	client, err := waitAgents(ctx, g, c, 90*time.Second)
+	if err != nil {
+		return res, err
+	}
+	ar, err := client.Apply(ctx, c)
+	if err != nil {
+		return res, fmt.Errorf("applying the cluster file: %w", err)
+	}
+	res.SpecChanged, res.Changes = ar.SpecChanged, ar.Changes
+	say("changes: %d%s", ar.Changes.Count(), describeChanges(ar.Changes))
+
+	deadline := time.Now().Add(timeout)
+	lastLine := ""
+	for {
+		st, err := client.Status(ctx)
+		if err == nil {
+			ready, total := countReady(st)
+			res.Healthy, res.Expected = ready, st.Expected
+			line := fmt.Sprintf("containers: %d/%d healthy", ready, st.Expected)
+			if line != lastLine {
+				say("%s", line)
+				lastLine = line
+			}
+			if st.Applied && total == st.Expected && ready == st.Expected {
+				res.Seconds = time.Since(start).Seconds()
+				say("cluster %s is up in %.1fs: %d hosts, %d containers healthy", c.Name, res.Seconds, len(c.Hosts), ready)
+				say("next: weft status -f %s | weft ps | weft exec SERVICE -- CMD | weft down", g.file)
+				return res, nil
+			}
+			if time.Now().After(deadline) {
+				res.Seconds = time.Since(start).Seconds()
+				return res, &exitError{code: 1, err: fmt.Errorf("not every service became healthy within %s:\n%s", timeout, notReady(st))}
+			}
+		} else if time.Now().After(deadline) {
+			return res, fmt.Errorf("reading status: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func managerNames(c *spec.Cluster) []string {
+	var out []string
+	for _, h := range c.Managers() {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+func describeChanges(ch model.Changes) string {
+	var parts []string
+	if len(ch.Added) > 0 {
+		parts = append(parts, "added "+strings.Join(ch.Added, " "))
+	}
+	if len(ch.Removed) > 0 {
+		parts = append(parts, "removed "+strings.Join(ch.Removed, " "))
+	}
+	if len(ch.Moved) > 0 {
+		parts = append(parts, "moved "+strings.Join(ch.Moved, " "))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+func countReady(st api.Status) (ready, total int) {
+	for _, c := range st.Containers {
+		total++
+		if c.Ready() {
+			ready++
+		}
+	}
+	return ready, total
+}
+
+func notReady(st api.Status) string {
+	var b strings.Builder
+	for _, c := range st.Containers {
+		if c.Ready() {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s on %s: state %s, health %s", c.Container, c.Host, c.State, c.Health)
+		if c.Message != "" {
+			fmt.Fprintf(&b, ": %s", c.Message)
+		}
+		b.WriteString("\n")
+	}
+	for _, h := range st.Hosts {
+		if h.Agent != "up" {
+			fmt.Fprintf(&b, "  host %s: agent %s\n", h.Name, h.Agent)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// waitAgents waits until every agent answers and is connected to the store,
+// and returns a client of one of them.
+func waitAgents(ctx context.Context, g *globals, c *spec.Cluster, limit time.Duration) (*api.Client, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		phases := map[string]string{}
+		var ready *api.Client
+		allReady := true
+		for _, h := range c.Hosts {
+			cl := api.NewClient(naming.AgentSocket(g.stateRoot, c.Name, h.Name))
+			hctx, cancel := context.WithTimeout(ctx, time.Second)
+			hh, err := cl.Health(hctx)
+			cancel()
+			switch {
+			case err != nil:
+				phases[h.Name] = "not answering"
+				allReady = false
+			case hh.Phase != agent.PhaseReady:
+				phases[h.Name] = hh.Phase
+				allReady = false
+			default:
+				phases[h.Name] = hh.Phase
+				if ready == nil {
+					ready = cl
+				}
+			}
+		}
+		if allReady && ready != nil {
+			return ready, nil
+		}
+		if time.Now().After(deadline) {
+			var lines []string
+			for h, p := range phases {
+				lines = append(lines, fmt.Sprintf("  %s: %s (log: %s)", h, p, naming.HostStateDir(g.stateRoot, c.Name, h)+"/agent.log"))
+			}
+			sort.Strings(lines)
+			return nil, fmt.Errorf("agents not ready after %s:\n%s", limit, strings.Join(lines, "\n"))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	var keepVolumes bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove everything of the cluster: namespaces, links, processes, mounts, state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := g.clusterName()
+			if err != nil {
+				return err
+			}
+			l := &lab.Lab{StateRoot: g.stateRoot, Log: g.logger()}
+			rm, err := l.Destroy(cmd.Context(), name, keepVolumes)
+			if err != nil {
+				return fmt.Errorf("removing cluster %s: %w", name, err)
+			}
+			fmt.Fprintf(g.stdout, "cluster %s removed: %d namespaces, %d processes\n", name, len(rm.Namespaces), rm.Processes)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&keepVolumes, "keep-volumes", false, "keep the volume directories")
+	return cmd
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Check a cluster file without touching anything",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := g.loadFile()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s: cluster %s is valid: %d hosts, %d services, %d containers\n", g.file, c.Name, len(c.Hosts), len(c.Services), c.ContainerCount())
+			return nil
+		},
+	}
+}

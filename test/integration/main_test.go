@@ -1,0 +1,171 @@
+// Package integration drives the weft binary against real lab clusters:
+// namespaces, veths, VXLAN, etcd, containers. It needs root.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/naming"
+)
+
+// Paths of the binaries built once for the whole run.
+var (
+	weftBin  string
+	helloBin string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("integration tests need root (network namespaces); skipping")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "weft-it-")
+	if err != nil {
+		panic(err)
+	}
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		panic(err)
+	}
+	modDir := filepath.Dir(strings.TrimSpace(string(root)))
+	weftBin = filepath.Join(dir, "weft")
+	helloBin = filepath.Join(dir, "hello")
+	for bin, pkg := range map[string]string{weftBin: "./cmd/weft", helloBin: "./examples/hello"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd.Dir = modDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Printf("building %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// uniqueName gives every test cluster its own name.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s%04x", prefix, rand.IntN(0xffff))
+}
+
+// result is one run of the weft binary.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func weft(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, weftBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			t.Fatalf("running weft %v: %v", args, err)
+		}
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func mustWeft(t *testing.T, args ...string) string {
+	t.Helper()
+	r := weft(t, args...)
+	if r.code != 0 {
+		t.Fatalf("weft %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// cluster is one lab cluster brought up for a test.
+type cluster struct {
+	name string
+	file string
+}
+
+// writeCluster writes a cluster file from a template where NAME and HELLO
+// stand for the cluster name and the hello binary.
+func writeCluster(t *testing.T, name, tmpl string) cluster {
+	t.Helper()
+	body := strings.NewReplacer("NAME", name, "HELLO", helloBin).Replace(tmpl)
+	file := filepath.Join(t.TempDir(), "weft.yaml")
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cluster{name: name, file: file}
+}
+
+// upCluster brings the cluster up and removes it when the test ends, also on
+// failure.
+func upCluster(t *testing.T, c cluster) {
+	t.Helper()
+	t.Cleanup(func() {
+		r := weft(t, "down", "--cluster", c.name)
+		if r.code != 0 {
+			t.Errorf("weft down %s: %s%s", c.name, r.stdout, r.stderr)
+		}
+	})
+	mustWeft(t, "up", "-f", c.file)
+}
+
+func (c cluster) rewrite(t *testing.T, tmpl string) {
+	t.Helper()
+	body := strings.NewReplacer("NAME", c.name, "HELLO", helloBin).Replace(tmpl)
+	if err := os.WriteFile(c.file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c cluster) status(t *testing.T) api.Status {
+	t.Helper()
+	out := mustWeft(t, "status", "--json", "-f", c.file)
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("decoding status: %v\n%s", err, out)
+	}
+	return st
+}
+
+// exec runs argv inside a container and returns its output and exit code.
+func (c cluster) exec(t *testing.T, container string, argv ...string) result {
+	t.Helper()
+	return weft(t, append([]string{"exec", "-f", c.file, container, "--"}, argv...)...)
+}
+
+// inNetns runs a command inside a named network namespace (a lab host or
+// router): test clients never run in the root namespace.
+func inNetns(ns string, argv ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+}
+
+func hostNetns(c cluster, host string) string { return naming.HostNetns(c.name, host) }
+
+// eventually polls cond until it holds or the limit passes.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, limit, err)
+}
