@@ -201,7 +201,14 @@ func newExecCmd(g *globals) *cobra.Command {
 			if c.Pid <= 0 || c.State != model.StateRunning {
 				return &exitError{code: 1, err: fmt.Errorf("container %s is %s, not running: %s", c.Container, c.State, c.Message)}
 			}
-			x := runtime.ExecCommand(cmd.Context(), c.Pid, args[1:])
+			argv := args[1:]
+			if len(argv) > 0 && argv[0] == "--" {
+				argv = argv[1:]
+			}
+			if len(argv) == 0 {
+				return &exitError{code: exitBadInput, err: fmt.Errorf("no command given: weft exec %s -- CMD [ARGS...]", args[0])}
+			}
+			x := runtime.ExecCommand(cmd.Context(), c.Pid, argv)
 			x.Stdin, x.Stdout, x.Stderr = os.Stdin, g.stdout, g.stderr
 			err = x.Run()
 			var ee *exec.ExitError
