@@ -1,0 +1,457 @@
+// Package store owns weft's control plane in etcd: the key layout under
+// naming.StoreRoot(cluster) and every etcd call, plus the embedded etcd
+// members that manager agents run.
+//
+// Keys, relative to the root "/weft/<cluster>/":
+//
+//	spec                the applied cluster file (JSON of spec.Cluster)
+//	hosts/<host>        model.HostRecord, under the host agent's lease
+//	assign/<container>  model.Assignment, written by the leader only
+//	status/<container>  model.ContainerStatus, written by the container's host agent
+//	leader/<lease>      election keys (concurrency.Election)
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// Ports of the embedded members on each manager's underlay address.
+const (
+	ClientPort = 2379
+	PeerPort   = 2380
+)
+
+const (
+	dialTimeout = 2 * time.Second
+	// statusRefresh bounds how long PutStatus trusts its cache: after it, an
+	// unchanged status is written again, which repairs a status deleted behind
+	// this Store's back and keeps Updated from going stale forever.
+	statusRefresh = time.Minute
+)
+
+// ErrNotLeader is returned by ReplaceAssignments when its guard no longer
+// holds: another agent has become leader since the guard was taken.
+var ErrNotLeader = errors.New("not the leader any more: the leadership guard failed")
+
+// Store is one agent's (or the CLI's) connection to a cluster's etcd. It is
+// safe for concurrent use.
+type Store struct {
+	client *clientv3.Client
+	root   string
+
+	statusMu      sync.Mutex
+	statusWritten map[string]writtenStatus // container -> what PutStatus last wrote
+}
+
+type writtenStatus struct {
+	body []byte // JSON with Updated zeroed
+	at   time.Time
+}
+
+// Snapshot is the cluster's state read at one etcd revision.
+type Snapshot struct {
+	Spec     *spec.Cluster // nil before the first apply
+	Hosts    map[string]model.HostRecord
+	Assign   map[string]model.Assignment
+	Status   map[string]model.ContainerStatus
+	Revision int64
+}
+
+// Connect connects to the etcd members at endpoints (client URLs) for the
+// named cluster. It fails when no endpoint answers within 2s.
+func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, error) {
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given (the cluster file names no manager hosts?)", cluster)
+	}
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: dialTimeout,
+		Context:     context.WithoutCancel(ctx),
+		// The client's own warnings (retries while a member restarts) are noise
+		// for weft, which reports the errors its callers get.
+		Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
+	}
+	if err := anyEndpointAnswers(ctx, client, endpoints); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return &Store{
+		client:        client,
+		root:          naming.StoreRoot(cluster),
+		statusWritten: map[string]writtenStatus{},
+	}, nil
+}
+
+// anyEndpointAnswers asks every endpoint for its status in parallel, because
+// gRPC dials lazily: without it a wrong address would only show up as a
+// timeout on the first request.
+func anyEndpointAnswers(ctx context.Context, client *clientv3.Client, endpoints []string) error {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	errs := make(chan error, len(endpoints))
+	for _, ep := range endpoints {
+		go func() {
+			_, err := client.Status(ctx, ep)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", ep, err)
+			}
+			errs <- err
+		}()
+	}
+	var failures []error
+	for range endpoints {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		failures = append(failures, err)
+	}
+	return fmt.Errorf("no etcd endpoint answered within %s (are the manager agents running and reachable from here?): %w",
+		dialTimeout, errors.Join(failures...))
+}
+
+// Close closes the connection. Host registrations and leadership made
+// through this Store are not revoked by Close: they expire with their lease,
+// as if the process had died. Cancel their contexts first for a clean exit.
+func (s *Store) Close() error { return s.client.Close() }
+
+// closed reports whether Close was called, which ends every background loop.
+func (s *Store) closed() bool { return s.client.Ctx().Err() != nil }
+
+// Client is the underlying etcd client, for callers that need etcd
+// directly (tests, diagnostics).
+func (s *Store) Client() *clientv3.Client { return s.client }
+
+func (s *Store) specKey() string              { return s.root + "spec" }
+func (s *Store) hostsPrefix() string          { return s.root + "hosts/" }
+func (s *Store) assignPrefix() string         { return s.root + "assign/" }
+func (s *Store) statusPrefix() string         { return s.root + "status/" }
+func (s *Store) leaderPrefix() string         { return s.root + "leader" }
+func (s *Store) hostKey(name string) string   { return s.hostsPrefix() + name }
+func (s *Store) assignKey(name string) string { return s.assignPrefix() + name }
+func (s *Store) statusKey(name string) string { return s.statusPrefix() + name }
+
+// PutSpec stores the applied cluster file. It writes only when the JSON
+// differs from the stored one, in one transaction, and reports whether it did.
+func (s *Store) PutSpec(ctx context.Context, c *spec.Cluster) (changed bool, err error) {
+	body, err := json.Marshal(c)
+	if err != nil {
+		return false, fmt.Errorf("encoding cluster file %s: %w", c.Name, err)
+	}
+	key := s.specKey()
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(key), "=", string(body))).
+		Else(clientv3.OpPut(key, string(body))).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("writing cluster file to %s: %w", key, err)
+	}
+	return !resp.Succeeded, nil
+}
+
+// Spec returns the applied cluster file, or nil, nil when none was applied yet.
+func (s *Store) Spec(ctx context.Context) (*spec.Cluster, error) {
+	resp, err := s.client.Get(ctx, s.specKey())
+	if err != nil {
+		return nil, fmt.Errorf("reading cluster file from %s: %w", s.specKey(), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return decodeSpec(resp.Kvs[0].Value)
+}
+
+func decodeSpec(body []byte) (*spec.Cluster, error) {
+	var c spec.Cluster
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("decoding stored cluster file: %w", err)
+	}
+	return &c, nil
+}
+
+// RegisterHost puts rec under a lease of ttl (at least 1s; etcd may round
+// it up to its minimum, about 2s) and returns after that first put. In the
+// background it keeps the lease alive until ctx ends, then revokes it so the
+// host disappears at once. If the lease is lost (etcd unreachable for longer
+// than ttl), it registers again with a new lease as soon as etcd answers.
+func (s *Store) RegisterHost(ctx context.Context, rec model.HostRecord, ttl time.Duration) error {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding host record %s: %w", rec.Name, err)
+	}
+	ttlSeconds := int64(max((ttl+time.Second-1)/time.Second, 1))
+	keepAlive, lease, err := s.putLeased(ctx, s.hostKey(rec.Name), string(body), ttlSeconds)
+	if err != nil {
+		return fmt.Errorf("registering host %s: %w", rec.Name, err)
+	}
+	go s.keepRegistered(ctx, rec.Name, string(body), ttlSeconds, lease, keepAlive)
+	return nil
+}
+
+// putLeased grants a lease, puts key under it and starts keeping it alive
+// until ctx ends.
+func (s *Store) putLeased(ctx context.Context, key, value string, ttlSeconds int64) (<-chan *clientv3.LeaseKeepAliveResponse, clientv3.LeaseID, error) {
+	grant, err := s.client.Grant(ctx, ttlSeconds)
+	if err != nil {
+		return nil, 0, fmt.Errorf("granting a %ds lease: %w", ttlSeconds, err)
+	}
+	if _, err := s.client.Put(ctx, key, value, clientv3.WithLease(grant.ID)); err != nil {
+		s.revoke(grant.ID)
+		return nil, 0, fmt.Errorf("writing %s: %w", key, err)
+	}
+	keepAlive, err := s.client.KeepAlive(ctx, grant.ID)
+	if err != nil {
+		s.revoke(grant.ID)
+		return nil, 0, fmt.Errorf("keeping lease of %s alive: %w", key, err)
+	}
+	return keepAlive, grant.ID, nil
+}
+
+func (s *Store) keepRegistered(ctx context.Context, host, body string, ttlSeconds int64,
+	lease clientv3.LeaseID, keepAlive <-chan *clientv3.LeaseKeepAliveResponse) {
+	retry := newBackoff(100*time.Millisecond, 2*time.Second)
+	for {
+		for range keepAlive {
+		}
+		// The channel closes when ctx ends or when no keepalive got through
+		// for a whole ttl, in which case etcd has dropped (or will drop) the
+		// lease and the record with it.
+		if ctx.Err() != nil {
+			s.revoke(lease)
+			return
+		}
+		if s.closed() {
+			return
+		}
+		for {
+			var err error
+			keepAlive, lease, err = s.putLeased(ctx, s.hostKey(host), body, ttlSeconds)
+			if err == nil {
+				retry.reset()
+				break
+			}
+			if s.closed() || !retry.wait(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// revoke drops a lease now rather than waiting for its ttl; it runs after
+// the caller's context has ended, so it has its own short deadline.
+func (s *Store) revoke(lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	_, _ = s.client.Revoke(ctx, lease) // best effort: the lease expires anyway
+}
+
+// Hosts returns the registered, alive hosts by name.
+func (s *Store) Hosts(ctx context.Context) (map[string]model.HostRecord, error) {
+	resp, err := s.client.Get(ctx, s.hostsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("listing hosts under %s: %w", s.hostsPrefix(), err)
+	}
+	return decodeAll[model.HostRecord](resp.Kvs, s.hostsPrefix())
+}
+
+// Assignments returns the current assignments by container and the etcd
+// revision they were read at.
+func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, int64, error) {
+	resp, err := s.client.Get(ctx, s.assignPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing assignments under %s: %w", s.assignPrefix(), err)
+	}
+	assign, err := decodeAll[model.Assignment](resp.Kvs, s.assignPrefix())
+	return assign, resp.Header.Revision, err
+}
+
+// ReplaceAssignments turns prev (what the caller read) into next: it puts
+// the assignments that are new or differ and deletes those gone, in one
+// transaction that applies only if every guard comparison holds (pass
+// Leadership.Guard(), or nil for none). A failed guard returns ErrNotLeader
+// and changes nothing.
+func (s *Store) ReplaceAssignments(ctx context.Context, prev, next map[string]model.Assignment, guard []clientv3.Cmp) error {
+	ops, err := s.assignmentOps(prev, next)
+	if err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	resp, err := s.client.Txn(ctx).If(guard...).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("writing %d assignment changes: %w", len(ops), err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("writing %d assignment changes: %w", len(ops), ErrNotLeader)
+	}
+	return nil
+}
+
+func (s *Store) assignmentOps(prev, next map[string]model.Assignment) ([]clientv3.Op, error) {
+	var ops []clientv3.Op
+	for _, name := range slices.Sorted(maps.Keys(next)) {
+		a := next[name]
+		if old, ok := prev[name]; ok && old == a {
+			continue
+		}
+		if a.Container != name {
+			return nil, fmt.Errorf("assignment under key %q names container %q: the map key must be the container name", name, a.Container)
+		}
+		body, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("encoding assignment %s: %w", name, err)
+		}
+		ops = append(ops, clientv3.OpPut(s.assignKey(name), string(body)))
+	}
+	for _, name := range slices.Sorted(maps.Keys(prev)) {
+		if _, ok := next[name]; !ok {
+			ops = append(ops, clientv3.OpDelete(s.assignKey(name)))
+		}
+	}
+	return ops, nil
+}
+
+// PutStatus writes a container's status if it differs, Updated aside, from
+// what this Store last wrote for it (or that was over a minute ago). It
+// assumes this Store is the only writer of the container's status.
+func (s *Store) PutStatus(ctx context.Context, st model.ContainerStatus) error {
+	unstamped := st
+	unstamped.Updated = time.Time{}
+	body, err := json.Marshal(unstamped)
+	if err != nil {
+		return fmt.Errorf("encoding status of %s: %w", st.Container, err)
+	}
+	now := time.Now()
+	s.statusMu.Lock()
+	last, ok := s.statusWritten[st.Container]
+	s.statusMu.Unlock()
+	if ok && bytes.Equal(last.body, body) && now.Sub(last.at) < statusRefresh {
+		return nil
+	}
+
+	full, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding status of %s: %w", st.Container, err)
+	}
+	if _, err := s.client.Put(ctx, s.statusKey(st.Container), string(full)); err != nil {
+		s.forgetStatus(st.Container)
+		return fmt.Errorf("writing status of %s: %w", st.Container, err)
+	}
+	s.statusMu.Lock()
+	s.statusWritten[st.Container] = writtenStatus{body: body, at: now}
+	s.statusMu.Unlock()
+	return nil
+}
+
+func (s *Store) forgetStatus(container string) {
+	s.statusMu.Lock()
+	delete(s.statusWritten, container)
+	s.statusMu.Unlock()
+}
+
+// DeleteStatus removes a container's status.
+func (s *Store) DeleteStatus(ctx context.Context, container string) error {
+	s.forgetStatus(container)
+	if _, err := s.client.Delete(ctx, s.statusKey(container)); err != nil {
+		return fmt.Errorf("deleting status of %s: %w", container, err)
+	}
+	return nil
+}
+
+// Statuses returns every container's last reported status by container.
+func (s *Store) Statuses(ctx context.Context) (map[string]model.ContainerStatus, error) {
+	resp, err := s.client.Get(ctx, s.statusPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("listing statuses under %s: %w", s.statusPrefix(), err)
+	}
+	return decodeAll[model.ContainerStatus](resp.Kvs, s.statusPrefix())
+}
+
+// Snapshot reads the spec, hosts, assignments and statuses in one
+// transaction, so they are consistent with each other.
+func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
+	resp, err := s.client.Txn(ctx).Then(
+		clientv3.OpGet(s.specKey()),
+		clientv3.OpGet(s.hostsPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.statusPrefix(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
+	}
+	snap := Snapshot{Revision: resp.Header.Revision}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		if snap.Spec, err = decodeSpec(kvs[0].Value); err != nil {
+			return Snapshot{}, err
+		}
+	}
+	if snap.Hosts, err = decodeAll[model.HostRecord](resp.Responses[1].GetResponseRange().Kvs, s.hostsPrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Assign, err = decodeAll[model.Assignment](resp.Responses[2].GetResponseRange().Kvs, s.assignPrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Status, err = decodeAll[model.ContainerStatus](resp.Responses[3].GetResponseRange().Kvs, s.statusPrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	return snap, nil
+}
+
+// DeleteAll removes every key of the cluster (for `weft down` and tests).
+func (s *Store) DeleteAll(ctx context.Context) error {
+	s.statusMu.Lock()
+	clear(s.statusWritten)
+	s.statusMu.Unlock()
+	if _, err := s.client.Delete(ctx, s.root, clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("deleting every key under %s: %w", s.root, err)
+	}
+	return nil
+}
+
+// ClientURLs returns the etcd client URLs ("http://<addr>:2379") of the
+// hosts of c that have the manager role, in file order.
+func ClientURLs(c *spec.Cluster) []string {
+	var urls []string
+	for _, h := range c.Hosts {
+		if slices.Contains(h.Roles, spec.RoleManager) && h.Address.IsValid() {
+			urls = append(urls, "http://"+net.JoinHostPort(h.Address.String(), strconv.Itoa(ClientPort)))
+		}
+	}
+	return urls
+}
+
+// decodeAll decodes JSON values keyed by the part of their key after prefix.
+func decodeAll[T any](kvs []*mvccpb.KeyValue, prefix string) (map[string]T, error) {
+	out := make(map[string]T, len(kvs))
+	for _, kv := range kvs {
+		var v T
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		out[strings.TrimPrefix(string(kv.Key), prefix)] = v
+	}
+	return out, nil
+}
