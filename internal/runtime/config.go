@@ -1,0 +1,138 @@
+// Package runtime owns every workload process of weft: it starts containers
+// (a process in its own network, mount, PID and UTS namespaces, seeing the
+// host filesystem except for its bind mounts), restarts them per their
+// policy, adopts them after an agent restart, stops them, and runs commands
+// inside them.
+//
+// A container's process is started as `<weft> container-init`, which sets up
+// the mount namespace and then execs the user's command, so the user's
+// program is pid 1 of its PID namespace and its pid in the root namespace is
+// the container's pid. Processes are detached from the agent (own session,
+// output to a file) so they outlive it; a record in the container's state
+// directory lets the next agent adopt them.
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// Config is everything needed to run one container.
+type Config struct {
+	Cluster, Host, Container, Service string
+
+	Command []string
+	Env     map[string]string
+	Workdir string // default "/"
+	User    string // "", name, uid, name:group or uid:gid; "" keeps root
+
+	Netns    string // named netns (path /run/netns/<Netns>), created and wired by the overlay
+	Hostname string // "" keeps the host's hostname
+
+	// ResolvConf and Hosts are the contents shown at /etc/resolv.conf and
+	// /etc/hosts inside the container; "" leaves the host's file visible.
+	// They can change without a restart (see RefreshFiles).
+	ResolvConf, Hosts string
+
+	Volumes []Mount
+	Restart string // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
+}
+
+// Mount bind-mounts HostPath at Path inside the container.
+type Mount struct{ HostPath, Path string }
+
+// Hash is a stable digest of everything that requires a restart when it
+// changes. The contents of resolv.conf and hosts are left out on purpose:
+// they are files rewritten in place, so a running container sees new
+// contents without restarting; only whether they are mounted counts.
+func (c Config) Hash() string {
+	identity := struct {
+		Command     []string          `json:"command"`
+		Env         map[string]string `json:"env"` // encoding/json sorts map keys, so the digest is stable
+		Workdir     string            `json:"workdir"`
+		User        string            `json:"user"`
+		Netns       string            `json:"netns"`
+		Hostname    string            `json:"hostname"`
+		HasResolv   bool              `json:"has_resolv"`
+		HasHosts    bool              `json:"has_hosts"`
+		Volumes     []Mount           `json:"volumes"`
+		ServiceName string            `json:"service"`
+	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service}
+	b, err := json.Marshal(identity)
+	if err != nil {
+		// Only strings, bools and slices of them: marshalling cannot fail.
+		panic(fmt.Sprintf("hashing container config: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func (c Config) workdir() string {
+	if c.Workdir == "" {
+		return "/"
+	}
+	return c.Workdir
+}
+
+func (c Config) restartPolicy() string {
+	if c.Restart == "" {
+		return spec.RestartAlways
+	}
+	return c.Restart
+}
+
+// validate reports the first problem that makes the config impossible to run.
+func (c Config) validate() error {
+	switch {
+	case c.Cluster == "" || c.Host == "" || c.Container == "":
+		return fmt.Errorf("container config: cluster %q, host %q and container %q must all be set", c.Cluster, c.Host, c.Container)
+	case len(c.Command) == 0 || c.Command[0] == "":
+		return fmt.Errorf("container %s: command is empty; set the service's command", c.Container)
+	case c.Netns == "":
+		return fmt.Errorf("container %s: netns is empty; create the container's network namespace first", c.Container)
+	}
+	switch c.restartPolicy() {
+	case spec.RestartAlways, spec.RestartOnFailure, spec.RestartNever:
+	default:
+		return fmt.Errorf("container %s: restart policy %q is unknown; use %s, %s or %s",
+			c.Container, c.Restart, spec.RestartAlways, spec.RestartOnFailure, spec.RestartNever)
+	}
+	if !filepath.IsAbs(c.workdir()) {
+		return fmt.Errorf("container %s: workdir %q is not absolute; give a path starting with /", c.Container, c.Workdir)
+	}
+	for _, v := range c.Volumes {
+		if !filepath.IsAbs(v.HostPath) || !filepath.IsAbs(v.Path) {
+			return fmt.Errorf("container %s: volume %q -> %q: both paths must be absolute", c.Container, v.HostPath, v.Path)
+		}
+	}
+	return nil
+}
+
+// Event is one state transition of a supervised container.
+type Event struct {
+	State    string // model.StateStarting, StateRunning, StateBackoff, StateExited or StateFailed
+	Pid      int
+	ExitCode int // -1 when unknown (adopted processes, or not exited)
+	Restarts int
+	Adopted  bool // the process was started by an earlier agent (or an earlier Supervise)
+	Err      error
+	At       time.Time
+}
+
+// Record is what the runtime keeps on disk about a container's process, so
+// that a restarted agent can adopt it or garbage-collect it.
+type Record struct {
+	Container string    `json:"container"`
+	Service   string    `json:"service"`
+	Hash      string    `json:"hash"`
+	Pid       int       `json:"pid"`
+	StartTime uint64    `json:"start_time"` // /proc/<pid>/stat field 22: tells a reused pid apart
+	Started   time.Time `json:"started"`
+	Restarts  int       `json:"restarts"` // carried over on adoption
+}

@@ -1,0 +1,264 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initConfigEnv carries the init's JSON config from the runtime to
+// `weft container-init`; the init removes it before exec'ing the command.
+const initConfigEnv = "WEFT_CONTAINER_INIT"
+
+// startSignalFD is the inherited pipe on which the runtime sends one byte
+// once the process is in its cgroup and recorded; only then does the init
+// run anything, so no process of the container escapes the cgroup.
+const startSignalFD = 3
+
+// initExitCode is the exit status of a container whose setup failed, as a
+// shell reports a command it could not run.
+const initExitCode = 127
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// initConfig is what `weft container-init` needs to become the container.
+type initConfig struct {
+	Command  []string          `json:"command"`
+	Env      map[string]string `json:"env"`
+	Workdir  string            `json:"workdir"`
+	User     string            `json:"user"`
+	Hostname string            `json:"hostname"`
+	// Files to bind over /etc/resolv.conf and /etc/hosts; "" leaves the host's.
+	ResolvConf string  `json:"resolv_conf"`
+	Hosts      string  `json:"hosts"`
+	Volumes    []Mount `json:"volumes"`
+}
+
+// ContainerInitMain is the entry point of `weft container-init`. It runs as
+// pid 1 of the container's new PID namespace, sets up its mount namespace,
+// drops to the configured user and execs the command, which then is pid 1.
+// On any failure it prints why to its output (the container's log) and
+// exits 127. It never returns.
+func ContainerInitMain() {
+	err := containerInit()
+	// containerInit only returns when the container could not be started.
+	fmt.Fprintf(os.Stderr, "weft container-init: %v\n", err)
+	os.Exit(initExitCode)
+}
+
+func containerInit() error {
+	var cfg initConfig
+	payload := os.Getenv(initConfigEnv)
+	if payload == "" {
+		return fmt.Errorf("%s is not set: container-init is started by the weft agent, not by hand", initConfigEnv)
+	}
+	if err := json.Unmarshal([]byte(payload), &cfg); err != nil {
+		return fmt.Errorf("decoding config from %s: %w", initConfigEnv, err)
+	}
+	if len(cfg.Command) == 0 {
+		return errors.New("config has no command")
+	}
+	if err := awaitStartSignal(); err != nil {
+		return err
+	}
+	if err := setupMounts(cfg); err != nil {
+		return err
+	}
+	if cfg.Hostname != "" {
+		if err := syscall.Sethostname([]byte(cfg.Hostname)); err != nil {
+			return fmt.Errorf("setting hostname %q: %w", cfg.Hostname, err)
+		}
+	}
+	cred := credentials{uid: 0, gid: 0, home: "/root"}
+	if cfg.User != "" {
+		var err error
+		if cred, err = resolveUser(cfg.User); err != nil {
+			return err
+		}
+		if err := cred.apply(); err != nil {
+			return fmt.Errorf("switching to user %q: %w", cfg.User, err)
+		}
+	}
+	workdir := cfg.Workdir
+	if workdir == "" {
+		workdir = "/"
+	}
+	if err := os.Chdir(workdir); err != nil {
+		return fmt.Errorf("changing to workdir %s (as user %q): %w", workdir, cfg.User, err)
+	}
+	env := commandEnv(cfg.Env, cred.home, cfg.Hostname)
+	path, err := lookPath(cfg.Command[0], env)
+	if err != nil {
+		return err
+	}
+	// The agent may itself have inherited descriptors without close-on-exec
+	// (from whatever started it); none of them belongs in the container.
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("marking inherited file descriptors close-on-exec: %w", err)
+	}
+	err = syscall.Exec(path, cfg.Command, env)
+	return fmt.Errorf("executing %s: %w", path, err)
+}
+
+func awaitStartSignal() error {
+	f := os.NewFile(startSignalFD, "start signal")
+	defer f.Close()
+	var b [1]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return fmt.Errorf("the weft agent went away before the container was started (%v)", err)
+	}
+	return nil
+}
+
+func setupMounts(cfg initConfig) error {
+	// The new mount namespace starts as a copy whose shared mounts still
+	// propagate to the host; make everything private before mounting.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / rprivate: %w", err)
+	}
+	for _, f := range []struct{ src, dst string }{{cfg.ResolvConf, "/etc/resolv.conf"}, {cfg.Hosts, "/etc/hosts"}} {
+		if f.src == "" {
+			continue
+		}
+		if err := syscall.Mount(f.src, f.dst, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind-mounting %s over %s (the file must exist on the host): %w", f.src, f.dst, err)
+		}
+	}
+	for _, v := range cfg.Volumes {
+		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
+			return fmt.Errorf("creating volume directory %s: %w", v.HostPath, err)
+		}
+		if err := os.MkdirAll(v.Path, 0o755); err != nil {
+			return fmt.Errorf("creating volume mount point %s: %w", v.Path, err)
+		}
+		if err := syscall.Mount(v.HostPath, v.Path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mounting volume %s at %s: %w", v.HostPath, v.Path, err)
+		}
+	}
+	// A /proc of the new PID namespace, so ps and /proc/self agree with the
+	// pids the container sees.
+	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	return nil
+}
+
+// credentials is who the command runs as.
+type credentials struct {
+	uid, gid int
+	groups   []int
+	home     string
+}
+
+// resolveUser turns "name", "uid", "name:group" or "uid:gid" into
+// credentials using /etc/passwd and /etc/group. A numeric uid missing from
+// /etc/passwd is allowed; its group is then the same number unless given.
+func resolveUser(spec string) (credentials, error) {
+	name, group, hasGroup := strings.Cut(spec, ":")
+	cred := credentials{home: "/"}
+	var u *user.User
+	if id, err := strconv.Atoi(name); err == nil {
+		cred.uid, cred.gid = id, id
+		u, _ = user.LookupId(name)
+	} else {
+		if u, err = user.Lookup(name); err != nil {
+			return cred, fmt.Errorf("user %q: not found in /etc/passwd; use an existing user or a numeric uid", name)
+		}
+	}
+	if u != nil {
+		uid, err := strconv.Atoi(u.Uid)
+		if err != nil {
+			return cred, fmt.Errorf("user %q: uid %q is not a number", name, u.Uid)
+		}
+		gid, err := strconv.Atoi(u.Gid)
+		if err != nil {
+			return cred, fmt.Errorf("user %q: gid %q is not a number", name, u.Gid)
+		}
+		cred.uid, cred.gid, cred.home = uid, gid, u.HomeDir
+		if ids, err := u.GroupIds(); err == nil {
+			for _, s := range ids {
+				if id, err := strconv.Atoi(s); err == nil {
+					cred.groups = append(cred.groups, id)
+				}
+			}
+		}
+	}
+	if hasGroup {
+		if id, err := strconv.Atoi(group); err == nil {
+			cred.gid = id
+		} else {
+			g, err := user.LookupGroup(group)
+			if err != nil {
+				return cred, fmt.Errorf("user %q: group %q not found in /etc/group; use an existing group or a numeric gid", spec, group)
+			}
+			if cred.gid, err = strconv.Atoi(g.Gid); err != nil {
+				return cred, fmt.Errorf("user %q: gid %q of group %q is not a number", spec, g.Gid, group)
+			}
+		}
+	}
+	if !slices.Contains(cred.groups, cred.gid) {
+		cred.groups = append(cred.groups, cred.gid)
+	}
+	return cred, nil
+}
+
+// apply drops privileges; groups first, the uid last, since each step needs
+// the privileges the next one removes.
+func (c credentials) apply() error {
+	if err := syscall.Setgroups(c.groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", c.groups, err)
+	}
+	if err := syscall.Setgid(c.gid); err != nil {
+		return fmt.Errorf("setgid %d: %w", c.gid, err)
+	}
+	if err := syscall.Setuid(c.uid); err != nil {
+		return fmt.Errorf("setuid %d: %w", c.uid, err)
+	}
+	return nil
+}
+
+// commandEnv is the command's environment: the configured variables plus
+// PATH, HOME and HOSTNAME when not configured, sorted for a stable order.
+func commandEnv(vars map[string]string, home, hostname string) []string {
+	all := map[string]string{"PATH": defaultPath, "HOME": home}
+	if hostname != "" {
+		all["HOSTNAME"] = hostname
+	}
+	for k, v := range vars {
+		all[k] = v
+	}
+	env := make([]string, 0, len(all))
+	for k, v := range all {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+// lookPath finds the command in the PATH of the command's environment (not
+// the init's), as a shell started with that environment would.
+func lookPath(name string, env []string) (string, error) {
+	for _, kv := range env {
+		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
+			if err := os.Setenv("PATH", p); err != nil {
+				return "", fmt.Errorf("setting PATH for the command lookup: %w", err)
+			}
+		}
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w (PATH=%s)", name, err, os.Getenv("PATH"))
+	}
+	return path, nil
+}

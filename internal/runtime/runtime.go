@@ -1,0 +1,576 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/weft-dev/weft/internal/cgroup"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+const (
+	recordFile     = "record.json"
+	logFile        = "output.log"
+	resolvConfFile = "resolv.conf"
+	hostsFile      = "hosts"
+
+	// replaceGrace is how long a recorded process whose config changed gets
+	// to exit on SIGTERM before Supervise kills it to start the new config.
+	replaceGrace = 5 * time.Second
+	// killTimeout bounds waiting for SIGKILLed processes to disappear.
+	killTimeout = 5 * time.Second
+)
+
+// errStopped means Stop was called before the process could be started.
+var errStopped = errors.New("container is being stopped")
+
+// Runtime starts, supervises, adopts and stops the containers of this
+// machine. The zero value with Exe set is ready; use it by pointer.
+type Runtime struct {
+	StateRoot string       // default naming.DefaultStateRoot
+	Exe       string       // path of the weft binary, run as `<Exe> container-init`
+	Log       *slog.Logger // default: discard
+
+	mu       sync.Mutex
+	controls map[string]*control // by cluster/host/container
+}
+
+// control serialises everything that touches one container's process.
+type control struct {
+	// op is held while adopting, starting or stopping the process and
+	// while writing its record, so Stop never misses a process being started.
+	op sync.Mutex
+	// session is the running Supervise, if any; guarded by Runtime.mu.
+	session *session
+}
+
+// session is one Supervise call's link to Stop.
+type session struct {
+	stop    chan struct{} // closed by Stop: do not restart, return
+	stopped bool          // guarded by Runtime.mu
+	done    chan struct{} // closed when Supervise returns
+}
+
+func (s *session) stopRequested() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Runtime) logger() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+func (r *Runtime) stateRoot() string {
+	if r.StateRoot == "" {
+		return naming.DefaultStateRoot
+	}
+	return r.StateRoot
+}
+
+func (r *Runtime) dir(cluster, host, container string) string {
+	return naming.ContainerStateDir(r.stateRoot(), cluster, host, container)
+}
+
+// LogPath is where the container's output goes.
+func (r *Runtime) LogPath(cluster, host, container string) string {
+	return filepath.Join(r.dir(cluster, host, container), logFile)
+}
+
+func cgroupPath(cluster, host, container string) string {
+	return naming.CgroupRelPath(cluster, host, "c", container)
+}
+
+// controlFor returns the container's control; callers hold r.mu.
+func (r *Runtime) controlFor(cluster, host, container string) *control {
+	key := cluster + "/" + host + "/" + container
+	if r.controls == nil {
+		r.controls = make(map[string]*control)
+	}
+	c, ok := r.controls[key]
+	if !ok {
+		c = &control{}
+		r.controls[key] = c
+	}
+	return c
+}
+
+// beginSession makes this call the container's only Supervise, waiting for
+// an earlier one (e.g. one whose context was just cancelled) to return.
+func (r *Runtime) beginSession(ctx context.Context, cfg Config) (*control, *session, error) {
+	for {
+		r.mu.Lock()
+		c := r.controlFor(cfg.Cluster, cfg.Host, cfg.Container)
+		if c.session == nil {
+			s := &session{stop: make(chan struct{}), done: make(chan struct{})}
+			c.session = s
+			r.mu.Unlock()
+			return c, s, nil
+		}
+		done := c.session.done
+		r.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+func (r *Runtime) endSession(c *control, s *session) {
+	r.mu.Lock()
+	c.session = nil
+	close(s.done)
+	r.mu.Unlock()
+}
+
+// Supervise keeps the container running until ctx is cancelled (it then
+// returns nil WITHOUT stopping the process: the agent may be restarting) or
+// Stop is called. It first adopts a recorded process with the same config
+// hash (a recorded process with another hash is stopped); otherwise it
+// starts one. On exit it restarts per cfg.Restart with backoff (100ms,
+// doubling to 10s, reset after a run of 10s) and reports every transition
+// via onEvent (may be nil; called from this goroutine). It returns nil when
+// ctx is done or the container is stopped or exited for good, and an error
+// when cfg is invalid or, with restart policy never, the start failed.
+// Only one Supervise runs per container: a second call waits for the first
+// to return.
+func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if r.Exe == "" {
+		return errors.New("runtime: Exe (the path of the weft binary) is not set")
+	}
+	emit := func(e Event) {
+		e.At = time.Now()
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}
+	log := r.logger().With("container", cfg.Container)
+	ctl, sess, err := r.beginSession(ctx, cfg)
+	if err != nil {
+		return nil
+	}
+	defer r.endSession(ctl, sess)
+
+	policy := cfg.restartPolicy()
+	var delays backoff
+	proc, restarts, err := r.adopt(ctx, ctl, cfg)
+	if err != nil {
+		log.Warn("not adopting recorded process", "err", err)
+	}
+	if proc != nil {
+		log.Info("adopted container process", "pid", proc.pid)
+		emit(Event{State: model.StateRunning, Pid: proc.pid, ExitCode: -1, Restarts: restarts, Adopted: true})
+	}
+	for {
+		if proc == nil {
+			emit(Event{State: model.StateStarting, ExitCode: -1, Restarts: restarts})
+			proc, err = r.start(ctl, sess, cfg, restarts)
+			if errors.Is(err, errStopped) {
+				emit(Event{State: model.StateExited, ExitCode: -1, Restarts: restarts})
+				return nil
+			}
+			if err != nil {
+				log.Error("starting container", "err", err)
+				emit(Event{State: model.StateFailed, ExitCode: -1, Restarts: restarts, Err: err})
+				if policy == spec.RestartNever {
+					return err
+				}
+				d := delays.delay(0)
+				emit(Event{State: model.StateBackoff, ExitCode: -1, Restarts: restarts, Err: err})
+				if !pause(ctx, sess, d) {
+					if sess.stopRequested() {
+						emit(Event{State: model.StateExited, ExitCode: -1, Restarts: restarts})
+					}
+					return nil
+				}
+				restarts++
+				continue
+			}
+			log.Info("started container", "pid", proc.pid, "restarts", restarts)
+			emit(Event{State: model.StateRunning, Pid: proc.pid, ExitCode: -1, Restarts: restarts})
+		}
+
+		if err := awaitExit(ctx, proc.pidfd); err != nil {
+			proc.close()
+			return nil // ctx done: the process stays, a later Supervise adopts it
+		}
+		code := reap(proc.pidfd)
+		ran := time.Since(proc.started)
+		pid := proc.pid
+		proc.close()
+		proc = nil
+		log.Info("container exited", "pid", pid, "exit_code", code, "ran", ran.Round(time.Millisecond))
+
+		if sess.stopRequested() || !shouldRestart(policy, code) {
+			emit(Event{State: model.StateExited, Pid: pid, ExitCode: code, Restarts: restarts})
+			return nil
+		}
+		d := delays.delay(ran)
+		emit(Event{State: model.StateBackoff, Pid: pid, ExitCode: code, Restarts: restarts})
+		if !pause(ctx, sess, d) {
+			if sess.stopRequested() {
+				emit(Event{State: model.StateExited, Pid: pid, ExitCode: code, Restarts: restarts})
+			}
+			return nil
+		}
+		restarts++
+	}
+}
+
+// pause waits d and reports whether supervision goes on (false: ctx done
+// or Stop called).
+func pause(ctx context.Context, s *session, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.stop:
+		return false
+	}
+}
+
+// adopt returns the recorded process when it is alive and runs cfg, with the
+// restart count carried in its record. A live recorded process with another
+// config is stopped. With no process to adopt it returns nil and the restart
+// count a fresh start continues from.
+func (r *Runtime) adopt(ctx context.Context, ctl *control, cfg Config) (*process, int, error) {
+	ctl.op.Lock()
+	defer ctl.op.Unlock()
+	dir := r.dir(cfg.Cluster, cfg.Host, cfg.Container)
+	rec, err := readRecord(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	proc, err := attach(rec.Pid, rec.StartTime)
+	if errors.Is(err, errGone) {
+		if rec.Hash == cfg.Hash() {
+			// It died while nobody watched: starting it again is a restart.
+			return nil, rec.Restarts + 1, nil
+		}
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	stale := ""
+	switch {
+	case rec.Hash != cfg.Hash():
+		stale = "it was started with another config"
+	case !sameNetns(proc.pid, cfg.Netns):
+		// The namespace was recreated: the old process sits in a detached
+		// one nobody can reach.
+		stale = "it runs in an older network namespace " + cfg.Netns
+	}
+	if stale != "" {
+		defer proc.close()
+		r.logger().Info("replacing container process", "container", cfg.Container, "pid", proc.pid, "reason", stale)
+		if err := terminate(ctx, proc, replaceGrace, true); err != nil {
+			return nil, 0, fmt.Errorf("stopping pid %d of container %s because %s: %w", proc.pid, cfg.Container, stale, err)
+		}
+		return nil, 0, nil
+	}
+	if err := writeFiles(dir, cfg); err != nil {
+		proc.close()
+		return nil, 0, err
+	}
+	proc.started = rec.Started
+	return proc, rec.Restarts, nil
+}
+
+// sameNetns reports whether pid is in the network namespace nsName (a name
+// under /run/netns, or an absolute path).
+func sameNetns(pid int, nsName string) bool {
+	path := nsName
+	if !filepath.IsAbs(path) {
+		path = filepath.Join("/run/netns", nsName)
+	}
+	var want, got syscall.Stat_t
+	if syscall.Stat(path, &want) != nil || syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &got) != nil {
+		return false
+	}
+	return want.Dev == got.Dev && want.Ino == got.Ino
+}
+
+// start starts the container's process: `<Exe> container-init` in new
+// mount, PID and UTS namespaces, from a thread inside the container's
+// network namespace, detached from the agent. The init waits for the start
+// signal until the process is in its cgroup and recorded.
+func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (*process, error) {
+	ctl.op.Lock()
+	defer ctl.op.Unlock()
+	if sess.stopRequested() {
+		return nil, errStopped
+	}
+	dir := r.dir(cfg.Cluster, cfg.Host, cfg.Container)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating state directory of container %s: %w", cfg.Container, err)
+	}
+	if err := writeFiles(dir, cfg); err != nil {
+		return nil, err
+	}
+	cg := cgroupPath(cfg.Cluster, cfg.Host, cfg.Container)
+	// Leftovers of the previous run (PID namespace teardown is asynchronous)
+	// must not be mistaken for the new process's.
+	if err := cgroup.KillAll(cg, killTimeout); err != nil {
+		return nil, fmt.Errorf("emptying cgroup of container %s before starting it: %w", cfg.Container, err)
+	}
+	out, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening log of container %s: %w", cfg.Container, err)
+	}
+	defer out.Close()
+	signalR, signalW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating start-signal pipe: %w", err)
+	}
+	defer signalW.Close()
+	defer signalR.Close()
+
+	payload, err := json.Marshal(initConfig{
+		Command:    cfg.Command,
+		Env:        cfg.Env,
+		Workdir:    cfg.workdir(),
+		User:       cfg.User,
+		Hostname:   cfg.Hostname,
+		ResolvConf: mountedFile(dir, resolvConfFile, cfg.ResolvConf),
+		Hosts:      mountedFile(dir, hostsFile, cfg.Hosts),
+		Volumes:    cfg.Volumes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding init config of container %s: %w", cfg.Container, err)
+	}
+	cmd := exec.Command(r.Exe, "container-init")
+	cmd.Env = []string{initConfigEnv + "=" + string(payload)}
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = out, out // a file, not a pipe: output never depends on the agent
+	cmd.ExtraFiles = []*os.File{signalR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS,
+		Setsid:     true, // no signal aimed at the agent's session or terminal reaches it
+	}
+	if err := startInNetns(cmd, cfg.Netns); err != nil {
+		return nil, fmt.Errorf("starting container %s: %w", cfg.Container, err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release() // waited for through the pidfd below
+	_ = signalR.Close()
+
+	p, err := ownChild(pid)
+	if err != nil {
+		return nil, err
+	}
+	p.started = time.Now()
+	abort := func(err error) (*process, error) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_ = awaitExit(context.Background(), p.pidfd)
+		reap(p.pidfd)
+		p.close()
+		return nil, err
+	}
+	if err := cgroup.Join(cg, pid); err != nil {
+		return abort(fmt.Errorf("starting container %s: %w", cfg.Container, err))
+	}
+	rec := Record{
+		Container: cfg.Container, Service: cfg.Service, Hash: cfg.Hash(),
+		Pid: pid, StartTime: p.startTime, Started: p.started, Restarts: restarts,
+	}
+	if err := writeRecord(dir, rec); err != nil {
+		return abort(err)
+	}
+	if _, err := signalW.Write([]byte{1}); err != nil {
+		return abort(fmt.Errorf("signalling container %s to start: %w", cfg.Container, err))
+	}
+	return p, nil
+}
+
+// ownChild opens a pidfd on a child this process has not reaped yet, so the
+// pid cannot have been reused.
+func ownChild(pid int) (*process, error) {
+	st, err := procStartTime(pid)
+	if err == nil {
+		var p *process
+		if p, err = attach(pid, st); err == nil {
+			return p, nil
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	_, _ = syscall.Wait4(pid, &ws, 0, nil)
+	return nil, fmt.Errorf("watching started process %d: %w", pid, err)
+}
+
+// Stop terminates the container's process (SIGTERM, SIGKILL after grace),
+// kills whatever is left in its cgroup, and removes its record; its log and
+// volumes stay. It is safe when nothing runs. A Supervise watching the
+// container returns instead of restarting it.
+func (r *Runtime) Stop(ctx context.Context, cluster, host, container string, grace time.Duration) error {
+	r.mu.Lock()
+	ctl := r.controlFor(cluster, host, container)
+	watched := ctl.session != nil
+	if watched && !ctl.session.stopped {
+		ctl.session.stopped = true
+		close(ctl.session.stop)
+	}
+	r.mu.Unlock()
+
+	ctl.op.Lock()
+	defer ctl.op.Unlock()
+	dir := r.dir(cluster, host, container)
+	rec, err := readRecord(dir)
+	switch {
+	case err == nil:
+		proc, err := attach(rec.Pid, rec.StartTime)
+		if err == nil {
+			// A watching Supervise reaps the process and reports its exit code.
+			err = terminate(ctx, proc, grace, !watched)
+			proc.close()
+		}
+		if err != nil && !errors.Is(err, errGone) {
+			return fmt.Errorf("stopping container %s: %w", container, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		// The cgroup below still finds the processes.
+		r.logger().Warn("unreadable container record", "container", container, "err", err)
+	}
+	if err := cgroup.KillAll(cgroupPath(cluster, host, container), killTimeout); err != nil {
+		return fmt.Errorf("stopping container %s: %w", container, err)
+	}
+	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing record of container %s: %w", container, err)
+	}
+	return nil
+}
+
+// Records lists the containers with a record on this host, sorted by name.
+// Records that cannot be read are skipped (and logged).
+func (r *Runtime) Records(cluster, host string) ([]Record, error) {
+	root := filepath.Join(naming.HostStateDir(r.stateRoot(), cluster, host), "containers")
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing container records in %s: %w", root, err)
+	}
+	var recs []Record
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		rec, err := readRecord(filepath.Join(root, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			r.logger().Warn("skipping unreadable container record", "container", e.Name(), "err", err)
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	slices.SortFunc(recs, func(a, b Record) int { return strings.Compare(a.Container, b.Container) })
+	return recs, nil
+}
+
+// RefreshFiles rewrites the container's resolv.conf and hosts in place, so a
+// running container sees new contents without a restart (they are not part
+// of Config.Hash). Supervise also does this when it starts or adopts.
+func (r *Runtime) RefreshFiles(cfg Config) error {
+	r.mu.Lock()
+	ctl := r.controlFor(cfg.Cluster, cfg.Host, cfg.Container)
+	r.mu.Unlock()
+	ctl.op.Lock()
+	defer ctl.op.Unlock()
+	dir := r.dir(cfg.Cluster, cfg.Host, cfg.Container)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating state directory of container %s: %w", cfg.Container, err)
+	}
+	return writeFiles(dir, cfg)
+}
+
+// mountedFile is the path of a generated file to mount, or "" when the
+// container keeps the host's file.
+func mountedFile(dir, name, content string) string {
+	if content == "" {
+		return ""
+	}
+	return filepath.Join(dir, name)
+}
+
+// writeFiles writes the generated files, in place and only when changed:
+// a bind mount pins the inode, so replacing the file (rename) would hide
+// the new contents from a running container.
+func writeFiles(dir string, cfg Config) error {
+	for _, f := range []struct{ name, content string }{{resolvConfFile, cfg.ResolvConf}, {hostsFile, cfg.Hosts}} {
+		if f.content == "" {
+			continue
+		}
+		path := filepath.Join(dir, f.name)
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, []byte(f.content)) {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(f.content), 0o644); err != nil {
+			return fmt.Errorf("writing %s of container %s: %w", f.name, cfg.Container, err)
+		}
+	}
+	return nil
+}
+
+func readRecord(dir string) (Record, error) {
+	var rec Record
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("decoding container record %s: %w", filepath.Join(dir, recordFile), err)
+	}
+	return rec, nil
+}
+
+// writeRecord replaces the record atomically, so a crash never leaves a
+// half-written one.
+func writeRecord(dir string, rec Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding record of container %s: %w", rec.Container, err)
+	}
+	tmp := filepath.Join(dir, recordFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("writing record of container %s: %w", rec.Container, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
+		return fmt.Errorf("writing record of container %s: %w", rec.Container, err)
+	}
+	return nil
+}
