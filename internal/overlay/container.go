@@ -419,7 +419,7 @@ func ensureInnerEnd(h *netlink.Handle, inner netlink.Link, link ContainerLink) (
 		}
 		changed = true
 	}
-	addrChanged, err := ensureOnlyAddr(h, inner, link.Addr)
+	addrChanged, err := ensureAddr(h, inner, link.Addr, true)
 	changed = changed || addrChanged
 	if err != nil {
 		return changed, fmt.Errorf("addressing %s of container %s: %w", naming.ContainerIface, link.Container, err)

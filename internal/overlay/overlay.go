@@ -138,7 +138,7 @@ func ensureBridge(h *netlink.Handle, cfg HostConfig) (netlink.Link, bool, error)
 		}
 		changed = true
 	}
-	addrChanged, err := ensureOnlyAddr(h, link, cfg.BridgeAddr)
+	addrChanged, err := ensureAddr(h, link, cfg.BridgeAddr, false)
 	changed = changed || addrChanged
 	if err != nil {
 		return nil, changed, fmt.Errorf("addressing bridge %s: %w", cfg.Bridge, err)
@@ -264,16 +264,23 @@ func vxlanMatches(v *netlink.Vxlan, cfg HostConfig, underlayIndex int) bool {
 		!v.FlowBased
 }
 
-// ensureOnlyAddr makes want the link's only IPv4 address.
-func ensureOnlyAddr(h *netlink.Handle, link netlink.Link, want netip.Prefix) (bool, error) {
+// ensureAddr makes want an IPv4 address of the link. The same IP with
+// another prefix length is always replaced; other addresses are removed only
+// when exclusive (a container's eth0 is weft's alone, while the host bridge
+// may carry addresses other parts of the system put there).
+func ensureAddr(h *netlink.Handle, link netlink.Link, want netip.Prefix, exclusive bool) (bool, error) {
 	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
 	if err != nil {
 		return false, fmt.Errorf("listing addresses: %w", err)
 	}
 	changed, present := false, false
 	for _, a := range addrs {
-		if prefixOf(a.IPNet) == want {
+		have := prefixOf(a.IPNet)
+		if have == want {
 			present = true
+			continue
+		}
+		if !exclusive && have.Addr() != want.Addr() {
 			continue
 		}
 		if err := h.AddrDel(link, &a); err != nil {

@@ -328,8 +328,18 @@ func TestOverlayAcrossTwoHosts(t *testing.T) {
 		run(t, "ip", "-n", h1.netns, "link", "set", "br-vxlan", "down")
 		run(t, "ip", "-n", h1.netns, "link", "set", h1.cfg.VXLANDevice(), "mtu", "1400")
 		run(t, "bridge", "-n", h1.netns, "fdb", "append", "00:00:00:00:00:00", "dev", h1.cfg.VXLANDevice(), "dst", "192.168.77.2", "self", "permanent")
+		run(t, "ip", "-n", h1.netns, "addr", "del", "10.10.255.1/16", "dev", "br-vxlan")
+		run(t, "ip", "-n", h1.netns, "addr", "add", "10.10.255.1/24", "dev", "br-vxlan")
+		run(t, "ip", "-n", h1.netns, "addr", "add", "10.10.200.1/16", "dev", "br-vxlan")
 		mustEnsureHost(t, h1, true)
 		mustEnsureHost(t, h1, false)
+		bridgeAddrs := run(t, "ip", "-n", h1.netns, "-4", "addr", "show", "dev", "br-vxlan")
+		if !strings.Contains(bridgeAddrs, "10.10.255.1/16") || strings.Contains(bridgeAddrs, "10.10.255.1/24") {
+			t.Errorf("bridge address not repaired:\n%s", bridgeAddrs)
+		}
+		if !strings.Contains(bridgeAddrs, "10.10.200.1/16") {
+			t.Errorf("EnsureHost removed an address it does not own:\n%s", bridgeAddrs)
+		}
 		for _, r := range fdb(t, h1) {
 			if r.MAC == "00:00:00:00:00:00" {
 				t.Errorf("default fdb entry survived EnsureHost: %+v", r)
@@ -339,9 +349,22 @@ func TestOverlayAcrossTwoHosts(t *testing.T) {
 			t.Errorf("vxlan MTU not restored:\n%s", link)
 		}
 
+		run(t, "ip", "-n", web.link.Netns, "addr", "add", "10.10.0.77/16", "dev", "eth0")
+		run(t, "ip", "-n", web.link.Netns, "route", "replace", "default", "via", "10.10.0.1")
+		changed, err := AttachContainer(h1.ns, h1.cfg, web.link)
+		if err != nil || !changed {
+			t.Fatalf("AttachContainer after address and route drift = %v, %v; want changed", changed, err)
+		}
+		if addrs := run(t, "ip", "-n", web.link.Netns, "-4", "addr", "show", "dev", "eth0"); strings.Contains(addrs, "10.10.0.77") {
+			t.Errorf("extra container address survived:\n%s", addrs)
+		}
+		if routes := run(t, "ip", "-n", web.link.Netns, "route", "show", "default"); strings.TrimSpace(routes) != "default via 10.10.255.1 dev eth0" {
+			t.Errorf("default route not repaired: %q", routes)
+		}
+
 		oldEth0 := ifindex(t, web.link.Netns, "eth0")
 		run(t, "ip", "-n", web.link.Netns, "link", "del", "eth0")
-		changed, err := AttachContainer(h1.ns, h1.cfg, web.link)
+		changed, err = AttachContainer(h1.ns, h1.cfg, web.link)
 		if err != nil || !changed {
 			t.Fatalf("AttachContainer after eth0 was deleted = %v, %v; want changed", changed, err)
 		}
@@ -393,4 +416,54 @@ func TestOverlayAcrossTwoHosts(t *testing.T) {
 			t.Errorf("second DetachContainer: %v", err)
 		}
 	})
+}
+
+func TestMisuseIsReportedWithTheFix(t *testing.T) {
+	lab := newTestLab(t, 1500)
+	h1 := lab.hosts[0]
+
+	if _, err := SyncPeers(h1.ns, h1.cfg, nil); err == nil || !strings.Contains(err.Error(), "run EnsureHost first") {
+		t.Errorf("SyncPeers before EnsureHost: err = %v, want a hint to run EnsureHost", err)
+	}
+	tooBig := *h1
+	tooBig.cfg.MTU = 1460
+	if _, err := EnsureHost(tooBig.ns, tooBig.cfg); err == nil || !strings.Contains(err.Error(), "use at most 1450") {
+		t.Errorf("EnsureHost with MTU 1460 over a 1500 underlay: err = %v, want the largest valid MTU", err)
+	}
+	if out := run(t, "ip", "-n", h1.netns, "link", "show"); strings.Contains(out, "br-vxlan") {
+		t.Errorf("a rejected config left devices behind:\n%s", out)
+	}
+	mustEnsureHost(t, h1, true)
+
+	local := Peer{IP: netip.MustParseAddr("10.10.0.8"), MAC: naming.MACFromIP(netip.MustParseAddr("10.10.0.8")), Host: h1.cfg.LocalAddr}
+	if _, err := SyncPeers(h1.ns, h1.cfg, []Peer{local}); err == nil || !strings.Contains(err.Error(), "leave local containers out") {
+		t.Errorf("SyncPeers with a local container: err = %v", err)
+	}
+
+	missing := ContainerLink{
+		Container: "ghost-1", Netns: naming.ContainerNetns(lab.cluster, "ghost-1"),
+		Addr: netip.MustParsePrefix("10.10.0.8/16"), MAC: local.MAC, MTU: h1.cfg.MTU,
+	}
+	if _, err := AttachContainer(h1.ns, h1.cfg, missing); err == nil || !strings.Contains(err.Error(), "run EnsureContainerNetns first") {
+		t.Errorf("AttachContainer without its namespace: err = %v", err)
+	}
+
+	// A plain file where the namespace should be mounted (a crash between
+	// creating the mount point and mounting) is replaced.
+	t.Cleanup(func() { removeNetns(t, missing.Netns) })
+	if err := os.WriteFile("/run/netns/"+missing.Netns, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	created, err := EnsureContainerNetns(missing.Netns)
+	if err != nil || !created {
+		t.Fatalf("EnsureContainerNetns over a stale file = %v, %v; want created", created, err)
+	}
+	// Without a gateway the container gets no default route.
+	changed, err := AttachContainer(h1.ns, h1.cfg, missing)
+	if err != nil || !changed {
+		t.Fatalf("AttachContainer = %v, %v; want changed", changed, err)
+	}
+	if routes := run(t, "ip", "-n", missing.Netns, "route", "show", "default"); strings.TrimSpace(routes) != "" {
+		t.Errorf("container without gateway has default route %q", routes)
+	}
 }
