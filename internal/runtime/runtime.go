@@ -117,8 +117,9 @@ func (r *Runtime) controlFor(cluster, host, container string) *control {
 }
 
 // beginSession makes this call the container's only Supervise, waiting for
-// an earlier one (e.g. one whose context was just cancelled) to return.
-func (r *Runtime) beginSession(ctx context.Context, cfg Config) (*control, *session, error) {
+// an earlier one (e.g. one whose context was just cancelled) to return. It
+// reports false when ctx is done first.
+func (r *Runtime) beginSession(ctx context.Context, cfg Config) (*control, *session, bool) {
 	for {
 		r.mu.Lock()
 		c := r.controlFor(cfg.Cluster, cfg.Host, cfg.Container)
@@ -126,14 +127,14 @@ func (r *Runtime) beginSession(ctx context.Context, cfg Config) (*control, *sess
 			s := &session{stop: make(chan struct{}), done: make(chan struct{})}
 			c.session = s
 			r.mu.Unlock()
-			return c, s, nil
+			return c, s, true
 		}
 		done := c.session.done
 		r.mu.Unlock()
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, nil, false
 		}
 	}
 }
@@ -170,8 +171,8 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 		}
 	}
 	log := r.logger().With("container", cfg.Container)
-	ctl, sess, err := r.beginSession(ctx, cfg)
-	if err != nil {
+	ctl, sess, ok := r.beginSession(ctx, cfg)
+	if !ok {
 		return nil
 	}
 	defer r.endSession(ctl, sess)
@@ -188,6 +189,9 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 	}
 	for {
 		if proc == nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			emit(Event{State: model.StateStarting, ExitCode: -1, Restarts: restarts})
 			proc, err = r.start(ctl, sess, cfg, restarts)
 			if errors.Is(err, errStopped) {
@@ -217,7 +221,10 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 
 		if err := awaitExit(ctx, proc.pidfd); err != nil {
 			proc.close()
-			return nil // ctx done: the process stays, a later Supervise adopts it
+			if ctx.Err() != nil {
+				return nil // the process stays; a later Supervise adopts it
+			}
+			return fmt.Errorf("watching container %s (pid %d): %w", cfg.Container, proc.pid, err)
 		}
 		code := reap(proc.pidfd)
 		ran := time.Since(proc.started)

@@ -3,12 +3,14 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -491,6 +493,75 @@ func TestCancelLeavesProcessAndSuperviseAdoptsIt(t *testing.T) {
 	}
 }
 
+func TestProcessSurvivesAgentDeathAndIsAdopted(t *testing.T) {
+	l := newLab(t)
+	cfg := l.config("kv-1", "sleep", "1000")
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A separate agent process: its death must not take the container along.
+	agent := exec.Command(initExe, "supervise", string(cfgJSON), l.rt.StateRoot)
+	stdout, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+	})
+	var pid int
+	if _, err := fmt.Fscanf(stdout, "running %d\n", &pid); err != nil {
+		t.Fatalf("reading the agent's container pid: %v", err)
+	}
+	start, err := procStartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = agent.Wait()
+	if got, err := procStartTime(pid); err != nil || got != start {
+		t.Fatalf("container pid %d died with its agent: %v", pid, err)
+	}
+
+	s := l.supervise(cfg)
+	adopted := s.events.next(t, model.StateRunning)
+	if !adopted.Adopted || adopted.Pid != pid {
+		t.Fatalf("new agent: %+v, want pid %d adopted", adopted, pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Not this process's child: the exit is seen through the pidfd, its code is unknown.
+	if e := s.events.next(t, model.StateBackoff); e.Pid != pid || e.ExitCode != -1 {
+		t.Errorf("exit of adopted foreign process: %+v, want pid %d code -1", e, pid)
+	}
+	if e := s.events.next(t, model.StateRunning); e.Adopted || e.Restarts != 1 {
+		t.Errorf("restart after adopted exit: %+v", e)
+	}
+}
+
+func TestSuperviseLeavesNoGoroutines(t *testing.T) {
+	l := newLab(t)
+	before := goruntime.NumGoroutine()
+	s := l.supervise(l.config("leak-1", "sh", "-c", "exit 1"))
+	s.events.next(t, model.StateBackoff)
+	s.events.next(t, model.StateRunning) // restarted at least once
+	s.cancel()
+	if err := s.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "goroutines to return to the count before Supervise", func() bool {
+		return goruntime.NumGoroutine() <= before
+	})
+}
+
 func TestChangedHashIsNotAdopted(t *testing.T) {
 	l := newLab(t)
 	cfg := l.config("cache-1", "sh", "-c", `trap "exit 0" TERM; sleep 1000 & wait`)
@@ -508,8 +579,15 @@ func TestChangedHashIsNotAdopted(t *testing.T) {
 		t.Fatalf("changed config: %+v, want a new process instead of pid %d", e, oldPid)
 	}
 	waitFor(t, "the old process to be stopped", gone(oldPid))
-	if pids := l.cgroupPids("cache-1"); len(pids) != 2 || !slices.Contains(pids, e.Pid) {
-		t.Errorf("cgroup holds %v, want only the new container (pid %d and its sleep)", pids, e.Pid)
+	newNS := inode(t, fmt.Sprintf("/proc/%d/ns/pid", e.Pid))
+	pids := l.cgroupPids("cache-1")
+	for _, p := range pids {
+		if ns, err := os.Stat(fmt.Sprintf("/proc/%d/ns/pid", p)); err == nil && ns.Sys().(*syscall.Stat_t).Ino != newNS {
+			t.Errorf("cgroup holds pid %d from outside the new container (pids %v)", p, pids)
+		}
+	}
+	if !slices.Contains(pids, e.Pid) {
+		t.Errorf("cgroup holds %v, not the new container's pid %d", pids, e.Pid)
 	}
 }
 
