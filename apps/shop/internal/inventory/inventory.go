@@ -357,7 +357,9 @@ func (s *Service) apply(ctx context.Context, productID string, change stockChang
 		}
 		return recordHistory(ctx, q, it, change.kind, change.delta, change.reason, change.referenceID)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	// A check violation means the guard let a change through that the
+	// table's constraints refuse; the answer is the same refusal.
+	if errors.Is(err, pgx.ErrNoRows) || db.IsCheckViolation(err) {
 		current, loadErr := s.load(ctx, productID)
 		if loadErr != nil {
 			return it, loadErr

@@ -360,6 +360,16 @@ type request struct {
 
 func call(t *testing.T, req request) response {
 	t.Helper()
+	resp, err := send(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// send is call for goroutines other than the test's, which must not stop
+// the test themselves.
+func send(req request) (response, error) {
 	var reader io.Reader
 	contentType := ""
 	switch body := req.body.(type) {
@@ -371,7 +381,7 @@ func call(t *testing.T, req request) response {
 	default:
 		encoded, err := json.Marshal(body)
 		if err != nil {
-			t.Fatalf("encoding request body: %v", err)
+			return response{}, fmt.Errorf("encoding request body: %w", err)
 		}
 		reader, contentType = bytes.NewReader(encoded), "application/json"
 	}
@@ -382,7 +392,7 @@ func call(t *testing.T, req request) response {
 	defer cancel()
 	httpReq, err := http.NewRequestWithContext(ctx, req.method, req.url, reader)
 	if err != nil {
-		t.Fatalf("building %s %s: %v", req.method, req.url, err)
+		return response{}, fmt.Errorf("building %s %s: %w", req.method, req.url, err)
 	}
 	if contentType != "" {
 		httpReq.Header.Set("Content-Type", contentType)
@@ -392,14 +402,14 @@ func call(t *testing.T, req request) response {
 	}
 	resp, err := http.DefaultClient.Do(httpReq)
 	if err != nil {
-		t.Fatalf("%s %s: %v", req.method, req.url, err)
+		return response{}, fmt.Errorf("%s %s: %w", req.method, req.url, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("reading answer to %s %s: %v", req.method, req.url, err)
+		return response{}, fmt.Errorf("reading answer to %s %s: %w", req.method, req.url, err)
 	}
-	return response{status: resp.StatusCode, body: data}
+	return response{status: resp.StatusCode, body: data}, nil
 }
 
 // expect fails the test unless the answer has the status; it returns the
