@@ -58,7 +58,7 @@ type Store struct {
 	client *clientv3.Client
 	root   string
 
-	statusMu      sync.Mutex
+	statusMu      sync.Mutex               // guards statusWritten and serialises status writes
 	statusWritten map[string]writtenStatus // container -> what PutStatus last wrote
 }
 
@@ -344,37 +344,32 @@ func (s *Store) PutStatus(ctx context.Context, st model.ContainerStatus) error {
 	if err != nil {
 		return fmt.Errorf("encoding status of %s: %w", st.Container, err)
 	}
-	now := time.Now()
+	// Holding the lock across the write keeps the cache equal to what etcd
+	// holds even when two goroutines report the same container at once.
 	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	now := time.Now()
 	last, ok := s.statusWritten[st.Container]
-	s.statusMu.Unlock()
 	if ok && bytes.Equal(last.body, body) && now.Sub(last.at) < statusRefresh {
 		return nil
 	}
-
 	full, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encoding status of %s: %w", st.Container, err)
 	}
 	if _, err := s.client.Put(ctx, s.statusKey(st.Container), string(full)); err != nil {
-		s.forgetStatus(st.Container)
+		delete(s.statusWritten, st.Container)
 		return fmt.Errorf("writing status of %s: %w", st.Container, err)
 	}
-	s.statusMu.Lock()
 	s.statusWritten[st.Container] = writtenStatus{body: body, at: now}
-	s.statusMu.Unlock()
 	return nil
-}
-
-func (s *Store) forgetStatus(container string) {
-	s.statusMu.Lock()
-	delete(s.statusWritten, container)
-	s.statusMu.Unlock()
 }
 
 // DeleteStatus removes a container's status.
 func (s *Store) DeleteStatus(ctx context.Context, container string) error {
-	s.forgetStatus(container)
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	delete(s.statusWritten, container)
 	if _, err := s.client.Delete(ctx, s.statusKey(container)); err != nil {
 		return fmt.Errorf("deleting status of %s: %w", container, err)
 	}
@@ -423,8 +418,8 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 // DeleteAll removes every key of the cluster (for `weft down` and tests).
 func (s *Store) DeleteAll(ctx context.Context) error {
 	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
 	clear(s.statusWritten)
-	s.statusMu.Unlock()
 	if _, err := s.client.Delete(ctx, s.root, clientv3.WithPrefix()); err != nil {
 		return fmt.Errorf("deleting every key under %s: %w", s.root, err)
 	}
@@ -435,12 +430,34 @@ func (s *Store) DeleteAll(ctx context.Context) error {
 // hosts of c that have the manager role, in file order.
 func ClientURLs(c *spec.Cluster) []string {
 	var urls []string
-	for _, h := range c.Hosts {
-		if slices.Contains(h.Roles, spec.RoleManager) && h.Address.IsValid() {
-			urls = append(urls, "http://"+net.JoinHostPort(h.Address.String(), strconv.Itoa(ClientPort)))
-		}
+	for _, h := range managers(c) {
+		urls = append(urls, memberURL(h, ClientPort))
 	}
 	return urls
+}
+
+// InitialCluster returns MemberConfig.InitialCluster for c: the peer URL
+// ("http://<addr>:2380") of every manager host by name.
+func InitialCluster(c *spec.Cluster) map[string]string {
+	peers := map[string]string{}
+	for _, h := range managers(c) {
+		peers[h.Name] = memberURL(h, PeerPort)
+	}
+	return peers
+}
+
+func managers(c *spec.Cluster) []spec.Host {
+	var hosts []spec.Host
+	for _, h := range c.Hosts {
+		if slices.Contains(h.Roles, spec.RoleManager) && h.Address.IsValid() {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+func memberURL(h spec.Host, port int) string {
+	return "http://" + net.JoinHostPort(h.Address.String(), strconv.Itoa(port))
 }
 
 // decodeAll decodes JSON values keyed by the part of their key after prefix.
