@@ -28,8 +28,8 @@ type Querier interface {
 
 // idleCheckAfter is how long a connection may sit idle before it is pinged on
 // acquire; a database restart in between would otherwise surface as a failed
-// request.
-const idleCheckAfter = 2 * time.Second
+// request. Under load connections are reused sooner, so they skip the ping.
+const idleCheckAfter = 250 * time.Millisecond
 
 type idleConn struct {
 	conn  *pgx.Conn
@@ -112,8 +112,16 @@ func (p *Pool) acquire(ctx context.Context) (*pgx.Conn, error) {
 
 func (p *Pool) release(conn *pgx.Conn) {
 	defer func() { <-p.slots }()
-	reusable := !conn.IsClosed() && !conn.PgConn().IsBusy() && conn.PgConn().TxStatus() == 'I'
+	broken := conn.IsClosed()
+	reusable := !broken && !conn.PgConn().IsBusy() && conn.PgConn().TxStatus() == 'I'
 	p.mu.Lock()
+	if broken {
+		// One dead connection usually means the server restarted: check
+		// every idle one before it is used again.
+		for i := range p.idle {
+			p.idle[i].since = time.Time{}
+		}
+	}
 	if reusable && !p.closed {
 		p.idle = append(p.idle, idleConn{conn: conn, since: time.Now()})
 		p.mu.Unlock()
