@@ -1,9 +1,9 @@
 package httpx
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"testing"
 )
 
