@@ -19,7 +19,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/weft-dev/weft/internal/dns"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/runtime"
@@ -57,14 +56,12 @@ type Agent struct {
 	self   spec.Host
 	hostNS netns.NsHandle
 	rt     *runtime.Runtime
-	dns    *dns.Server
 
 	phase atomic.Value // string
 	st    atomic.Pointer[store.Store]
 
 	mu         sync.Mutex
 	containers map[string]*containerRun
-	dnsStarted bool
 }
 
 // Run runs the agent until ctx is cancelled. Containers keep running after
@@ -90,7 +87,6 @@ func Run(ctx context.Context, cfg Config) error {
 		self:       self,
 		hostNS:     hostNS,
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
-		dns:        dns.New(boot.Domain, cfg.Log),
 		containers: map[string]*containerRun{},
 	}
 	a.phase.Store(PhaseConnecting)
@@ -118,7 +114,6 @@ func Run(ctx context.Context, cfg Config) error {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutCtx)
-		_ = a.dns.Close()
 		return nil
 	})
 	g.Go(func() error { return a.runControlPlane(ctx) })

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weft-dev/weft/internal/dns"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/overlay"
@@ -65,7 +64,7 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store) error {
 	if _, err := overlay.EnsureHost(a.hostNS, hc); err != nil {
 		return fmt.Errorf("programming the overlay device: %w", err)
 	}
-	if err := a.ensureDNS(ctx, hc); err != nil {
+	if err := a.ensureResolver(); err != nil {
 		return err
 	}
 
@@ -89,8 +88,6 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store) error {
 	} else if res.Added+res.Replaced+res.Deleted > 0 {
 		a.log.Info("overlay peers synced", "added", res.Added, "replaced", res.Replaced, "deleted", res.Deleted)
 	}
-
-	a.dns.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
 
 	local := map[string]model.Assignment{}
 	for name, as := range snap.Assign {
@@ -182,23 +179,6 @@ func sameStatus(x, y model.ContainerStatus) bool {
 	return x == y
 }
 
-func (a *Agent) ensureDNS(ctx context.Context, hc overlay.HostConfig) error {
-	a.mu.Lock()
-	started := a.dnsStarted
-	a.mu.Unlock()
-	if started {
-		return nil
-	}
-	listen := netip.AddrPortFrom(hc.BridgeAddr.Addr(), 53).String()
-	if err := a.dns.Start(ctx, listen); err != nil {
-		return fmt.Errorf("starting the DNS resolver on %s: %w", listen, err)
-	}
-	a.mu.Lock()
-	a.dnsStarted = true
-	a.mu.Unlock()
-	return nil
-}
-
 // dependenciesReady says whether every service svc depends on has a healthy
 // instance somewhere in the cluster, and if not, which one is missing.
 func dependenciesReady(svc spec.Service, status map[string]model.ContainerStatus) (bool, string) {
@@ -252,7 +232,7 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 		Env:        env,
 		Workdir:    svc.Workdir,
 		User:       svc.User,
-		Netns:      naming.ContainerNetns(c.Name, as.Container),
+		Netns:      naming.ContainerNetns(c.Name, a.self.Name, as.Container),
 		Hostname:   as.Container,
 		ResolvConf: fmt.Sprintf("nameserver %s\nsearch %s\noptions ndots:1 timeout:1 attempts:3\n", hc.BridgeAddr.Addr(), c.Domain),
 		Hosts:      fmt.Sprintf("127.0.0.1\tlocalhost\n%s\t%s.%s %s %s\n", as.IP, as.Container, c.Domain, as.Container, svc.Name),
@@ -264,7 +244,7 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.Assignment) overlay.ContainerLink {
 	return overlay.ContainerLink{
 		Container: as.Container,
-		Netns:     naming.ContainerNetns(c.Name, as.Container),
+		Netns:     naming.ContainerNetns(c.Name, a.self.Name, as.Container),
 		Addr:      netip.PrefixFrom(as.IP, c.Overlay.CIDR.Bits()),
 		MAC:       naming.MACFromIP(as.IP),
 		MTU:       hc.MTU,
@@ -348,7 +328,7 @@ func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name strin
 	if err := a.rt.Stop(ctx, a.cfg.Cluster, a.self.Name, name, 5*time.Second); err != nil {
 		return err
 	}
-	if err := overlay.DetachContainer(a.hostNS, name, naming.ContainerNetns(a.cfg.Cluster, name)); err != nil {
+	if err := overlay.DetachContainer(a.hostNS, name, naming.ContainerNetns(a.cfg.Cluster, a.self.Name, name)); err != nil {
 		return err
 	}
 	if s, ok := status[name]; ok && s.Host == a.self.Name {

@@ -140,7 +140,7 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 		if !ok || s.Host != as.Host {
 			s = model.ContainerStatus{
 				Container: name, Service: as.Service, Host: as.Host, IP: as.IP, MAC: as.MAC,
-				Netns: naming.ContainerNetns(c.Name, name), State: "pending", Health: model.HealthStarting,
+				Netns: naming.ContainerNetns(c.Name, as.Host, name), State: "pending", Health: model.HealthStarting,
 				Message: "its host has not reported it yet",
 			}
 		}

@@ -39,6 +39,29 @@ func newAgentCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// newResolverCmd is a host's DNS resolver; its agent starts it.
+func newResolverCmd(g *globals) *cobra.Command {
+	var cfg agent.Config
+	cmd := &cobra.Command{
+		Use:    "resolver",
+		Short:  "Serve one host's DNS from the store (started by the agent)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.StateRoot = g.stateRoot
+			cfg.Cluster = g.cluster
+			if cfg.Cluster == "" {
+				return fmt.Errorf("--cluster is required")
+			}
+			cfg.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			return agent.RunResolver(cmd.Context(), cfg)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Host, "host", "", "host name")
+	_ = cmd.MarkFlagRequired("host")
+	return cmd
+}
+
 // newContainerInitCmd is the first process of every container.
 func newContainerInitCmd() *cobra.Command {
 	return &cobra.Command{

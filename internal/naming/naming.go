@@ -28,10 +28,13 @@ func RouterNetns(cluster string) string { return NetnsPrefix(cluster) + "router"
 // HostNetns is the namespace of one lab host.
 func HostNetns(cluster, host string) string { return NetnsPrefix(cluster) + "h." + host }
 
-// ContainerNetns is the namespace of one container (it outlives the
-// container's process so address and MAC survive restarts).
-func ContainerNetns(cluster, container string) string {
-	return NetnsPrefix(cluster) + "c." + container
+// ContainerNetns is the namespace of one container on one host (it
+// outlives the container's process so address and MAC survive restarts).
+// The host is part of the name because in the lab every host's namespaces
+// share one machine: a container moving between hosts must not meet its
+// old namespace.
+func ContainerNetns(cluster, host, container string) string {
+	return NetnsPrefix(cluster) + "c." + host + "." + container
 }
 
 // ContainerName is the name of replica index (1-based) of a service.

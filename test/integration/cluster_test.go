@@ -111,7 +111,8 @@ func checkReachability(t *testing.T, c cluster) {
 		for _, to := range cs {
 			for _, target := range []string{to.Container, to.IP.String()} {
 				r := c.exec(t, from.Container, "wget", "-q", "-T", "3", "-O", "-", "http://"+target+":8080/health")
-				if r.code != 0 || !strings.Contains(r.stdout, `"status":"ok"`) {
+				var h struct{ Status, Service string }
+				if r.code != 0 || jsonUnmarshal(r.stdout, &h) != nil || h.Status != "ok" || h.Service != to.Service {
 					t.Errorf("%s (%s) -> %s (%s): exit %d %s %s", from.Container, from.Host, target, to.Host, r.code, r.stdout, r.stderr)
 				}
 			}
@@ -333,7 +334,7 @@ func checkChange(t *testing.T, c cluster) {
 			t.Errorf("%s was restarted by an unrelated change", ct.Container)
 		}
 	}
-	if _, err := os.Stat(filepath.Join("/run/netns", naming.ContainerNetns(c.name, "extra-1"))); err == nil {
+	if _, err := os.Stat(filepath.Join("/run/netns", naming.ContainerNetns(c.name, "host2", "extra-1"))); err == nil {
 		t.Errorf("extra-1's namespace is still there")
 	}
 	// Every host's static entries match the new placement exactly.

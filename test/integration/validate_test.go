@@ -33,7 +33,7 @@ func TestBadFilesAreRefused(t *testing.T) {
 	}{
 		{"overlapping subnets", "b: 192.168.2.0/24}", "b: 192.168.1.128/25}", "subnets"},
 		{"unknown subnet", "{name: host2, subnet: b}", "{name: host2, subnet: z}", "subnet"},
-		{"two hosts on one address", "{name: host2, subnet: b}", "{name: host2, subnet: a, address: 192.168.1.10}", "address"},
+		{"two hosts on one address", "  - {name: host1, subnet: a}\n  - {name: host2, subnet: b}", "  - {name: host1, subnet: a, address: 192.168.1.20}\n  - {name: host2, subnet: a, address: 192.168.1.20}", "address"},
 		{"two containers on one address", "    port: 8080\n", "    port: 8080\n    ip: 10.10.0.7\n  db:\n    command: [HELLO]\n    ip: 10.10.0.7\n", "ip"},
 		{"pinned outside overlay", "    port: 8080\n", "    port: 8080\n    ip: 10.20.0.7\n", "ip"},
 		{"pinned in reserved block", "    port: 8080\n", "    port: 8080\n    ip: 10.10.255.2\n", "ip"},

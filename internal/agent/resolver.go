@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/weft-dev/weft/internal/dns"
+	"github.com/weft-dev/weft/internal/store"
+)
+
+// resolverDaemon is the name of the host's DNS resolver process.
+const resolverDaemon = "resolver"
+
+// ensureResolver keeps the host's resolver process running. It is a process
+// of its own, not part of the agent, so names keep resolving while an agent
+// is dead or restarting.
+func (a *Agent) ensureResolver() error {
+	argv := []string{a.cfg.Exe, "resolver", "--cluster", a.cfg.Cluster, "--host", a.self.Name, "--state-root", a.cfg.StateRoot}
+	pid, started, err := a.rt.EnsureDaemon(a.cfg.Cluster, a.self.Name, resolverDaemon, argv)
+	if err != nil {
+		return fmt.Errorf("starting the DNS resolver: %w", err)
+	}
+	if started {
+		a.log.Info("DNS resolver started", "pid", pid)
+	}
+	return nil
+}
+
+// RunResolver serves the host's DNS on its bridge address from the store:
+// healthy instances only, updated on every store change. It keeps its last
+// answers while the store is unreachable.
+func RunResolver(ctx context.Context, cfg Config) error {
+	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
+	if err != nil {
+		return err
+	}
+	listen := netip.AddrPortFrom(boot.HostOverlayAddr(cfg.Host), 53).String()
+	srv := dns.New(boot.Domain, cfg.Log)
+	if err := srv.Start(ctx, listen); err != nil {
+		return fmt.Errorf("starting the DNS resolver on %s: %w", listen, err)
+	}
+	defer srv.Close()
+	var st *store.Store
+	for {
+		st, err = store.Connect(ctx, store.ClientURLs(boot), cfg.Cluster)
+		if err == nil {
+			break
+		}
+		cfg.Log.Warn("resolver connecting to the store", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	defer st.Close()
+	changes := st.Changes(ctx)
+	tick := time.NewTicker(resyncInterval)
+	defer tick.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		snap, err := st.Snapshot(sctx)
+		cancel()
+		if err == nil {
+			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
+		} else if ctx.Err() == nil {
+			cfg.Log.Warn("resolver reading the store", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changes:
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/weft-dev/weft/internal/cgroup"
+	"github.com/weft-dev/weft/internal/naming"
+)
+
+// EnsureDaemon keeps one platform process of a host running (the host's DNS
+// resolver): if the process recorded under name is alive it is left alone,
+// else argv is started in the caller's network namespace, in its own
+// session and cgroup, with its output appended to <name>.log. Like
+// containers, it outlives the agent that started it, so the data plane does
+// not depend on the agent being alive.
+func (r *Runtime) EnsureDaemon(cluster, host, name string, argv []string) (pid int, started bool, err error) {
+	dir := naming.HostStateDir(r.stateRoot(), cluster, host)
+	pidPath := filepath.Join(dir, name+".pid")
+	if b, err := os.ReadFile(pidPath); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 2 {
+			p, _ := strconv.Atoi(f[0])
+			st, _ := strconv.ParseUint(f[1], 10, 64)
+			if got, err := procStartTime(p); err == nil && got == st && !isZombie(p) {
+				return p, false, nil
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, false, fmt.Errorf("creating state dir of %s: %w", name, err)
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, false, fmt.Errorf("opening log of %s: %w", name, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, false, fmt.Errorf("starting %s: %w", name, err)
+	}
+	pid = cmd.Process.Pid
+	// Reap it if it dies while this agent lives; after that it is init's.
+	go func() { _ = cmd.Wait() }()
+	if err := cgroup.Join(naming.CgroupRelPath(cluster, host, name), pid); err != nil {
+		_ = cmd.Process.Kill()
+		return 0, false, err
+	}
+	st, err := procStartTime(pid)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := os.WriteFile(pidPath, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o644); err != nil {
+		return 0, false, fmt.Errorf("recording pid of %s: %w", name, err)
+	}
+	return pid, true, nil
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	end := strings.LastIndexByte(string(b), ')')
+	return end < 0 || strings.HasPrefix(strings.TrimSpace(string(b[end+1:])), "Z")
+}
