@@ -49,6 +49,16 @@ type Pool struct {
 // ErrClosed is returned by a pool after Close.
 var ErrClosed = errors.New("database pool is closed")
 
+// UnavailableError says the database could not be reached or the connection
+// broke: a state that passes once the database is back.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return "database unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Temporary marks the error as one a client may retry.
+func (e *UnavailableError) Temporary() bool { return true }
+
 // New parses the connection URL; it does not connect, so a service can start
 // before its database answers.
 func New(databaseURL string, maxConns int) (*Pool, error) {
@@ -93,7 +103,7 @@ func (p *Pool) acquire(ctx context.Context) (*pgx.Conn, error) {
 			conn, err := pgx.ConnectConfig(ctx, p.config)
 			if err != nil {
 				<-p.slots
-				return nil, fmt.Errorf("connecting to database %s:%d: %w", p.config.Host, p.config.Port, err)
+				return nil, &UnavailableError{Err: fmt.Errorf("connecting to %s:%d: %w", p.config.Host, p.config.Port, err)}
 			}
 			return conn, nil
 		}
@@ -144,7 +154,11 @@ func (p *Pool) Do(ctx context.Context, fn func(Querier) error) error {
 		return err
 	}
 	defer p.release(conn)
-	return fn(conn)
+	err = fn(conn)
+	if err != nil && conn.IsClosed() {
+		return &UnavailableError{Err: err}
+	}
+	return err
 }
 
 // Tx runs fn in a transaction, committed when fn returns nil and rolled back

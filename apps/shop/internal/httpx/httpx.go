@@ -41,11 +41,15 @@ func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 		}
 		var apiErr *Error
 		var validationErr *ValidationError
+		var temporary interface{ Temporary() bool }
 		switch {
 		case errors.As(err, &apiErr):
 			WriteJSON(w, apiErr.Status, map[string]string{"detail": apiErr.Detail})
 		case errors.As(err, &validationErr):
 			WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": validationErr.Fields})
+		case errors.As(err, &temporary) && temporary.Temporary():
+			log.Warn("request failed for now", "method", r.Method, "path", r.URL.Path, "err", err)
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "Service temporarily unavailable, retry shortly: " + err.Error()})
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// The client went away; nobody reads the answer.
 		default:

@@ -102,9 +102,9 @@ func TestDatabaseRestart(t *testing.T) {
 	if resp["status"] != "unhealthy" || resp["service"] != "product-service" {
 		t.Errorf("health with the database down = %v", resp)
 	}
-	down := call(t, request{method: "GET", url: f.products("/products/" + productID)})
-	if down.status < 500 {
-		t.Errorf("reading a product with the database down answered %d", down.status)
+	down := call(t, request{method: "GET", url: f.products("/products/" + productID)}).expect(t, http.StatusServiceUnavailable, "read with the database down")
+	if detail := down.detail(t); !strings.Contains(detail, "database unavailable") {
+		t.Errorf("detail with the database down = %q", detail)
 	}
 
 	if err := f.s.pg.start(); err != nil {
