@@ -87,7 +87,11 @@ func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.ApplyResult{SpecChanged: changed, Changes: plan.Diff(prev, next)})
+	planned := map[string]string{}
+	for name, as := range next {
+		planned[name] = as.Host
+	}
+	writeJSON(w, http.StatusOK, api.ApplyResult{SpecChanged: changed, Changes: plan.Diff(prev, next), Planned: planned})
 }
 
 func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {

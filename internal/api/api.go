@@ -41,6 +41,9 @@ type Health struct {
 type ApplyResult struct {
 	SpecChanged bool          `json:"spec_changed"`
 	Changes     model.Changes `json:"changes"`
+	// Planned is where every container of the applied file goes (container
+	// -> host): `up` waits until the cluster shows exactly this.
+	Planned map[string]string `json:"planned"`
 }
 
 // HostStatus is one host as the cluster sees it.

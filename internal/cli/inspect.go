@@ -47,13 +47,18 @@ func clusterStatus(ctx context.Context, g *globals) (api.Status, error) {
 	if err != nil {
 		return api.Status{}, err
 	}
-	cl, err := anyAgent(ctx, g, name)
-	if err != nil {
-		return api.Status{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, api.DefaultTimeout)
-	defer cancel()
-	return cl.Status(ctx)
+	var st api.Status
+	err = retryStore(ctx, api.DefaultTimeout, func() error {
+		cl, err := anyAgent(ctx, g, name)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st, err = cl.Status(cctx)
+		return err
+	})
+	return st, err
 }
 
 func newStatusCmd(g *globals) *cobra.Command {

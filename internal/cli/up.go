@@ -98,7 +98,12 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 	if err != nil {
 		return res, err
 	}
-	ar, err := client.Apply(ctx, c)
+	var ar api.ApplyResult
+	err = retryStore(ctx, 15*time.Second, func() error {
+		var err error
+		ar, err = client.Apply(ctx, c)
+		return err
+	})
 	if err != nil {
 		return res, fmt.Errorf("applying the cluster file: %w", err)
 	}
@@ -110,14 +115,14 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 	for {
 		st, err := client.Status(ctx)
 		if err == nil {
-			ready, total := countReady(st)
-			res.Healthy, res.Expected = ready, st.Expected
-			line := fmt.Sprintf("containers: %d/%d healthy", ready, st.Expected)
+			ready, converged := countReady(st, ar.Planned)
+			res.Healthy, res.Expected = ready, len(ar.Planned)
+			line := fmt.Sprintf("containers: %d/%d healthy", ready, len(ar.Planned))
 			if line != lastLine {
 				say("%s", line)
 				lastLine = line
 			}
-			if st.Applied && total == st.Expected && ready == st.Expected {
+			if st.Applied && converged {
 				res.Seconds = time.Since(start).Seconds()
 				say("cluster %s is up in %.1fs: %d hosts, %d containers healthy", c.Name, res.Seconds, len(c.Hosts), ready)
 				say("next: weft status -f %s | weft ps | weft exec SERVICE -- CMD | weft down", g.file)
@@ -163,14 +168,40 @@ func describeChanges(ch model.Changes) string {
 	return " (" + strings.Join(parts, "; ") + ")"
 }
 
-func countReady(st api.Status) (ready, total int) {
+// countReady counts the planned containers that are healthy on their
+// planned host, and says whether the cluster shows exactly the plan.
+func countReady(st api.Status, planned map[string]string) (ready int, converged bool) {
+	converged = len(st.Containers) == len(planned)
 	for _, c := range st.Containers {
-		total++
-		if c.Ready() {
+		host, ok := planned[c.Container]
+		switch {
+		case !ok || host != c.Host:
+			converged = false
+		case c.Ready():
 			ready++
+		default:
+			converged = false
 		}
 	}
-	return ready, total
+	return ready, converged
+}
+
+// retryStore repeats fn while the store is briefly unusable (an etcd leader
+// election after a manager died), up to limit.
+func retryStore(ctx context.Context, limit time.Duration, fn func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := fn()
+		var final *exitError
+		if err == nil || errors.As(err, &final) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 func notReady(st api.Status) string {
