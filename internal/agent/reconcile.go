@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/weft-dev/weft/internal/gateway"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/overlay"
@@ -213,6 +213,13 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 		"WEFT_IP":        as.IP.String(),
 		"WEFT_DOMAIN":    c.Domain,
 	}
+	if isGateway(svc) {
+		if cfg, err := gatewayConfig(c, svc); err == nil {
+			env[gateway.ConfigEnv] = cfg
+		} else {
+			a.log.Warn("configuring gateway", "service", svc.Name, "err", err)
+		}
+	}
 	for k, v := range svc.Env {
 		env[k] = v
 	}
@@ -303,8 +310,8 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 		return fmt.Errorf("wiring link: %w", err)
 	}
 	for _, v := range rc.Volumes {
-		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
-			return fmt.Errorf("creating volume %s: %w", v.HostPath, err)
+		if err := ensureVolume(v.HostPath, svc.User); err != nil {
+			return err
 		}
 	}
 	run = a.startRun(st, svc, as, rc, hash, base)

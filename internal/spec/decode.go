@@ -96,6 +96,10 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields fieldReaders) {
 	}
 	d.entries(n, path, "field", func(key, value *yaml.Node, field string) {
 		read, ok := fields[key.Value]
+		if !ok && path == "" && strings.HasPrefix(key.Value, "x-") {
+			// Top-level x- keys hold YAML anchors for reuse, as in Compose files.
+			return
+		}
 		if !ok {
 			d.fail(key, field, "", "unknown field", suggestion(key.Value, fields.names(), "fields"))
 			return

@@ -20,6 +20,7 @@ const (
 	DefaultManagers     = 3
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMetricsPort  = 9100
+	DefaultGatewayName  = "api-gateway"
 	defaultRouteRetries = 2
 	defaultHealthTries  = 3
 	firstHostOctet      = 10 // hosts get .10, .11, ... of their subnet
@@ -79,6 +80,9 @@ func (c *Cluster) ApplyDefaults() {
 	}
 	if c.Gateway.MetricsPort == 0 {
 		c.Gateway.MetricsPort = DefaultMetricsPort
+	}
+	if c.Gateway.Name == "" {
+		c.Gateway.Name = DefaultGatewayName
 	}
 	for i := range c.Publish {
 		if c.Publish[i].Port == 0 {

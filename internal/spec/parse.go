@@ -124,6 +124,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 			d.mapping(v, p, fieldReaders{
 				"max_body_bytes": func(v *yaml.Node, p string) { c.Gateway.MaxBodyBytes = d.integer64(v, p) },
 				"metrics_port":   func(v *yaml.Node, p string) { c.Gateway.MetricsPort = d.integer(v, p) },
+				"name":           func(v *yaml.Node, p string) { c.Gateway.Name = d.str(v, p) },
 			})
 		},
 		"publish": func(v *yaml.Node, p string) {

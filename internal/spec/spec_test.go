@@ -582,3 +582,25 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+func TestTopLevelExtensionKeysHoldAnchors(t *testing.T) {
+	src := `version: 1
+name: ext
+network: {cidr: 192.168.0.0/16, subnets: {a: 192.168.1.0/24}}
+overlay: {vni: 7}
+hosts: [{name: h1, subnet: a}]
+x-common: &common {command: [/bin/true], port: 80}
+services:
+  one: {<<: *common}
+`
+	c, err := Parse([]byte(src), "/tmp")
+	if err != nil {
+		t.Fatalf("x- keys should be ignored: %v", err)
+	}
+	if s, _ := c.ServiceByName("one"); s.Port != 80 {
+		t.Fatalf("anchor not merged: %+v", s)
+	}
+	if _, err := Parse([]byte(strings.Replace(src, "x-common", "y-common", 1)), "/tmp"); err == nil {
+		t.Fatalf("other unknown top-level keys must still be refused")
+	}
+}

@@ -102,8 +102,9 @@ type Route struct {
 
 // GatewaySettings are the gateway's limits and ports.
 type GatewaySettings struct {
-	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"` // largest request body accepted, default 1048576
-	MetricsPort  int   `yaml:"metrics_port" json:"metrics_port"`     // Prometheus metrics port inside the gateway container, default 9100
+	MaxBodyBytes int64  `yaml:"max_body_bytes" json:"max_body_bytes"` // largest request body accepted, default 1048576
+	MetricsPort  int    `yaml:"metrics_port" json:"metrics_port"`     // Prometheus metrics port inside the gateway container, default 9100
+	Name         string `yaml:"name" json:"name"`                     // the name the gateway reports on GET /health, default "api-gateway"
 }
 
 // Publish forwards a loopback port of this machine to gateway services, the
