@@ -26,6 +26,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathApply, a.handleApply)
 	mux.HandleFunc("GET "+api.PathStatus, a.handleStatus)
 	mux.HandleFunc("GET "+api.PathLogs, a.handleLogs)
+	mux.HandleFunc("GET "+api.PathSpec, a.handleSpec)
 	return mux
 }
 
@@ -173,6 +174,20 @@ func (a *Agent) memberStates(ctx context.Context, c *spec.Cluster) map[string]st
 		}
 	}
 	return out
+}
+
+func (a *Agent) handleSpec(w http.ResponseWriter, r *http.Request) {
+	st := a.store()
+	if st == nil {
+		writeError(w, http.StatusServiceUnavailable, errNotReady)
+		return
+	}
+	c, err := st.Spec(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"spec": c})
 }
 
 func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {

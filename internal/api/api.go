@@ -25,6 +25,7 @@ const (
 	PathApply  = "/v1/apply"
 	PathStatus = "/v1/status"
 	PathLogs   = "/v1/logs"
+	PathSpec   = "/v1/spec"
 )
 
 // Health is an agent's answer to "are you there, and is your store usable".
@@ -146,6 +147,15 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := c.do(ctx, http.MethodGet, PathStatus, nil, &s)
 	return s, err
+}
+
+// Spec returns the applied cluster file, or nil before the first apply.
+func (c *Client) Spec(ctx context.Context) (*spec.Cluster, error) {
+	var out struct {
+		Spec *spec.Cluster `json:"spec"`
+	}
+	err := c.do(ctx, http.MethodGet, PathSpec, nil, &out)
+	return out.Spec, err
 }
 
 // Logs streams a container's output (it must run on this agent's host) to w.

@@ -123,6 +123,12 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 				lastLine = line
 			}
 			if st.Applied && converged {
+				if err := startPublisher(ctx, g, c); err != nil {
+					return res, err
+				}
+				for _, p := range c.Publish {
+					say("published: http://%s -> %s", p.Listen, strings.Join(p.Services, ", "))
+				}
 				res.Seconds = time.Since(start).Seconds()
 				say("cluster %s is up in %.1fs: %d hosts, %d containers healthy", c.Name, res.Seconds, len(c.Hosts), ready)
 				say("next: weft status -f %s | weft ps | weft exec SERVICE -- CMD | weft down", g.file)

@@ -10,17 +10,15 @@ import (
 	"syscall"
 
 	"github.com/weft-dev/weft/internal/cgroup"
-	"github.com/weft-dev/weft/internal/naming"
 )
 
-// EnsureDaemon keeps one platform process of a host running (the host's DNS
-// resolver): if the process recorded under name is alive it is left alone,
-// else argv is started in the caller's network namespace, in its own
-// session and cgroup, with its output appended to <name>.log. Like
-// containers, it outlives the agent that started it, so the data plane does
-// not depend on the agent being alive.
-func (r *Runtime) EnsureDaemon(cluster, host, name string, argv []string) (pid int, started bool, err error) {
-	dir := naming.HostStateDir(r.stateRoot(), cluster, host)
+// EnsureDaemon keeps one platform process running (a host's DNS resolver,
+// a cluster's loopback publisher): if the process recorded as <dir>/<name>.pid
+// is alive it is left alone, else argv is started in the caller's network
+// namespace, in its own session and in cgroup cgroupRel, with its output
+// appended to <dir>/<name>.log. Like containers, it outlives whoever started
+// it, so the data plane does not depend on an agent or the CLI being alive.
+func EnsureDaemon(dir, cgroupRel, name string, argv []string) (pid int, started bool, err error) {
 	pidPath := filepath.Join(dir, name+".pid")
 	if b, err := os.ReadFile(pidPath); err == nil {
 		f := strings.Fields(string(b))
@@ -49,7 +47,7 @@ func (r *Runtime) EnsureDaemon(cluster, host, name string, argv []string) (pid i
 	pid = cmd.Process.Pid
 	// Reap it if it dies while this agent lives; after that it is init's.
 	go func() { _ = cmd.Wait() }()
-	if err := cgroup.Join(naming.CgroupRelPath(cluster, host, name), pid); err != nil {
+	if err := cgroup.Join(cgroupRel, pid); err != nil {
 		_ = cmd.Process.Kill()
 		return 0, false, err
 	}

@@ -23,6 +23,8 @@ import (
 var (
 	weftBin  string
 	helloBin string
+	shopBin  string
+	repoDir  string
 )
 
 func TestMain(m *testing.M) {
@@ -39,9 +41,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	modDir := filepath.Dir(strings.TrimSpace(string(root)))
+	repoDir = modDir
 	weftBin = filepath.Join(dir, "weft")
 	helloBin = filepath.Join(dir, "hello")
-	for bin, pkg := range map[string]string{weftBin: "./cmd/weft", helloBin: "./examples/hello"} {
+	shopBin = filepath.Join(dir, "shop")
+	for bin, pkg := range map[string]string{weftBin: "./cmd/weft", helloBin: "./examples/hello", shopBin: "./apps/shop/cmd/shop"} {
 		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = modDir
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,402 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// shopAPI is a client of the shop through the published loopback port, as
+// a user with curl or Postman would use it.
+type shopAPI struct {
+	t     *testing.T
+	base  string
+	token string
+	http  *http.Client
+}
+
+type reply struct {
+	code int
+	body map[string]any
+	list []any
+	raw  string
+}
+
+func (a *shopAPI) do(method, path string, body any) reply {
+	a.t.Helper()
+	var rd io.Reader
+	ctype := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case url.Values:
+		rd = strings.NewReader(b.Encode())
+		ctype = "application/x-www-form-urlencoded"
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{code: resp.StatusCode, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	_ = json.Unmarshal(raw, &r.list)
+	return r
+}
+
+func (a *shopAPI) want(r reply, code int, what string) reply {
+	a.t.Helper()
+	if r.code != code {
+		a.t.Fatalf("%s: status %d, want %d: %s", what, r.code, code, r.raw)
+	}
+	return r
+}
+
+func num(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestShop brings up the shop (two gateways, four services, four
+// PostgreSQL databases on three hosts) and uses it through 127.0.0.1.
+func TestShop(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoDir, "examples/shop/weft.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	name := uniqueName("sh")
+	body := strings.NewReplacer(
+		"name: shop", "name: "+name,
+		"../../bin/shop", shopBin,
+		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", port),
+	).Replace(string(src))
+	c := writeCluster(t, name, body)
+	upCluster(t, c)
+	api := &shopAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/v1", port), http: &http.Client{Timeout: 20 * time.Second}}
+
+	t.Run("names, not addresses", func(t *testing.T) { checkNamesNotAddresses(t, c.file) })
+	t.Run("the walk", func(t *testing.T) { shopWalk(t, api) })
+	t.Run("postman collection via newman", func(t *testing.T) {
+		newman, err := exec.LookPath("newman")
+		if err != nil {
+			t.Fatalf("newman is not installed (make deps installs it with npm)")
+		}
+		out, err := exec.Command(newman, "run", filepath.Join(repoDir, "examples/shop/shop.postman_collection.json"),
+			"--env-var", fmt.Sprintf("base_url=http://127.0.0.1:%d", port), "--bail", "--color", "off").CombinedOutput()
+		if err != nil {
+			t.Fatalf("newman: %v\n%s", err, out)
+		}
+	})
+	t.Run("concurrent orders never oversell", func(t *testing.T) { shopConcurrency(t, api) })
+	t.Run("bad input", func(t *testing.T) { shopBadInput(t, api) })
+	t.Run("resilience", func(t *testing.T) { shopResilience(t, c, api) })
+}
+
+func checkNamesNotAddresses(t *testing.T, file string) {
+	c, err := spec.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Services {
+		for k, v := range s.Env {
+			for _, word := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune("/:@?=,", r) }) {
+				if ip, err := netip.ParseAddr(word); err == nil && c.Overlay.CIDR.Contains(ip) {
+					t.Errorf("service %s env %s holds the address %s: services must find each other by name", s.Name, k, ip)
+				}
+			}
+		}
+	}
+}
+
+type walkIDs struct {
+	userID                   float64
+	phone, headphones, watch string
+	order1, order2           string
+}
+
+func registerAndLogin(t *testing.T, api *shopAPI, email string) float64 {
+	u := api.want(api.do("POST", "/auth/register", map[string]any{
+		"email": email, "password": "Secret123", "first_name": "Ada", "last_name": "Lovelace"}), 201, "register")
+	tok := api.want(api.do("POST", "/auth/login", url.Values{"username": {email}, "password": {"Secret123"}}), 200, "login")
+	api.token, _ = tok.body["access_token"].(string)
+	if api.token == "" || tok.body["token_type"] != "bearer" {
+		t.Fatalf("login answer: %s", tok.raw)
+	}
+	return num(u.body["id"])
+}
+
+func shopWalk(t *testing.T, api *shopAPI) {
+	var ids walkIDs
+	ids.userID = registerAndLogin(t, api, "ada@example.com")
+	me := api.want(api.do("GET", "/users/me", nil), 200, "me")
+	if me.body["email"] != "ada@example.com" {
+		t.Fatalf("me: %s", me.raw)
+	}
+	addr := map[string]any{"line1": "1 Analytical St", "city": "London", "state": "LDN", "postal_code": "N1", "country": "UK"}
+	a := api.want(api.do("POST", "/users/me/addresses", addr), 201, "address")
+	if a.body["is_default"] != true {
+		t.Fatalf("first address should be the default: %s", a.raw)
+	}
+	mk := func(name, cat string, price float64, qty int) string {
+		r := api.want(api.do("POST", "/products/", map[string]any{"name": name, "description": name, "category": cat, "price": price, "quantity": qty}), 201, "create "+name)
+		id, _ := r.body["_id"].(string)
+		if len(id) != 24 {
+			t.Fatalf("product id %q", id)
+		}
+		return id
+	}
+	ids.phone = mk("Phone", "walk-phones", 899.99, 50)
+	ids.headphones = mk("Headphones", "walk-audio", 249.99, 100)
+	ids.watch = mk("Watch", "walk-wearables", 179.99, 75)
+	if l := api.want(api.do("GET", "/products", nil), 200, "list"); len(l.list) < 3 {
+		t.Fatalf("list: %s", l.raw)
+	}
+	if l := api.want(api.do("GET", "/products/?category=walk-audio", nil), 200, "filter"); len(l.list) != 1 {
+		t.Fatalf("category filter: %s", l.raw)
+	}
+	if l := api.want(api.do("GET", "/products/?min_price=170&max_price=260&name=", nil), 200, "price"); len(l.list) < 2 {
+		t.Fatalf("price filter: %s", l.raw)
+	}
+	inv := api.want(api.do("GET", "/inventory/"+ids.phone, nil), 200, "phone inventory")
+	if num(inv.body["available_quantity"]) != 50 || num(inv.body["reserved_quantity"]) != 0 {
+		t.Fatalf("phone inventory: %s", inv.raw)
+	}
+	ship := map[string]any{"line1": "1 Analytical St", "city": "London", "state": "LDN", "postal_code": "N1", "country": "UK"}
+	o1 := api.want(api.do("POST", "/orders/", map[string]any{"user_id": ids.userID, "shipping_address": ship,
+		"items": []any{map[string]any{"product_id": ids.phone, "quantity": 1, "price": 899.99}}}), 201, "order 1")
+	o2 := api.want(api.do("POST", "/orders", map[string]any{"user_id": fmt.Sprint(ids.userID), "shipping_address": ship,
+		"items": []any{
+			map[string]any{"product_id": ids.headphones, "quantity": 1, "price": 249.99},
+			map[string]any{"product_id": ids.watch, "quantity": 2, "price": 179.99}}}), 201, "order 2")
+	if math.Abs(num(o2.body["total_price"])-609.97) > 0.001 || o2.body["status"] != "pending" {
+		t.Fatalf("order 2: %s", o2.raw)
+	}
+	ids.order1, _ = o1.body["_id"].(string)
+	ids.order2, _ = o2.body["_id"].(string)
+	api.want(api.do("GET", "/orders/"+ids.order2, nil), 200, "read order 2")
+	if l := api.want(api.do("GET", "/orders/", nil), 200, "list orders"); len(l.list) < 2 {
+		t.Fatalf("orders: %s", l.raw)
+	}
+	api.want(api.do("PUT", "/orders/"+ids.order1+"/status", map[string]any{"status": "paid"}), 200, "pay order 1")
+	api.want(api.do("PUT", "/orders/"+ids.order2+"/status", map[string]any{"status": "cancelled"}), 200, "cancel order 2")
+	for id, want := range map[string][2]float64{ids.headphones: {100, 0}, ids.phone: {49, 1}, ids.watch: {75, 0}} {
+		r := api.want(api.do("GET", "/inventory/"+id, nil), 200, "inventory")
+		if num(r.body["available_quantity"]) != want[0] || num(r.body["reserved_quantity"]) != want[1] {
+			t.Errorf("inventory of %s: %s, want %v", id, r.raw, want)
+		}
+	}
+}
+
+func shopConcurrency(t *testing.T, api *shopAPI) {
+	uid := registerAndLogin(t, api, "many@example.com")
+	p := api.want(api.do("POST", "/products/", map[string]any{"name": "Scarce", "description": "x", "category": "scarce", "price": 10.0, "quantity": 20}), 201, "scarce")
+	id := p.body["_id"].(string)
+	ship := map[string]any{"line1": "x", "city": "x", "state": "x", "postal_code": "x", "country": "x"}
+	var wg sync.WaitGroup
+	codes := make([]int, 50)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, _ := json.Marshal(map[string]any{"user_id": uid, "shipping_address": ship,
+				"items": []any{map[string]any{"product_id": id, "quantity": 1, "price": 10.0}}})
+			resp, err := api.http.Post(api.base+"/orders/", "application/json", bytes.NewReader(b))
+			if err != nil {
+				codes[i] = -1
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, c := range codes {
+		switch c {
+		case 201:
+			ok++
+		case 400, 409:
+		default:
+			t.Errorf("unexpected status %d", c)
+		}
+	}
+	if ok != 20 {
+		t.Fatalf("%d orders succeeded, want exactly 20 (codes %v)", ok, codes)
+	}
+	inv := api.want(api.do("GET", "/inventory/"+id, nil), 200, "inventory")
+	if num(inv.body["available_quantity"]) != 0 || num(inv.body["reserved_quantity"]) != 20 {
+		t.Fatalf("inventory after the rush: %s", inv.raw)
+	}
+}
+
+func shopBadInput(t *testing.T, api *shopAPI) {
+	registerAndLogin(t, api, "bad@example.com")
+	before := api.want(api.do("GET", "/products/?limit=100", nil), 200, "list").list
+	cases := []struct {
+		method, path string
+		body         any
+		code         int
+		detail       string
+	}{
+		{"POST", "/products/", `{"name": "x",`, 422, ""},
+		{"POST", "/products/", map[string]any{"name": "x"}, 422, "price"},
+		{"POST", "/products/", map[string]any{"name": "x", "description": "d", "category": "c", "price": "cheap", "quantity": 1}, 422, "price"},
+		{"POST", "/products/", map[string]any{"name": "x", "description": "d", "category": "c", "price": -1, "quantity": 1}, 422, "price"},
+		{"POST", "/products/", map[string]any{"name": "x", "description": "d", "category": "c", "price": 1, "quantity": -5}, 422, "quantity"},
+		{"GET", "/products/not-an-id", nil, 400, ""},
+		{"GET", "/products/0123456789abcdef01234567", nil, 404, ""},
+		{"GET", "/orders/zzz", nil, 400, ""},
+		{"POST", "/auth/register", map[string]any{"email": "weak@example.com", "password": "weak", "first_name": "a", "last_name": "b"}, 422, "password"},
+		{"POST", "/auth/register", map[string]any{"email": "bad@example.com", "password": "Secret123", "first_name": "a", "last_name": "b"}, 400, "Email already registered"},
+	}
+	for _, tc := range cases {
+		r := api.do(tc.method, tc.path, tc.body)
+		if r.code != tc.code || (tc.detail != "" && !strings.Contains(r.raw, tc.detail)) || !strings.Contains(r.raw, "detail") {
+			t.Errorf("%s %s %v: %d %s, want %d naming %q", tc.method, tc.path, tc.body, r.code, r.raw, tc.code, tc.detail)
+		}
+	}
+	tok := api.token
+	api.token = ""
+	if r := api.do("GET", "/users/me", nil); r.code != 401 {
+		t.Errorf("no token: %d", r.code)
+	}
+	api.token = tok + "x"
+	if r := api.do("GET", "/users/me", nil); r.code != 401 {
+		t.Errorf("bad token: %d", r.code)
+	}
+	api.token = tok
+	// Illegal status transition.
+	uid := num(api.want(api.do("GET", "/users/me", nil), 200, "me").body["id"])
+	p := api.want(api.do("POST", "/products/", map[string]any{"name": "T", "description": "x", "category": "t", "price": 5.0, "quantity": 5}), 201, "p")
+	o := api.want(api.do("POST", "/orders/", map[string]any{"user_id": uid, "shipping_address": map[string]any{"line1": "x", "city": "x", "state": "x", "postal_code": "x", "country": "x"},
+		"items": []any{map[string]any{"product_id": p.body["_id"], "quantity": 1, "price": 5.0}}}), 201, "o")
+	if r := api.do("PUT", "/orders/"+o.body["_id"].(string)+"/status", map[string]any{"status": "delivered"}); r.code != 400 || !strings.Contains(r.raw, "paid") {
+		t.Errorf("pending -> delivered: %d %s", r.code, r.raw)
+	}
+	// A body over the gateway's limit.
+	big := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
+	if r := api.do("POST", "/products/", big); r.code != 413 || !strings.Contains(r.raw, "detail") {
+		t.Errorf("2 MiB body: %d %.200s", r.code, r.raw)
+	}
+	after := api.want(api.do("GET", "/products/?limit=100", nil), 200, "list").list
+	if len(after) != len(before)+1 {
+		t.Errorf("bad input changed the products: %d -> %d (one valid product was added)", len(before), len(after))
+	}
+}
+
+func shopResilience(t *testing.T, c cluster, api *shopAPI) {
+	st := c.status(t)
+	// kill -9 product-service: requests resume by themselves.
+	ps := find(t, st, "product-service-1")
+	if err := syscall.Kill(ps.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "products answer again", func() error {
+		resp, err := api.http.Get(api.base + "/products/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	// kill -9 one gateway: the published port keeps answering.
+	gw := find(t, st, "gateway-1-1")
+	stop := make(chan struct{})
+	var failures, total int
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := api.http.Get(strings.TrimSuffix(api.base, "/api/v1") + "/health")
+			mu.Lock()
+			total++
+			if err != nil || resp.StatusCode != 200 {
+				failures++
+			}
+			mu.Unlock()
+			if err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Kill(gw.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	<-done
+	if total < 50 || failures > 1 {
+		t.Fatalf("while gateway-1 died: %d of %d requests failed", failures, total)
+	}
+	// Restart a database container: its data is still there.
+	db := find(t, c.status(t), "product-db-1")
+	before := api.want(api.do("GET", "/products/?limit=100", nil), 200, "list").list
+	if err := syscall.Kill(db.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "product-db back and the data with it", func() error {
+		now := find(t, c.status(t), "product-db-1")
+		if now.Pid == db.Pid || !now.Ready() {
+			return fmt.Errorf("not restarted yet")
+		}
+		r := api.do("GET", "/products/?limit=100", nil)
+		if r.code != 200 || len(r.list) != len(before) {
+			return fmt.Errorf("status %d, %d products (had %d)", r.code, len(r.list), len(before))
+		}
+		return nil
+	})
+}
