@@ -83,9 +83,15 @@ func (g *Gateway) roundTrip(out *http.Request) (*http.Response, error) {
 }
 
 // attempt sends the request to one instance under the route's per-attempt
-// timeout, which keeps running while the response body is copied.
+// timeout, which keeps running while the response body is copied; for a
+// protocol upgrade (WebSocket) it covers the handshake only.
 func (g *Gateway) attempt(out *http.Request, ex *exchange, endpoint netip.AddrPort) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(out.Context(), ex.route.Timeout)
+	ctx, cancel := context.WithCancelCause(out.Context())
+	timer := time.AfterFunc(ex.route.Timeout, func() { cancel(errAttemptTimedOut) })
+	finish := func() {
+		timer.Stop()
+		cancel(nil)
+	}
 	req := out.WithContext(ctx)
 	target := *out.URL
 	target.Host = endpoint.String()
@@ -97,16 +103,26 @@ func (g *Gateway) attempt(out *http.Request, ex *exchange, endpoint netip.AddrPo
 	}
 	resp, err := g.transport.RoundTrip(req)
 	if err != nil {
-		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) && out.Context().Err() == nil
-		cancel()
+		timedOut := context.Cause(ctx) == errAttemptTimedOut
+		finish()
 		if timedOut {
 			return nil, &attemptTimeout{err: err}
 		}
 		return nil, err
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The proxy needs the body's Write to relay the upgraded stream,
+		// which lives as long as the client keeps it.
+		timer.Stop()
+		return resp, nil
+	}
+	resp.Body = &finishOnClose{ReadCloser: resp.Body, finish: finish}
 	return resp, nil
 }
+
+// errAttemptTimedOut is the cause of an attempt's context cancelled by the
+// route's timeout.
+var errAttemptTimedOut = errors.New("route timeout expired")
 
 // pick chooses up to 1+Retries distinct instances in round-robin order,
 // instances ejected for refusing connections last: when every instance is
@@ -207,15 +223,15 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// cancelOnClose ends an attempt's timeout context once its body is done.
-type cancelOnClose struct {
+// finishOnClose ends an attempt's timeout once its body is done.
+type finishOnClose struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	finish func()
 }
 
-func (c *cancelOnClose) Close() error {
+func (c *finishOnClose) Close() error {
 	err := c.ReadCloser.Close()
-	c.cancel()
+	c.finish()
 	return err
 }
 

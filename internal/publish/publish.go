@@ -134,9 +134,10 @@ func validateBackends(backends []Backend) []error {
 	return errs
 }
 
-// SetBackends replaces the backends while running. Backends that stay keep
-// their health; new ones are assumed healthy until a dial or check fails,
-// and are checked at once. Invalid entries are logged and left out.
+// SetBackends replaces the backends while running; calling it again with
+// the same list changes nothing. Backends that stay keep their health; new
+// ones are assumed healthy until a dial or check fails, and are checked at
+// once. Invalid entries are logged and left out.
 func (p *Publisher) SetBackends(backends []Backend) {
 	if errs := validateBackends(backends); len(errs) > 0 {
 		p.log.Error("publish: ignoring invalid backends", "err", errors.Join(errs...))
@@ -144,16 +145,22 @@ func (p *Publisher) SetBackends(backends []Backend) {
 			return len(validateBackends([]Backend{b})) > 0
 		})
 	}
-	p.setBackends(backends)
+	if !p.setBackends(backends) {
+		return
+	}
 	select {
 	case p.recheck <- struct{}{}:
 	default:
 	}
 }
 
-func (p *Publisher) setBackends(backends []Backend) {
+// setBackends installs the list and reports whether it differs from the old one.
+func (p *Publisher) setBackends(backends []Backend) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if slices.Equal(p.backends, backends) {
+		return false
+	}
 	healthy := make(map[Backend]bool, len(backends))
 	for _, b := range backends {
 		up, known := p.healthy[b]
@@ -161,6 +168,7 @@ func (p *Publisher) setBackends(backends []Backend) {
 	}
 	p.backends = slices.Clone(backends)
 	p.healthy = healthy
+	return true
 }
 
 // Healthy names the backends that answered their last check or dial.
