@@ -1,0 +1,69 @@
+package up
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// drawPlot writes <dir>/up-<timestamp>.png: up and down time against hosts,
+// with the linear least-squares line of the up time, and returns its path.
+func drawPlot(dir string, started time.Time, sizes []sizeResult, upFit *growthFit) (string, error) {
+	p := plot.New()
+	p.Title.Text = "weft bench up: time against hosts"
+	p.X.Label.Text = "hosts"
+	p.Y.Label.Text = "seconds"
+	p.X.Min, p.Y.Min = 0, 0
+	p.Add(plotter.NewGrid())
+
+	up := make(plotter.XYs, len(sizes))
+	down := make(plotter.XYs, len(sizes))
+	for i, s := range sizes {
+		up[i] = plotter.XY{X: float64(s.Hosts), Y: s.UpSeconds}
+		down[i] = plotter.XY{X: float64(s.Hosts), Y: s.DownSeconds}
+	}
+	blue := color.RGBA{B: 200, A: 255}
+	red := color.RGBA{R: 200, A: 255}
+	for _, series := range []struct {
+		name string
+		xys  plotter.XYs
+		col  color.Color
+	}{{"weft up (all healthy)", up, blue}, {"weft down", down, red}} {
+		line, points, err := plotter.NewLinePoints(series.xys)
+		if err != nil {
+			return "", fmt.Errorf("plotting %s: %w", series.name, err)
+		}
+		line.Color, points.Color = series.col, series.col
+		points.Shape = draw.CircleGlyph{}
+		p.Add(line, points)
+		p.Legend.Add(series.name, line, points)
+	}
+	if upFit != nil {
+		f := plotter.NewFunction(func(x float64) float64 { return upFit.Linear.Intercept + upFit.Linear.Slope*x })
+		f.Color = blue
+		f.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		f.XMin, f.XMax = 0, up[len(up)-1].X
+		for _, xy := range up {
+			f.XMax = max(f.XMax, xy.X)
+		}
+		p.Add(f)
+		p.Legend.Add(fmt.Sprintf("up, linear fit %.2fs + %.3fs/host", upFit.Linear.Intercept, upFit.Linear.Slope), f)
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating results folder %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("up-%s.png", started.UTC().Format("20060102T150405Z")))
+	if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, path); err != nil {
+		return "", fmt.Errorf("writing plot %s: %w", path, err)
+	}
+	return path, nil
+}

@@ -1,0 +1,155 @@
+package up
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/weft-dev/weft/internal/bench/report"
+)
+
+// Targets from the issue.
+const (
+	targetSmallHosts     = 3
+	targetSmallUpSeconds = 5.0
+	targetLargeHosts     = 50
+	targetLargeUpSeconds = 60.0
+	targetNewP99Ms       = 200.0
+	targetAgentMB        = 40.0
+)
+
+// percentile is the nearest-rank p-th percentile of xs (p in 0..100).
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+func fmtFloat(v float64, decimals int) string { return strconv.FormatFloat(v, 'f', decimals, 64) }
+
+// span prints lo, or "lo..hi" when hosts differ.
+func span(lo, hi int) string {
+	if lo == hi {
+		return strconv.Itoa(lo)
+	}
+	return fmt.Sprintf("%d..%d", lo, hi)
+}
+
+// row renders one measured size; a failed size shows what it reached.
+func (s sizeResult) row() []string {
+	if s.Error != "" {
+		row := []string{strconv.Itoa(s.Hosts), strconv.Itoa(s.Containers)}
+		for len(row) < len(columns) {
+			row = append(row, "failed")
+		}
+		if s.UpSeconds > 0 {
+			row[2] = fmtFloat(s.UpSeconds, 2) + " (failed)"
+		}
+		return row
+	}
+	worker := noWorker
+	if s.Workers > 0 {
+		worker = fmtFloat(s.WorkerPeakMB, 1)
+	}
+	return []string{
+		strconv.Itoa(s.Hosts), strconv.Itoa(s.Containers),
+		fmtFloat(s.UpSeconds, 2), fmtFloat(s.DownSeconds, 2),
+		fmtFloat(s.ManagerPeakMB, 1), worker, fmtFloat(s.ResolverPeakMB, 1),
+		span(s.FDBMin, s.FDBMax), span(s.NeighMin, s.NeighMax),
+		fmtFloat(percentile(s.ResolvableMs, 50), 0), fmtFloat(percentile(s.ResolvableMs, 99), 0),
+		fmtFloat(percentile(s.ReachableMs, 50), 0), fmtFloat(percentile(s.ReachableMs, 99), 0),
+		strconv.Itoa(len(s.ReachableMs)),
+	}
+}
+
+// fillReport turns the measured sizes into rows, fits, notes and the plot.
+func fillReport(r *report.Report, o Options, results []sizeResult) error {
+	var ok []sizeResult
+	for _, s := range results {
+		r.Rows = append(r.Rows, s.row())
+		if s.Error != "" {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts (cluster %s) failed: %s", s.Hosts, s.Cluster, s.Error))
+			continue
+		}
+		ok = append(ok, s)
+	}
+	r.Values["sizes"] = results
+	r.Values["per_host"] = o.PerHost
+	r.Values["additions"] = o.Additions
+	r.Values["health_interval_ms"] = o.HealthInterval.Milliseconds()
+	r.Values["poll_interval_ms"] = o.PollInterval.Milliseconds()
+	if len(ok) == 0 {
+		return fmt.Errorf("weft bench up: no size could be measured: %s", results[0].Error)
+	}
+
+	var hosts []int
+	var ups, downs []float64
+	for _, s := range ok {
+		hosts = append(hosts, s.Hosts)
+		ups = append(ups, s.UpSeconds)
+		downs = append(downs, s.DownSeconds)
+	}
+	var upFit *growthFit
+	if f, err := fitGrowth(hosts, ups); err == nil {
+		upFit = &f
+		r.Values["fit_up"] = f
+		r.Notes = append(r.Notes, f.describe("up time"))
+	} else {
+		r.Notes = append(r.Notes, "up time: no growth fit: "+err.Error())
+	}
+	if f, err := fitGrowth(hosts, downs); err == nil {
+		r.Values["fit_down"] = f
+		r.Notes = append(r.Notes, f.describe("down time"))
+	}
+	plotPath, err := drawPlot(o.ResultsDir, r.Started, ok, upFit)
+	if err != nil {
+		return err
+	}
+	r.Files["plot"] = plotPath
+
+	r.Notes = append(r.Notes, targetNotes(ok)...)
+	r.Notes = append(r.Notes, fmt.Sprintf(
+		"method: up_s/down_s are wall times of `weft up`/`weft down` from nothing to every container healthy; peaks are VmHWM of the agents (etcd members live in the manager agents) and resolvers; "+
+			"new_* are the slowest host per addition, from the apply sent to an agent until that host's resolver answers the new name (resolvable) and a container on it has connected to the answered address (reachable); "+
+			"p99 is nearest-rank over %d additions (the maximum below 100); probes poll every %s, the service's health interval is %s",
+		o.Additions, o.PollInterval, o.HealthInterval))
+	return nil
+}
+
+// targetNotes says where each measured figure stands against the issue's targets.
+func targetNotes(ok []sizeResult) []string {
+	var notes []string
+	verdict := func(good bool) string {
+		if good {
+			return "met"
+		}
+		return "missed"
+	}
+	largest := ok[len(ok)-1]
+	for _, s := range ok {
+		if s.Hosts == targetSmallHosts {
+			notes = append(notes, fmt.Sprintf("target %d hosts healthy ≤ %.0fs: %s (%.2fs with %d containers)", targetSmallHosts, targetSmallUpSeconds, verdict(s.UpSeconds <= targetSmallUpSeconds), s.UpSeconds, s.Containers))
+		}
+		if s.Hosts > largest.Hosts {
+			largest = s
+		}
+	}
+	if largest.Hosts >= targetLargeHosts {
+		notes = append(notes, fmt.Sprintf("target %d hosts healthy ≤ %.0fs: %s (%.2fs)", targetLargeHosts, targetLargeUpSeconds, verdict(largest.UpSeconds <= targetLargeUpSeconds), largest.UpSeconds))
+	} else {
+		notes = append(notes, fmt.Sprintf("target %d hosts ≤ %.0fs: not measured (largest size measured: %d hosts)", targetLargeHosts, targetLargeUpSeconds, largest.Hosts))
+	}
+	p99 := percentile(largest.ReachableMs, 99)
+	notes = append(notes, fmt.Sprintf("target new container resolvable and reachable from every host ≤ %.0fms p99 (at %d hosts): %s at %d hosts (%.0fms)", targetNewP99Ms, targetLargeHosts, verdict(p99 <= targetNewP99Ms), largest.Hosts, p99))
+	worstAgent := 0.0
+	for _, s := range ok {
+		worstAgent = max(worstAgent, s.ManagerPeakMB, s.WorkerPeakMB)
+	}
+	notes = append(notes, fmt.Sprintf("target agent RSS ≤ %.0f MB: %s (highest agent peak %.1f MB)", targetAgentMB, verdict(worstAgent <= targetAgentMB), worstAgent))
+	return notes
+}
