@@ -36,6 +36,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// Containers that drop root (PostgreSQL runs as postgres) must reach
+	// the binaries built here.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		panic(err)
+	}
 	root, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		panic(err)
