@@ -1,7 +1,7 @@
 # weft: `make up` brings up the example cluster, `make test` runs every check.
 SHELL := /bin/bash
 GO        ?= go
-EXAMPLE   ?= examples/hello/weft.yaml
+EXAMPLE   ?= examples/shop/weft.yaml
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
@@ -12,6 +12,7 @@ all: build
 build:
 	$(GO) build -o bin/weft ./cmd/weft
 	$(GO) build -o bin/hello ./examples/hello
+	$(GO) build -o bin/shop ./apps/shop/cmd/shop
 
 # Installs what the lab and the tests need when it is missing (Debian).
 deps:
@@ -21,10 +22,12 @@ up: deps build
 	./bin/weft up -f $(EXAMPLE)
 	@echo
 	@echo "Try:"
+	@echo "  curl -s http://127.0.0.1:8080/health"
+	@echo "  curl -s http://127.0.0.1:8080/api/v1/products/"
+	@echo "  newman run examples/shop/shop.postman_collection.json   # the whole walk, or import it in Postman"
 	@echo "  ./bin/weft status -f $(EXAMPLE)"
-	@echo "  ./bin/weft exec -f $(EXAMPLE) api -- wget -qO- http://web:8080/      # by name, across hosts"
-	@echo "  ./bin/weft exec -f $(EXAMPLE) web/2 -- getent hosts store"
-	@echo "  ./bin/weft logs -f $(EXAMPLE) store"
+	@echo "  ./bin/weft exec -f $(EXAMPLE) order-service -- wget -qO- http://product-service:8000/health"
+	@echo "  ./bin/weft logs -f $(EXAMPLE) gateway-1 --follow"
 	@echo "  make down"
 
 down: build
