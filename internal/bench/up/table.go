@@ -112,6 +112,10 @@ func fillReport(r *report.Report, o Options, results []sizeResult) error {
 	}
 	r.Files["plot"] = plotPath
 
+	for _, s := range ok {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts, new container medians since the apply was sent: apply returned %.0fms, first host's resolver answered %.0fms, last host's %.0fms, last host connected %.0fms",
+			s.Hosts, percentile(s.ApplyMs, 50), percentile(s.FirstMs, 50), percentile(s.ResolvableMs, 50), percentile(s.ReachableMs, 50)))
+	}
 	r.Notes = append(r.Notes, targetNotes(ok)...)
 	r.Notes = append(r.Notes, fmt.Sprintf(
 		"method: up_s/down_s are wall times of `weft up`/`weft down` from nothing to every container healthy; peaks are VmHWM of the agents (etcd members live in the manager agents) and resolvers; "+

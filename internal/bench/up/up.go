@@ -134,6 +134,8 @@ type sizeResult struct {
 	NeighMax       int       `json:"neigh_max"`
 	ResolvableMs   []float64 `json:"new_resolvable_ms"` // per addition: slowest host
 	ReachableMs    []float64 `json:"new_reachable_ms"`
+	ApplyMs        []float64 `json:"new_apply_ms"`            // per addition: the apply call itself
+	FirstMs        []float64 `json:"new_first_resolvable_ms"` // per addition: fastest host
 	Leftovers      []string  `json:"leftovers,omitempty"`
 	Error          string    `json:"error,omitempty"`
 	resolverPids   []int
@@ -234,12 +236,14 @@ func measureSize(ctx context.Context, o Options, work string, n int) (res sizeRe
 	client := api.NewClient(naming.AgentSocket(o.StateRoot, name, hostName(1)))
 	for k := 1; k <= o.Additions; k++ {
 		shape.Replicas++
-		lat, err := addContainer(ctx, o, client, file, shape, probes)
+		a, err := addContainer(ctx, o, client, file, shape, probes)
 		if err != nil {
 			return res, fmt.Errorf("timing new container %d of %d: %w", k, o.Additions, err)
 		}
-		res.ResolvableMs = append(res.ResolvableMs, ms(lat.Resolvable))
-		res.ReachableMs = append(res.ReachableMs, ms(lat.Reachable))
+		res.ResolvableMs = append(res.ResolvableMs, ms(a.Slowest.Resolvable))
+		res.ReachableMs = append(res.ReachableMs, ms(a.Slowest.Reachable))
+		res.ApplyMs = append(res.ApplyMs, ms(a.Apply))
+		res.FirstMs = append(res.FirstMs, ms(a.FirstResolvable))
 	}
 	// The benchmark applied the additions itself; weft up must agree that the
 	// grown cluster is converged and healthy.
@@ -319,17 +323,23 @@ func closeAll(probes map[string]*hostProbe) {
 	}
 }
 
+// addition is the timing of one new container, all since the apply was sent.
+type addition struct {
+	Apply           time.Duration       // until the apply call returned
+	FirstResolvable time.Duration       // the fastest host's resolver answered
+	Slowest         newContainerLatency // the slowest host, for each step
+}
+
 // addContainer grows the service by one replica, applies the file through
 // an agent's API exactly as `weft up` does, and from the moment the apply is
 // sent waits until every host resolves the new container and connects to it.
-// It returns the slowest host's times.
-func addContainer(ctx context.Context, o Options, client *api.Client, file string, shape clusterShape, probes map[string]*hostProbe) (newContainerLatency, error) {
+func addContainer(ctx context.Context, o Options, client *api.Client, file string, shape clusterShape, probes map[string]*hostProbe) (addition, error) {
 	if err := os.WriteFile(file, []byte(clusterFile(shape)), 0o644); err != nil {
-		return newContainerLatency{}, fmt.Errorf("writing cluster file %s: %w", file, err)
+		return addition{}, fmt.Errorf("writing cluster file %s: %w", file, err)
 	}
 	c, err := spec.Load(file)
 	if err != nil {
-		return newContainerLatency{}, fmt.Errorf("loading the generated cluster file %s: %w", file, err)
+		return addition{}, fmt.Errorf("loading the generated cluster file %s: %w", file, err)
 	}
 	container := naming.ContainerName(serviceName, shape.Replicas)
 	fqdn := container + "." + c.Domain
@@ -337,8 +347,9 @@ func addContainer(ctx context.Context, o Options, client *api.Client, file strin
 	defer cancel()
 	start := time.Now()
 	if err := applyWithRetry(pctx, client, c); err != nil {
-		return newContainerLatency{}, err
+		return addition{}, err
 	}
+	a := addition{Apply: time.Since(start), FirstResolvable: o.ProbeTimeout}
 	results := make(chan newContainerLatency, len(probes))
 	g, gctx := errgroup.WithContext(pctx)
 	for _, p := range probes {
@@ -352,16 +363,16 @@ func addContainer(ctx context.Context, o Options, client *api.Client, file strin
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return newContainerLatency{}, fmt.Errorf("new container %s within %s: %w", container, o.ProbeTimeout, err)
+		return addition{}, fmt.Errorf("new container %s within %s: %w", container, o.ProbeTimeout, err)
 	}
 	close(results)
-	var worst newContainerLatency
 	for lat := range results {
-		worst.Resolvable = max(worst.Resolvable, lat.Resolvable)
-		worst.Reachable = max(worst.Reachable, lat.Reachable)
+		a.Slowest.Resolvable = max(a.Slowest.Resolvable, lat.Resolvable)
+		a.Slowest.Reachable = max(a.Slowest.Reachable, lat.Reachable)
+		a.FirstResolvable = min(a.FirstResolvable, lat.Resolvable)
 	}
-	o.Log.Info("bench up: new container spread", "container", container, "hosts", len(probes), "resolvable", worst.Resolvable, "reachable", worst.Reachable)
-	return worst, nil
+	o.Log.Info("bench up: new container spread", "container", container, "hosts", len(probes), "apply", a.Apply, "first_resolvable", a.FirstResolvable, "resolvable", a.Slowest.Resolvable, "reachable", a.Slowest.Reachable)
+	return a, nil
 }
 
 // applyWithRetry sends the file to the agent, retrying while the store is
