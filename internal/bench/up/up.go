@@ -167,7 +167,6 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 
 	var results []sizeResult
 	for _, n := range o.Sizes {
-		o.Log.Info("bench up: measuring", "hosts", n, "containers", n*o.PerHost)
 		res, err := measureSize(ctx, o, work, n)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("weft bench up interrupted at %d hosts: %w", n, ctx.Err())
@@ -192,6 +191,7 @@ func measureSize(ctx context.Context, o Options, work string, n int) (res sizeRe
 		return res, err
 	}
 	res.Cluster = name
+	o.Log.Info("bench up: measuring", "cluster", name, "hosts", n, "containers", n*o.PerHost)
 	w := weftCLI{bin: o.Weft, stateRoot: o.StateRoot, log: o.Log}
 	shape := clusterShape{Name: name, Hosts: n, HostsPerSubnet: o.HostsPerSubnet, Replicas: n * o.PerHost, Hello: o.Hello, HealthInterval: o.HealthInterval}
 	file := filepath.Join(work, name+".yaml")

@@ -62,6 +62,23 @@ func assertGone(t *testing.T, cluster string) {
 	if _, err := os.Stat(naming.StateDir(naming.DefaultStateRoot, cluster)); err == nil {
 		t.Errorf("cluster %s left its state folder behind", cluster)
 	}
+	if procs := clusterProcesses(cluster); len(procs) > 0 {
+		t.Errorf("cluster %s left processes behind: %q", cluster, procs)
+	}
+}
+
+// clusterProcesses lists the command lines naming the cluster, as agents
+// and resolvers do.
+func clusterProcesses(cluster string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "--cluster\x00"+cluster+"\x00") {
+			out = append(out, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }
 
 func TestRunSmallSizesGivesACompleteReport(t *testing.T) {
@@ -211,6 +228,9 @@ func TestProbesAndCountsAgreeWithTheKernelTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if procs := clusterProcesses(name); len(procs) < 2*len(st.Hosts) {
+		t.Errorf("cluster is up, but only %d processes name it (want an agent and a resolver per host): %q", len(procs), procs)
+	}
 
 	for _, h := range st.Hosts {
 		fdb, neigh, err := overlayEntries(h.Netns, benchVNI)
@@ -287,4 +307,63 @@ func lines(t *testing.T, argv ...string) int {
 		}
 	}
 	return n
+}
+
+// clusterNames records the clusters Run announces in its log.
+type clusterNames struct {
+	slog.Handler
+	seen chan string
+}
+
+func (h clusterNames) Handle(ctx context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "cluster" {
+			h.seen <- a.Value.String()
+		}
+		return true
+	})
+	return h.Handler.Handle(ctx, r)
+}
+
+func TestInterruptedRunLeavesNothingBehind(t *testing.T) {
+	weft, hello := binaries(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	names := clusterNames{Handler: testLogger(t).Handler(), seen: make(chan string, 16)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Options{Sizes: []int{3}, Additions: 2, ResultsDir: t.TempDir(), Weft: weft, Hello: hello, Log: slog.New(names)})
+		done <- err
+	}()
+	var cluster string
+	select {
+	case cluster = <-names.seen:
+	case err := <-done:
+		t.Fatalf("Run ended before announcing a cluster: %v", err)
+	}
+	// Interrupt in the middle of the bring-up, once the namespaces exist.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left, err := leftoverNamespaces(cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster %s never got a namespace", cluster)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("Run after cancel: %v, want an interruption error", err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("Run did not return after cancel")
+	}
+	assertGone(t, cluster)
 }
