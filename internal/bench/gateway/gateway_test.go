@@ -105,15 +105,14 @@ func TestRunThreeHosts(t *testing.T) {
 					t.Errorf("wrk processes left behind: %v (before: %v)", now, wrkBefore)
 				}
 			})
-			var logs bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			r, err := Run(ctx, Options{
 				Duration: time.Second, Rounds: 2, Connections: []int{16},
-				Weft: weft, Hello: hello, Tool: tool, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+				Weft: weft, Hello: hello, Tool: tool, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 			})
 			if err != nil {
-				t.Fatalf("Run: %v\nlog:\n%s", err, logs.String())
+				t.Fatalf("Run: %v", err)
 			}
 			var table bytes.Buffer
 			if err := r.WriteTable(&table); err != nil {
@@ -223,4 +222,12 @@ func TestBuildReportFromKnownFigures(t *testing.T) {
 			t.Errorf("notes lack %q:\n%s", s, notes)
 		}
 	}
+}
+
+// testWriter sends the bench's log to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

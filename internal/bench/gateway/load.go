@@ -126,6 +126,7 @@ func builtinLoad(ctx context.Context, loadNetns, url string, connections int, d 
 	var latencies []time.Duration
 	var errs int64
 	var requests int64
+	var firstErr error
 	perWorker := maxRequests / connections
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -135,13 +136,17 @@ func builtinLoad(ctx context.Context, loadNetns, url string, connections int, d 
 			defer wg.Done()
 			own := make([]time.Duration, 0, 4096)
 			var ownErrs int64
+			var ownFirst error
 			for len(own) < perWorker && loadCtx.Err() == nil {
 				t0 := time.Now()
-				ok := getOnce(loadCtx, client, url)
+				err := getOnce(loadCtx, client, url)
 				if loadCtx.Err() != nil {
 					break // cut by the end of the run: counts as neither
 				}
-				if !ok {
+				if err != nil {
+					if ownFirst == nil {
+						ownFirst = err
+					}
 					ownErrs++
 					continue
 				}
@@ -150,6 +155,9 @@ func builtinLoad(ctx context.Context, loadNetns, url string, connections int, d 
 			mu.Lock()
 			latencies = append(latencies, own...)
 			errs += ownErrs
+			if firstErr == nil {
+				firstErr = ownFirst
+			}
 			requests += int64(len(own)) + ownErrs
 			mu.Unlock()
 		}()
@@ -160,7 +168,7 @@ func builtinLoad(ctx context.Context, loadNetns, url string, connections int, d 
 		return result{}, err
 	}
 	if len(latencies) == 0 {
-		return result{}, fmt.Errorf("no request to %s from %s succeeded in %s (%d failed)", url, loadNetns, d, errs)
+		return result{}, fmt.Errorf("no request to %s from %s succeeded in %s (%d failed, the first with: %v)", url, loadNetns, d, errs, firstErr)
 	}
 	return result{
 		RPS:      float64(len(latencies)) / elapsed.Seconds(),
@@ -172,18 +180,24 @@ func builtinLoad(ctx context.Context, loadNetns, url string, connections int, d 
 }
 
 // getOnce GETs url and reads the whole answer so the connection is reused.
-func getOnce(ctx context.Context, client *http.Client, url string) bool {
+func getOnce(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return err
 	}
 	_, copyErr := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return copyErr == nil && resp.StatusCode < 400
+	if copyErr != nil {
+		return fmt.Errorf("reading the answer: %w", copyErr)
+	}
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("answer %s", resp.Status)
+	}
+	return nil
 }
 
 // waitServing polls url from the load namespace until it answers 200.

@@ -351,9 +351,23 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 func (c *Cluster) Down() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, c.weft, "down", "--cluster", c.Name).CombinedOutput()
+	var err error
+	// A second attempt finishes what a first one cut short on a busy
+	// machine; down is safe to repeat.
+	for attempt := range 2 {
+		var out []byte
+		out, err = exec.CommandContext(ctx, c.weft, "down", "--cluster", c.Name).CombinedOutput()
+		if err == nil {
+			break
+		}
+		err = fmt.Errorf("weft down --cluster %s: %w: %s", c.Name, err, lastLines(string(out), 5))
+		if attempt == 0 {
+			c.log.Warn("removing the cluster failed; trying again", "cluster", c.Name, "err", err)
+			time.Sleep(time.Second)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("weft down --cluster %s: %w: %s", c.Name, err, lastLines(string(out), 5))
+		return err
 	}
 	c.log.Info("removed the cluster", "cluster", c.Name)
 	return nil
