@@ -1,7 +1,10 @@
 package up
 
 import (
+	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +96,34 @@ func TestOptionsRefuseImpossibleSizes(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+}
+
+func TestPlotIsAPNGOfTheGivenSizes(t *testing.T) {
+	sizes := []sizeResult{{Hosts: 3, UpSeconds: 2.4, DownSeconds: 0.1}, {Hosts: 10, UpSeconds: 4.4, DownSeconds: 0.2}, {Hosts: 25, UpSeconds: 7.3, DownSeconds: 0.3}}
+	fit, err := fitGrowth([]int{3, 10, 25}, []float64{2.4, 4.4, 7.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	started := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	path, err := drawPlot(dir, started, sizes, &fit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != filepath.Join(dir, "up-20261122T010203Z.png") {
+		t.Errorf("plot path %s", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 200 {
+		t.Errorf("plot is only %v", b)
 	}
 }

@@ -49,7 +49,6 @@ func drawPlot(dir string, started time.Time, sizes []sizeResult, upFit *growthFi
 		f := plotter.NewFunction(func(x float64) float64 { return upFit.Linear.Intercept + upFit.Linear.Slope*x })
 		f.Color = blue
 		f.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		f.XMin, f.XMax = 0, up[len(up)-1].X
 		for _, xy := range up {
 			f.XMax = max(f.XMax, xy.X)
 		}
@@ -57,6 +56,11 @@ func drawPlot(dir string, started time.Time, sizes []sizeResult, upFit *growthFi
 		p.Legend.Add(fmt.Sprintf("up, linear fit %.2fs + %.3fs/host", upFit.Linear.Intercept, upFit.Linear.Slope), f)
 	}
 	p.Legend.Top, p.Legend.Left = true, true
+	// Keep the largest points off the frame.
+	for _, s := range sizes {
+		p.X.Max = max(p.X.Max, 1.05*float64(s.Hosts))
+		p.Y.Max = max(p.Y.Max, 1.15*s.UpSeconds, 1.15*s.DownSeconds)
+	}
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("creating results folder %s: %w", dir, err)
