@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,15 +29,27 @@ const publishDaemon = "publish"
 // startPublisher makes sure the cluster's publisher process runs (it
 // outlives the CLI) and waits until every published port accepts.
 func startPublisher(ctx context.Context, g *globals, c *spec.Cluster) error {
+	dir := naming.StateDir(g.stateRoot, c.Name)
 	if len(c.Publish) == 0 {
-		return nil
+		return runtime.StopDaemon(dir, publishDaemon)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	argv := []string{exe, "publish", "--cluster", c.Name, "--state-root", g.stateRoot}
-	dir := naming.StateDir(g.stateRoot, c.Name)
+	// The publisher reads the published ports once; a changed publish
+	// section gets a fresh publisher, an unchanged one is left alone.
+	want, _ := json.Marshal(c.Publish)
+	cfgPath := filepath.Join(dir, publishDaemon+".json")
+	if have, err := os.ReadFile(cfgPath); err != nil || !bytes.Equal(have, want) {
+		if err := runtime.StopDaemon(dir, publishDaemon); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfgPath, want, 0o644); err != nil {
+			return fmt.Errorf("recording published ports: %w", err)
+		}
+	}
 	if _, _, err := runtime.EnsureDaemon(dir, naming.CgroupRelPath(c.Name, publishDaemon), publishDaemon, argv); err != nil {
 		return fmt.Errorf("starting the publisher: %w", err)
 	}

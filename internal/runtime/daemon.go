@@ -61,6 +61,28 @@ func EnsureDaemon(dir, cgroupRel, name string, argv []string) (pid int, started 
 	return pid, true, nil
 }
 
+// StopDaemon ends the process recorded as <dir>/<name>.pid, if it still
+// runs, and forgets it.
+func StopDaemon(dir, name string) error {
+	pidPath := filepath.Join(dir, name+".pid")
+	b, err := os.ReadFile(pidPath)
+	if err != nil {
+		return nil
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		p, _ := strconv.Atoi(f[0])
+		st, _ := strconv.ParseUint(f[1], 10, 64)
+		if got, err := procStartTime(p); err == nil && got == st {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	if err := os.Remove(pidPath); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("forgetting %s: %w", name, err)
+	}
+	return nil
+}
+
 func isZombie(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
