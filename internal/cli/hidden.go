@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,10 +14,21 @@ import (
 
 // newAgentCmd is the per-host agent; `weft up` starts it inside the host.
 func newAgentCmd(g *globals) *cobra.Command {
+	return newHostDaemonCmd(g, "agent", "Run the agent of one host (started by weft up)", agent.Run)
+}
+
+// newResolverCmd is a host's DNS resolver; its agent starts it.
+func newResolverCmd(g *globals) *cobra.Command {
+	return newHostDaemonCmd(g, "resolver", "Serve one host's DNS from the store (started by the agent)", agent.RunResolver)
+}
+
+// newHostDaemonCmd builds a hidden command that runs one of a host's
+// long-lived processes with --cluster and --host.
+func newHostDaemonCmd(g *globals, use, short string, run func(context.Context, agent.Config) error) *cobra.Command {
 	var cfg agent.Config
 	cmd := &cobra.Command{
-		Use:    "agent",
-		Short:  "Run the agent of one host (started by weft up)",
+		Use:    use,
+		Short:  short,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -24,37 +36,12 @@ func newAgentCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("finding the weft binary: %w", err)
 			}
-			cfg.Exe = exe
-			cfg.StateRoot = g.stateRoot
-			cfg.Cluster = g.cluster
-			if cfg.Cluster == "" {
+			if g.cluster == "" {
 				return fmt.Errorf("--cluster is required")
 			}
+			cfg.Exe, cfg.StateRoot, cfg.Cluster = exe, g.stateRoot, g.cluster
 			cfg.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			return agent.Run(cmd.Context(), cfg)
-		},
-	}
-	cmd.Flags().StringVar(&cfg.Host, "host", "", "host name")
-	_ = cmd.MarkFlagRequired("host")
-	return cmd
-}
-
-// newResolverCmd is a host's DNS resolver; its agent starts it.
-func newResolverCmd(g *globals) *cobra.Command {
-	var cfg agent.Config
-	cmd := &cobra.Command{
-		Use:    "resolver",
-		Short:  "Serve one host's DNS from the store (started by the agent)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.StateRoot = g.stateRoot
-			cfg.Cluster = g.cluster
-			if cfg.Cluster == "" {
-				return fmt.Errorf("--cluster is required")
-			}
-			cfg.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			return agent.RunResolver(cmd.Context(), cfg)
+			return run(cmd.Context(), cfg)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Host, "host", "", "host name")
