@@ -128,7 +128,7 @@ func newTestLab(t *testing.T, underlayMTU int) *testLab {
 // and the host's bridge address as gateway.
 func (lab *testLab) addContainer(t *testing.T, h *testHost, name, ip string) testContainer {
 	t.Helper()
-	nsName := naming.ContainerNetns(lab.cluster, name)
+	nsName := naming.ContainerNetns(lab.cluster, "h", name)
 	t.Cleanup(func() { removeNetns(t, nsName) })
 	created, err := EnsureContainerNetns(nsName)
 	if err != nil || !created {

@@ -441,7 +441,7 @@ func TestMisuseIsReportedWithTheFix(t *testing.T) {
 	}
 
 	missing := ContainerLink{
-		Container: "ghost-1", Netns: naming.ContainerNetns(lab.cluster, "ghost-1"),
+		Container: "ghost-1", Netns: naming.ContainerNetns(lab.cluster, "h", "ghost-1"),
 		Addr: netip.MustParsePrefix("10.10.0.8/16"), MAC: local.MAC, MTU: h1.cfg.MTU,
 	}
 	if _, err := AttachContainer(h1.ns, h1.cfg, missing); err == nil || !strings.Contains(err.Error(), "run EnsureContainerNetns first") {

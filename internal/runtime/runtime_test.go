@@ -88,7 +88,7 @@ func newLab(t *testing.T) *lab {
 // netns creates the container's network namespace, as the overlay would.
 func (l *lab) netns(container string) string {
 	l.t.Helper()
-	name := naming.ContainerNetns(l.cluster, container)
+	name := naming.ContainerNetns(l.cluster, "h", container)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		l.t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
