@@ -20,7 +20,7 @@ func TestBenchmarkFromEnv(t *testing.T) {
 		t.Skip("set WEFT_BENCH_GATEWAY_DURATION (e.g. 10s) to run the full benchmark")
 	}
 	weft, hello := binaries(t)
-	o := Options{Weft: weft, Hello: hello, ResultsDir: os.Getenv("WEFT_BENCH_RESULTS"), InstallNginx: true,
+	o := Options{Weft: weft, Hello: hello, ResultsDir: os.Getenv("WEFT_BENCH_RESULTS"),
 		Tool: os.Getenv("WEFT_BENCH_GATEWAY_TOOL"), Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	var err error
 	if o.Duration, err = time.ParseDuration(durationEnv); err != nil {

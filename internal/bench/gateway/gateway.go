@@ -31,9 +31,9 @@ type Options struct {
 	Hello       string        // path of the hello backend (bin/hello next to Weft)
 	Tool        string        // "wrk", "builtin", or "" for wrk when installed
 	WorkDir     string        // where the cluster file and configs go (a temporary folder)
-	// InstallNginx lets Run install Debian's nginx with apt-get when it is
-	// missing; without it a missing nginx is an error that says how to.
-	InstallNginx bool
+	// NoInstall stops Run from installing Debian's nginx with apt-get when it
+	// is missing; a missing nginx is then an error that says how to.
+	NoInstall bool
 }
 
 // The two proxies, in the order of the table's columns.
@@ -108,7 +108,7 @@ func ensureNginx(ctx context.Context, o Options) (string, error) {
 	if path, err := exec.LookPath("nginx"); err == nil {
 		return path, nil
 	}
-	if !o.InstallNginx {
+	if o.NoInstall {
 		return "", errors.New("nginx is not installed: install it (apt-get install -y nginx-light) or let the bench install it")
 	}
 	o.Log.Info("installing nginx with apt-get")
@@ -132,6 +132,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, fmt.Errorf("weft bench gateway: %w", err)
 	}
 	started := time.Now()
+	loadStart, busyStart := labrun.BusyNote("at the start")
 	workDir := o.WorkDir
 	if workDir == "" {
 		dir, err := os.MkdirTemp("", "weft-bench-gateway-")
@@ -228,6 +229,13 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, fmt.Errorf("nginx ended during the run: %s", nginxProc.Output())
 	}
 	r := buildReport(m, toolName(ctx, o.Tool))
+	loadEnd, busyEnd := labrun.BusyNote("at the end")
+	r.Values["loadavg_start"], r.Values["loadavg_end"] = loadStart, loadEnd
+	for _, note := range []string{busyStart, busyEnd} {
+		if note != "" {
+			r.Notes = append(r.Notes, note)
+		}
+	}
 	r.Started = started
 	r.Machine = report.ThisMachine()
 	r.Values["duration_s"] = o.Duration.Seconds()

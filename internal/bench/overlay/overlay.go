@@ -107,6 +107,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, fmt.Errorf("weft bench overlay: %w", err)
 	}
 	started := time.Now()
+	loadStart, busyStart := labrun.BusyNote("at the start")
 	workDir := o.WorkDir
 	if workDir == "" {
 		dir, err := os.MkdirTemp("", "weft-bench-overlay-")
@@ -163,6 +164,13 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, err
 	}
 	r := buildReport(m, toolName(ctx, o.Tool))
+	loadEnd, busyEnd := labrun.BusyNote("at the end")
+	r.Values["loadavg_start"], r.Values["loadavg_end"] = loadStart, loadEnd
+	for _, note := range []string{busyStart, busyEnd} {
+		if note != "" {
+			r.Notes = append(r.Notes, note)
+		}
+	}
 	r.Started = started
 	r.Machine = report.ThisMachine()
 	r.Values["cluster_hosts"] = o.Hosts

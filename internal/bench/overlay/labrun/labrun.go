@@ -167,7 +167,7 @@ func (p *Proc) Wait(ctx context.Context) error {
 	case <-p.done:
 	case <-ctx.Done():
 		p.Stop()
-		return fmt.Errorf("waiting for %s: %w", p.Name, ctx.Err())
+		return fmt.Errorf("waiting for %s: %w; it wrote: %s", p.Name, ctx.Err(), lastLines(p.Output(), 5))
 	}
 	if p.err != nil {
 		return fmt.Errorf("%s: %w: %s", p.Name, p.err, lastLines(p.Output(), 5))
@@ -414,4 +414,23 @@ func RandomSuffix(n int) string {
 	b := make([]byte, (n+1)/2)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)[:n]
+}
+
+// BusyNote reads the 1-minute load average and, when it exceeds the CPU
+// count, returns a warning for the report's notes: other work on the machine
+// took CPU from the measurement.
+func BusyNote(when string) (float64, string) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, ""
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0, ""
+	}
+	load, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil || load <= float64(runtime.NumCPU()) {
+		return load, ""
+	}
+	return load, fmt.Sprintf("the machine was busy %s (load average %.1f on %d CPUs): other work shared the CPUs, so figures are lower and noisier than on an idle machine", when, load, runtime.NumCPU())
 }
