@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -138,4 +139,32 @@ func leftoverNamespaces(cluster string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
+// it is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuTime is the CPU time (user + system) pid has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time of process %d: %w", pid, err)
+	}
+	// Fields after the parenthesised command name, which may hold spaces:
+	// state is field 3, utime 14 and stime 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	fields := strings.Fields(rest)
+	if !ok || len(fields) < 13 {
+		return 0, fmt.Errorf("reading CPU time of process %d: unexpected /proc/%d/stat", pid, pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading CPU time of process %d: %w", pid, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }

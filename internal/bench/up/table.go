@@ -60,7 +60,7 @@ func (s sizeResult) row() []string {
 		strconv.Itoa(s.Hosts), strconv.Itoa(s.Containers),
 		fmtFloat(s.UpSeconds, 2), fmtFloat(s.DownSeconds, 2),
 		fmtFloat(s.ManagerPeakMB, 1), worker, fmtFloat(s.ResolverPeakMB, 1),
-		span(s.FDBMin, s.FDBMax), span(s.NeighMin, s.NeighMax),
+		span(s.FDBMin, s.FDBMax), span(s.NeighMin, s.NeighMax), fmtFloat(s.IdleCPU["total"], 2),
 		fmtFloat(percentile(s.ResolvableMs, 50), 0), fmtFloat(percentile(s.ResolvableMs, 99), 0),
 		fmtFloat(percentile(s.ReachableMs, 50), 0), fmtFloat(percentile(s.ReachableMs, 99), 0),
 		strconv.Itoa(len(s.ReachableMs)),
@@ -113,15 +113,16 @@ func fillReport(r *report.Report, o Options, results []sizeResult) error {
 	r.Files["plot"] = plotPath
 
 	for _, s := range ok {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts idle: agents %.2f, resolvers %.2f, containers %.2f CPU cores of %d", s.Hosts, s.IdleCPU["agents"], s.IdleCPU["resolvers"], s.IdleCPU["containers"], r.Machine.CPUs))
 		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts, new container medians since the apply was sent: apply returned %.0fms, first host's resolver answered %.0fms, last host's %.0fms, last host connected %.0fms",
 			s.Hosts, percentile(s.ApplyMs, 50), percentile(s.FirstMs, 50), percentile(s.ResolvableMs, 50), percentile(s.ReachableMs, 50)))
 	}
 	r.Notes = append(r.Notes, targetNotes(ok)...)
 	r.Notes = append(r.Notes, fmt.Sprintf(
-		"method: up_s/down_s are wall times of `weft up`/`weft down` from nothing to every container healthy; peaks are VmHWM of the agents (etcd members live in the manager agents) and resolvers; "+
+		"method: idle_cpu_cores is the CPU time agents, resolvers and containers used over %s of the idle cluster, in cores; up_s/down_s are wall times of `weft up`/`weft down` from nothing to every container healthy; peaks are VmHWM of the agents (etcd members live in the manager agents) and resolvers; "+
 			"new_* are the slowest host per addition, from the apply sent to an agent until that host's resolver answers the new name (resolvable) and a container on it has connected to the answered address (reachable); "+
 			"p99 is nearest-rank over %d additions (the maximum below 100); probes poll every %s, the service's health interval is %s",
-		o.Additions, o.PollInterval, o.HealthInterval))
+		o.IdleWindow, o.Additions, o.PollInterval, o.HealthInterval))
 	return nil
 }
 

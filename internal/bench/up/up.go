@@ -37,6 +37,7 @@ type Options struct {
 	PollInterval   time.Duration // pause between probe attempts, default 20ms
 	UpTimeout      time.Duration // how long one `weft up` may take, default 5m
 	ProbeTimeout   time.Duration // how long a new container may take to spread, default 30s
+	IdleWindow     time.Duration // how long the CPU use of the idle cluster is measured, default 5s
 	ResultsDir     string        // where the plot goes (the caller saves the report there), default "bench-results"
 	Weft           string        // path of the weft binary, required
 	Hello          string        // path of bin/hello, required
@@ -48,7 +49,7 @@ type Options struct {
 var columns = []string{
 	"hosts", "containers", "up_s", "down_s",
 	"agent_mgr_peak_mb", "agent_worker_peak_mb", "resolver_peak_mb",
-	"fdb_per_host", "neigh_per_host",
+	"fdb_per_host", "neigh_per_host", "idle_cpu_cores",
 	"new_resolvable_p50_ms", "new_resolvable_p99_ms", "new_reachable_p50_ms", "new_reachable_p99_ms", "additions",
 }
 
@@ -79,6 +80,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ProbeTimeout == 0 {
 		o.ProbeTimeout = 30 * time.Second
+	}
+	if o.IdleWindow == 0 {
+		o.IdleWindow = 5 * time.Second
 	}
 	if o.ResultsDir == "" {
 		o.ResultsDir = "bench-results"
@@ -117,27 +121,28 @@ func (o Options) withDefaults() (Options, error) {
 
 // sizeResult is what one cluster size measured.
 type sizeResult struct {
-	Hosts          int       `json:"hosts"`
-	Containers     int       `json:"containers"`
-	Cluster        string    `json:"cluster"`
-	UpSeconds      float64   `json:"up_s"`          // wall time of `weft up` from nothing
-	UpReported     float64   `json:"up_reported_s"` // what weft up itself reported
-	DownSeconds    float64   `json:"down_s"`
-	ManagerPeakMB  float64   `json:"agent_manager_peak_mb"` // highest VmHWM of the manager agents
-	WorkerPeakMB   float64   `json:"agent_worker_peak_mb"`  // highest VmHWM of the other agents; 0 when there are none
-	Workers        int       `json:"workers"`
-	ResolverPeakMB float64   `json:"resolver_peak_mb"`
-	AgentRSSMB     float64   `json:"agent_rss_mb_max"` // highest VmRSS of any agent before down
-	FDBMin         int       `json:"fdb_min"`
-	FDBMax         int       `json:"fdb_max"`
-	NeighMin       int       `json:"neigh_min"`
-	NeighMax       int       `json:"neigh_max"`
-	ResolvableMs   []float64 `json:"new_resolvable_ms"` // per addition: slowest host
-	ReachableMs    []float64 `json:"new_reachable_ms"`
-	ApplyMs        []float64 `json:"new_apply_ms"`            // per addition: the apply call itself
-	FirstMs        []float64 `json:"new_first_resolvable_ms"` // per addition: fastest host
-	Leftovers      []string  `json:"leftovers,omitempty"`
-	Error          string    `json:"error,omitempty"`
+	Hosts          int                `json:"hosts"`
+	Containers     int                `json:"containers"`
+	Cluster        string             `json:"cluster"`
+	UpSeconds      float64            `json:"up_s"`          // wall time of `weft up` from nothing
+	UpReported     float64            `json:"up_reported_s"` // what weft up itself reported
+	DownSeconds    float64            `json:"down_s"`
+	ManagerPeakMB  float64            `json:"agent_manager_peak_mb"` // highest VmHWM of the manager agents
+	WorkerPeakMB   float64            `json:"agent_worker_peak_mb"`  // highest VmHWM of the other agents; 0 when there are none
+	Workers        int                `json:"workers"`
+	ResolverPeakMB float64            `json:"resolver_peak_mb"`
+	AgentRSSMB     float64            `json:"agent_rss_mb_max"` // highest VmRSS of any agent before down
+	IdleCPU        map[string]float64 `json:"idle_cpu_cores"`   // CPU cores used by the idle cluster: agents, resolvers, containers
+	FDBMin         int                `json:"fdb_min"`
+	FDBMax         int                `json:"fdb_max"`
+	NeighMin       int                `json:"neigh_min"`
+	NeighMax       int                `json:"neigh_max"`
+	ResolvableMs   []float64          `json:"new_resolvable_ms"` // per addition: slowest host
+	ReachableMs    []float64          `json:"new_reachable_ms"`
+	ApplyMs        []float64          `json:"new_apply_ms"`            // per addition: the apply call itself
+	FirstMs        []float64          `json:"new_first_resolvable_ms"` // per addition: fastest host
+	Leftovers      []string           `json:"leftovers,omitempty"`
+	Error          string             `json:"error,omitempty"`
 	resolverPids   []int
 }
 
@@ -222,6 +227,9 @@ func measureSize(ctx context.Context, o Options, work string, n int) (res sizeRe
 		return res, err
 	}
 	if err := countOverlayEntries(&res, st); err != nil {
+		return res, err
+	}
+	if res.IdleCPU, err = idleCPU(ctx, o, name, st); err != nil {
 		return res, err
 	}
 	probes, err := openProbes(st)
@@ -387,6 +395,55 @@ func applyWithRetry(ctx context.Context, client *api.Client, c *spec.Cluster) er
 			return fmt.Errorf("applying the grown cluster file: %w", errors.Join(err, serr))
 		}
 	}
+}
+
+// idleCPU measures how many CPU cores the cluster's processes use while
+// nothing changes: the cost of health checks, resyncs and leases.
+func idleCPU(ctx context.Context, o Options, cluster string, st api.Status) (map[string]float64, error) {
+	groups := map[string][]int{}
+	for _, h := range st.Hosts {
+		pid, err := resolverPid(o.StateRoot, cluster, h.Name)
+		if err != nil {
+			return nil, err
+		}
+		groups["agents"] = append(groups["agents"], h.AgentPid)
+		groups["resolvers"] = append(groups["resolvers"], pid)
+	}
+	for _, c := range st.Containers {
+		groups["containers"] = append(groups["containers"], c.Pid)
+	}
+	total := func() (map[string]time.Duration, error) {
+		sums := map[string]time.Duration{}
+		for g, pids := range groups {
+			for _, pid := range pids {
+				t, err := cpuTime(pid)
+				if err != nil {
+					return nil, fmt.Errorf("measuring idle CPU of the %s: %w", g, err)
+				}
+				sums[g] += t
+			}
+		}
+		return sums, nil
+	}
+	before, err := total()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := sleep(ctx, o.IdleWindow); err != nil {
+		return nil, err
+	}
+	after, err := total()
+	if err != nil {
+		return nil, err
+	}
+	window := time.Since(start).Seconds()
+	cores := map[string]float64{}
+	for g := range groups {
+		cores[g] = (after[g] - before[g]).Seconds() / window
+		cores["total"] += cores[g]
+	}
+	return cores, nil
 }
 
 // readMemory reads the peak and current memory of every agent and resolver.

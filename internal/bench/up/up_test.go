@@ -124,7 +124,7 @@ func TestRunSmallSizesGivesACompleteReport(t *testing.T) {
 		}
 		// Every number is measured: positive, except the worker column,
 		// which has nothing to show when all hosts are managers.
-		for _, c := range []string{"up_s", "down_s", "agent_mgr_peak_mb", "resolver_peak_mb", "new_resolvable_p50_ms", "new_resolvable_p99_ms", "new_reachable_p50_ms", "new_reachable_p99_ms"} {
+		for _, c := range []string{"up_s", "down_s", "agent_mgr_peak_mb", "resolver_peak_mb", "idle_cpu_cores", "new_resolvable_p50_ms", "new_resolvable_p99_ms", "new_reachable_p50_ms", "new_reachable_p99_ms"} {
 			if v, err := strconv.ParseFloat(cell[c], 64); err != nil || v <= 0 {
 				t.Errorf("%d hosts: %s = %q, want a positive number", hosts, c, cell[c])
 			}
