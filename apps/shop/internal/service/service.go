@@ -134,13 +134,13 @@ func Logger() *slog.Logger {
 
 // OpenDB opens the pool from DATABASE_URL and DB_MAX_CONNS.
 func OpenDB() (*db.Pool, error) {
-	maxConns := 10
+	var maxConns int32 = 10
 	if s := os.Getenv("DB_MAX_CONNS"); s != "" {
-		n, err := strconv.Atoi(s)
+		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("DB_MAX_CONNS=%q must be a positive integer", s)
 		}
-		maxConns = n
+		maxConns = int32(n)
 	}
 	return db.New(os.Getenv("DATABASE_URL"), maxConns)
 }
