@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,29 @@ func TestPlotIsAPNGOfTheGivenSizes(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 200 {
 		t.Errorf("plot is only %v", b)
+	}
+}
+
+func TestRowShowsWhatWasMeasuredAndCountsFailedAdditions(t *testing.T) {
+	o := Options{ProbeTimeout: 30 * time.Second}
+	s := sizeResult{Hosts: 50, Containers: 200, UpSeconds: 24.9, FDBMin: 393, FDBMax: 393, NeighMin: 196, NeighMax: 196,
+		ReachableMs: []float64{100, 300, 200}, ResolvableMs: []float64{90, 290, 190}, FailedAdds: 1, Problems: []string{"reading memory: gone"}}
+	row := s.row(o)
+	cell := map[string]string{}
+	for i, c := range columns {
+		cell[c] = row[i]
+	}
+	want := map[string]string{
+		"up_s": "24.90", "down_s": notMeasured, "agent_mgr_peak_mb": notMeasured, "fdb_per_host": "393", "idle_cpu_cores": notMeasured,
+		"new_reachable_p50_ms": "200", "new_reachable_p99_ms": ">30000", "new_resolvable_p50_ms": "190", "additions": "4",
+	}
+	for c, w := range want {
+		if cell[c] != w {
+			t.Errorf("%s = %q, want %q", c, cell[c], w)
+		}
+	}
+	s.FailedAdds = 0
+	if got := s.row(o)[slices.Index(columns, "new_reachable_p99_ms")]; got != "300" {
+		t.Errorf("without failures p99 = %q, want 300", got)
 	}
 }

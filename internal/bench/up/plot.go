@@ -14,7 +14,7 @@ import (
 )
 
 // drawPlot writes <dir>/up-<timestamp>.png: up and down time against hosts,
-// with the linear least-squares line of the up time, and returns its path.
+// with the linear and quadratic least-squares fits of the up time, and returns its path.
 func drawPlot(dir string, started time.Time, sizes []sizeResult, upFit *growthFit) (string, error) {
 	p := plot.New()
 	p.Title.Text = "weft bench up: time against hosts"
@@ -46,14 +46,26 @@ func drawPlot(dir string, started time.Time, sizes []sizeResult, upFit *growthFi
 		p.Legend.Add(series.name, line, points)
 	}
 	if upFit != nil {
-		f := plotter.NewFunction(func(x float64) float64 { return upFit.Linear.Intercept + upFit.Linear.Slope*x })
-		f.Color = blue
-		f.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		xMax := 0.0
 		for _, xy := range up {
-			f.XMax = max(f.XMax, xy.X)
+			xMax = max(xMax, xy.X)
 		}
-		p.Add(f)
-		p.Legend.Add(fmt.Sprintf("up, linear fit %.2fs + %.3fs/host", upFit.Linear.Intercept, upFit.Linear.Slope), f)
+		for _, fit := range []struct {
+			label  string
+			f      func(float64) float64
+			dashes []vg.Length
+		}{
+			{fmt.Sprintf("up, linear fit %.2fs + %.3fs·n (R² %.3f)", upFit.Linear.Intercept, upFit.Linear.Slope, upFit.Linear.R2),
+				func(x float64) float64 { return upFit.Linear.Intercept + upFit.Linear.Slope*x }, []vg.Length{vg.Points(5), vg.Points(3)}},
+			{fmt.Sprintf("up, quadratic fit %.2fs + %.5fs·n² (R² %.3f)", upFit.Quadratic.Intercept, upFit.Quadratic.Slope, upFit.Quadratic.R2),
+				func(x float64) float64 { return upFit.Quadratic.Intercept + upFit.Quadratic.Slope*x*x }, []vg.Length{vg.Points(1), vg.Points(2)}},
+		} {
+			f := plotter.NewFunction(fit.f)
+			f.Color, f.Dashes = blue, fit.dashes
+			f.XMin, f.XMax = 0, xMax
+			p.Add(f)
+			p.Legend.Add(fit.label, f)
+		}
 	}
 	p.Legend.Top, p.Legend.Left = true, true
 	// Keep the largest points off the frame.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/weft-dev/weft/internal/bench/report"
 )
@@ -40,30 +41,61 @@ func span(lo, hi int) string {
 	return fmt.Sprintf("%d..%d", lo, hi)
 }
 
-// row renders one measured size; a failed size shows what it reached.
-func (s sizeResult) row() []string {
-	if s.Error != "" {
-		row := []string{strconv.Itoa(s.Hosts), strconv.Itoa(s.Containers)}
-		for len(row) < len(columns) {
-			row = append(row, "failed")
+// newPercentile is the p-th percentile of a new-container figure, counting a
+// failed addition as slower than every other.
+func (s sizeResult) newPercentile(xs []float64, p float64) float64 {
+	all := slices.Clone(xs)
+	for range s.FailedAdds {
+		all = append(all, math.Inf(1))
+	}
+	return percentile(all, p)
+}
+
+// fmtMs prints milliseconds; a failed addition shows as more than the timeout.
+func fmtMs(v float64, timeout time.Duration) string {
+	if math.IsInf(v, 1) {
+		return ">" + strconv.FormatInt(timeout.Milliseconds(), 10)
+	}
+	return fmtFloat(v, 0)
+}
+
+// notMeasured fills a cell whose measurement failed; the notes say why.
+const notMeasured = "failed"
+
+// row renders one size; cells that could not be measured say so.
+func (s sizeResult) row(o Options) []string {
+	cell := func(measured bool, value func() string) string {
+		if !measured {
+			return notMeasured
 		}
-		if s.UpSeconds > 0 {
-			row[2] = fmtFloat(s.UpSeconds, 2) + " (failed)"
-		}
-		return row
+		return value()
 	}
 	worker := noWorker
 	if s.Workers > 0 {
 		worker = fmtFloat(s.WorkerPeakMB, 1)
 	}
+	memory := s.ManagerPeakMB > 0
+	newMs := func(xs []float64, p float64) func() string {
+		return func() string { return fmtMs(s.newPercentile(xs, p), o.ProbeTimeout) }
+	}
+	timed := len(s.ReachableMs)+s.FailedAdds > 0
+	up := cell(s.UpSeconds > 0, func() string { return fmtFloat(s.UpSeconds, 2) })
+	if s.UpFailed {
+		up += " (failed)"
+	}
 	return []string{
 		strconv.Itoa(s.Hosts), strconv.Itoa(s.Containers),
-		fmtFloat(s.UpSeconds, 2), fmtFloat(s.DownSeconds, 2),
-		fmtFloat(s.ManagerPeakMB, 1), worker, fmtFloat(s.ResolverPeakMB, 1),
-		span(s.FDBMin, s.FDBMax), span(s.NeighMin, s.NeighMax), fmtFloat(s.IdleCPU["total"], 2),
-		fmtFloat(percentile(s.ResolvableMs, 50), 0), fmtFloat(percentile(s.ResolvableMs, 99), 0),
-		fmtFloat(percentile(s.ReachableMs, 50), 0), fmtFloat(percentile(s.ReachableMs, 99), 0),
-		strconv.Itoa(len(s.ReachableMs)),
+		up,
+		cell(s.DownSeconds > 0, func() string { return fmtFloat(s.DownSeconds, 2) }),
+		cell(memory, func() string { return fmtFloat(s.ManagerPeakMB, 1) }),
+		cell(memory, func() string { return worker }),
+		cell(memory, func() string { return fmtFloat(s.ResolverPeakMB, 1) }),
+		cell(s.FDBMax > 0, func() string { return span(s.FDBMin, s.FDBMax) }),
+		cell(s.NeighMax > 0, func() string { return span(s.NeighMin, s.NeighMax) }),
+		cell(s.IdleCPU != nil, func() string { return fmtFloat(s.IdleCPU["total"], 2) }),
+		cell(timed, newMs(s.ResolvableMs, 50)), cell(timed, newMs(s.ResolvableMs, 99)),
+		cell(timed, newMs(s.ReachableMs, 50)), cell(timed, newMs(s.ReachableMs, 99)),
+		fmt.Sprintf("%d", len(s.ReachableMs)+s.FailedAdds),
 	}
 }
 
@@ -71,9 +103,12 @@ func (s sizeResult) row() []string {
 func fillReport(r *report.Report, o Options, results []sizeResult) error {
 	var ok []sizeResult
 	for _, s := range results {
-		r.Rows = append(r.Rows, s.row())
+		r.Rows = append(r.Rows, s.row(o))
+		for _, p := range s.Problems {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts (cluster %s): not measured: %s", s.Hosts, s.Cluster, p))
+		}
 		if s.Error != "" {
-			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts (cluster %s) failed: %s", s.Hosts, s.Cluster, s.Error))
+			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts (cluster %s) stopped early: %s", s.Hosts, s.Cluster, s.Error))
 			continue
 		}
 		ok = append(ok, s)
@@ -113,11 +148,16 @@ func fillReport(r *report.Report, o Options, results []sizeResult) error {
 	r.Files["plot"] = plotPath
 
 	for _, s := range ok {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts idle: agents %.2f, resolvers %.2f, containers %.2f CPU cores of %d", s.Hosts, s.IdleCPU["agents"], s.IdleCPU["resolvers"], s.IdleCPU["containers"], r.Machine.CPUs))
+		if s.IdleCPU != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts idle: agents %.2f, resolvers %.2f, containers %.2f CPU cores of %d", s.Hosts, s.IdleCPU["agents"], s.IdleCPU["resolvers"], s.IdleCPU["containers"], r.Machine.CPUs))
+		}
+		if len(s.ReachableMs) == 0 {
+			continue
+		}
 		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts, new container medians since the apply was sent: apply returned %.0fms, first host's resolver answered %.0fms, last host's %.0fms, last host connected %.0fms",
 			s.Hosts, percentile(s.ApplyMs, 50), percentile(s.FirstMs, 50), percentile(s.ResolvableMs, 50), percentile(s.ReachableMs, 50)))
 	}
-	r.Notes = append(r.Notes, targetNotes(ok)...)
+	r.Notes = append(r.Notes, targetNotes(o, ok)...)
 	r.Notes = append(r.Notes, fmt.Sprintf(
 		"method: idle_cpu_cores is the CPU time agents, resolvers and containers used over %s of the idle cluster, in cores; up_s/down_s are wall times of `weft up`/`weft down` from nothing to every container healthy; peaks are VmHWM of the agents (etcd members live in the manager agents) and resolvers; "+
 			"new_* are the slowest host per addition, from the apply sent to an agent until that host's resolver answers the new name (resolvable) and a container on it has connected to the answered address (reachable); "+
@@ -127,7 +167,7 @@ func fillReport(r *report.Report, o Options, results []sizeResult) error {
 }
 
 // targetNotes says where each measured figure stands against the issue's targets.
-func targetNotes(ok []sizeResult) []string {
+func targetNotes(o Options, ok []sizeResult) []string {
 	var notes []string
 	verdict := func(good bool) string {
 		if good {
@@ -149,8 +189,10 @@ func targetNotes(ok []sizeResult) []string {
 	} else {
 		notes = append(notes, fmt.Sprintf("target %d hosts ≤ %.0fs: not measured (largest size measured: %d hosts)", targetLargeHosts, targetLargeUpSeconds, largest.Hosts))
 	}
-	p99 := percentile(largest.ReachableMs, 99)
-	notes = append(notes, fmt.Sprintf("target new container resolvable and reachable from every host ≤ %.0fms p99 (at %d hosts): %s at %d hosts (%.0fms)", targetNewP99Ms, targetLargeHosts, verdict(p99 <= targetNewP99Ms), largest.Hosts, p99))
+	if len(largest.ReachableMs)+largest.FailedAdds > 0 {
+		p99 := largest.newPercentile(largest.ReachableMs, 99)
+		notes = append(notes, fmt.Sprintf("target new container resolvable and reachable from every host ≤ %.0fms p99 (at %d hosts): %s at %d hosts (%sms)", targetNewP99Ms, targetLargeHosts, verdict(p99 <= targetNewP99Ms), largest.Hosts, fmtMs(p99, o.ProbeTimeout)))
+	}
 	worstAgent := 0.0
 	for _, s := range ok {
 		worstAgent = max(worstAgent, s.ManagerPeakMB, s.WorkerPeakMB)

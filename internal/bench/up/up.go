@@ -141,8 +141,11 @@ type sizeResult struct {
 	ReachableMs    []float64          `json:"new_reachable_ms"`
 	ApplyMs        []float64          `json:"new_apply_ms"`            // per addition: the apply call itself
 	FirstMs        []float64          `json:"new_first_resolvable_ms"` // per addition: fastest host
+	UpFailed       bool               `json:"up_failed"`               // weft up itself did not finish
+	FailedAdds     int                `json:"new_failed"`              // additions that did not spread within the probe timeout
 	Leftovers      []string           `json:"leftovers,omitempty"`
-	Error          string             `json:"error,omitempty"`
+	Problems       []string           `json:"problems,omitempty"` // what could not be measured; the rest of the row stands
+	Error          string             `json:"error,omitempty"`    // why the size stopped early
 	resolverPids   []int
 }
 
@@ -220,50 +223,44 @@ func measureSize(ctx context.Context, o Options, work string, n int) (res sizeRe
 	up, took, err := w.up(ctx, file, o.UpTimeout)
 	res.UpSeconds, res.UpReported = took.Seconds(), up.Seconds
 	if err != nil {
+		res.UpFailed = true
 		return res, fmt.Errorf("bringing up %d hosts: %w", n, err)
 	}
 	st, err := w.status(ctx, name)
 	if err != nil {
 		return res, err
 	}
+	// From here on a failed measurement is noted and the others still run:
+	// a saturated machine should still show what it managed.
+	problem := func(err error) {
+		o.Log.Warn("bench up: measurement failed", "cluster", name, "hosts", n, "err", err)
+		res.Problems = append(res.Problems, err.Error())
+	}
 	if err := countOverlayEntries(&res, st); err != nil {
-		return res, err
+		problem(err)
 	}
 	if res.IdleCPU, err = idleCPU(ctx, o, name, st); err != nil {
-		return res, err
+		problem(err)
 	}
-	probes, err := openProbes(st)
-	if err != nil {
-		return res, err
+	if err := measureAdditions(ctx, o, &res, st, file, shape); err != nil {
+		problem(err)
 	}
-	defer func() {
-		for _, p := range probes {
-			p.Close()
-		}
-	}()
-	client := api.NewClient(naming.AgentSocket(o.StateRoot, name, hostName(1)))
-	for k := 1; k <= o.Additions; k++ {
-		shape.Replicas++
-		a, err := addContainer(ctx, o, client, file, shape, probes)
-		if err != nil {
-			return res, fmt.Errorf("timing new container %d of %d: %w", k, o.Additions, err)
-		}
-		res.ResolvableMs = append(res.ResolvableMs, ms(a.Slowest.Resolvable))
-		res.ReachableMs = append(res.ReachableMs, ms(a.Slowest.Reachable))
-		res.ApplyMs = append(res.ApplyMs, ms(a.Apply))
-		res.FirstMs = append(res.FirstMs, ms(a.FirstResolvable))
+	if ctx.Err() != nil {
+		return res, ctx.Err()
 	}
+	shape.Replicas += o.Additions
 	// The benchmark applied the additions itself; weft up must agree that the
 	// grown cluster is converged and healthy.
 	if _, _, err := w.up(ctx, file, o.UpTimeout); err != nil {
-		return res, fmt.Errorf("checking the cluster after the additions: %w", err)
+		problem(fmt.Errorf("checking the cluster after the additions: %w", err))
 	}
-	st, err = w.status(ctx, name)
-	if err != nil {
-		return res, err
+	if st2, err := w.status(ctx, name); err != nil {
+		problem(err)
+	} else {
+		st = st2
 	}
 	if err := readMemory(&res, o, name, st); err != nil {
-		return res, err
+		problem(err)
 	}
 
 	down, err := w.down(ctx, name)
@@ -283,6 +280,36 @@ func measureSize(ctx context.Context, o Options, work string, n int) (res sizeRe
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// measureAdditions times o.Additions new containers one after another. An
+// addition that does not spread within o.ProbeTimeout is counted as failed
+// and the next one is still timed.
+func measureAdditions(ctx context.Context, o Options, res *sizeResult, st api.Status, file string, shape clusterShape) error {
+	probes, err := openProbes(st)
+	if err != nil {
+		return err
+	}
+	defer closeAll(probes)
+	client := api.NewClient(naming.AgentSocket(o.StateRoot, res.Cluster, hostName(1)))
+	var failures []error
+	for k := 1; k <= o.Additions; k++ {
+		shape.Replicas++
+		a, err := addContainer(ctx, o, client, file, shape, probes)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			res.FailedAdds++
+			failures = append(failures, fmt.Errorf("new container %d of %d: %w", k, o.Additions, err))
+			continue
+		}
+		res.ResolvableMs = append(res.ResolvableMs, ms(a.Slowest.Resolvable))
+		res.ReachableMs = append(res.ReachableMs, ms(a.Slowest.Reachable))
+		res.ApplyMs = append(res.ApplyMs, ms(a.Apply))
+		res.FirstMs = append(res.FirstMs, ms(a.FirstResolvable))
+	}
+	return errors.Join(failures...)
+}
 
 // countOverlayEntries reads FDB and neighbor entries of every host's vxlan device.
 func countOverlayEntries(res *sizeResult, st api.Status) error {

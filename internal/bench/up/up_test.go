@@ -103,8 +103,8 @@ func TestRunSmallSizesGivesACompleteReport(t *testing.T) {
 	}
 	for _, s := range sizes {
 		t.Cleanup(func() { assertGone(t, s.Cluster) })
-		if s.Error != "" {
-			t.Errorf("%d hosts failed: %s", s.Hosts, s.Error)
+		if s.Error != "" || len(s.Problems) > 0 || s.FailedAdds > 0 {
+			t.Errorf("%d hosts: error %q, problems %q, %d failed additions", s.Hosts, s.Error, s.Problems, s.FailedAdds)
 		}
 	}
 	if len(r.Rows) != 2 || len(r.Columns) != len(columns) {
