@@ -200,6 +200,16 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if o.Tool == "builtin" {
 		load = builtinLoad
 	}
+	gwPid, err := status.ContainerPid("gateway-1")
+	if err != nil {
+		return nil, err
+	}
+	// What each proxy burns per request is what decides requests/s when the
+	// load, both proxies and the backend share the machine's CPUs.
+	proxyCPU := map[string]func() (time.Duration, error){
+		Weft:  func() (time.Duration, error) { return procCPU(gwPid) },
+		Nginx: func() (time.Duration, error) { return groupCPU(nginxProc.Pid()) },
+	}
 	m := &measurements{Connections: o.Connections, Rounds: o.Rounds}
 	// A short first pass fills both proxies' upstream connection pools and
 	// the gateway's DNS cache, so the first measured round is not the cold one.
@@ -215,13 +225,22 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		}
 		for _, proxy := range order {
 			for _, c := range o.Connections {
+				cpuBefore, err := proxyCPU[proxy]()
+				if err != nil {
+					return nil, err
+				}
 				res, err := load(ctx, loadNetns, urls[proxy], c, o.Duration)
 				if err != nil {
 					return nil, fmt.Errorf("round %d, %s with %d connections: %w", round+1, proxy, c, err)
 				}
+				cpuAfter, err := proxyCPU[proxy]()
+				if err != nil {
+					return nil, err
+				}
+				res.CPU = cpuAfter - cpuBefore
 				m.add(proxy, c, res)
 				o.Log.Info("gateway load", "round", round+1, "proxy", proxy, "connections", c,
-					"rps", int(res.RPS), "p50", res.P50, "p99", res.P99, "errors", res.Errors)
+					"rps", int(res.RPS), "p50", res.P50, "p99", res.P99, "errors", res.Errors, "cpu", res.CPU)
 			}
 		}
 	}

@@ -137,8 +137,9 @@ func checkReport(t *testing.T, r *report.Report, connections int) {
 	if want := []string{"metric", Weft, Nginx, RatioName}; !slices.Equal(r.Columns, want) {
 		t.Fatalf("columns = %v, want %v", r.Columns, want)
 	}
-	keys := []string{rpsKey(connections), p50Key(connections), p99Key(connections)}
-	labels := []string{"requests/s, 16 connections", "latency p50, 16 connections (ms)", "latency p99, 16 connections (ms)"}
+	keys := []string{rpsKey(connections), p50Key(connections), p99Key(connections), cpuKey(connections)}
+	labels := []string{"requests/s, 16 connections", "latency p50, 16 connections (ms)", "latency p99, 16 connections (ms)",
+		"proxy CPU per 1000 requests, 16 connections (ms)"}
 	if len(r.Rows) != len(keys) {
 		t.Fatalf("%d rows, want %d: %v", len(r.Rows), len(keys), r.Rows)
 	}
@@ -199,17 +200,30 @@ Transfer/sec:      2.91MB
 	}
 }
 
+func TestParseStat(t *testing.T) {
+	pgrp, cpu, err := parseStat("4242 (nginx: worker (x)) S 4240 4239 4240 0 -1 4194624 101 0 0 0 250 75 0 0 20 0 1 0 12345 0 0")
+	if err != nil || pgrp != 4239 || cpu != 3250*time.Millisecond {
+		t.Errorf("parseStat = %d %v %v, want 4239 3.25s", pgrp, cpu, err)
+	}
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Errorf("CPU time of this test: %v", err)
+	}
+}
+
 func TestBuildReportFromKnownFigures(t *testing.T) {
 	m := &measurements{Connections: []int{8}, Rounds: 3}
 	for _, k := range []float64{1, 3, 2} {
-		m.add(Weft, 8, result{RPS: 900 * k, P50: time.Duration(k) * time.Millisecond, P99: time.Duration(3*k) * time.Millisecond})
-		m.add(Nginx, 8, result{RPS: 1000 * k, P50: time.Duration(k) * time.Millisecond, P99: time.Duration(2*k) * time.Millisecond, Errors: 1})
+		m.add(Weft, 8, result{RPS: 900 * k, P50: time.Duration(k) * time.Millisecond, P99: time.Duration(3*k) * time.Millisecond,
+			Requests: 1000, CPU: time.Duration(k) * 100 * time.Millisecond})
+		m.add(Nginx, 8, result{RPS: 1000 * k, P50: time.Duration(k) * time.Millisecond, P99: time.Duration(2*k) * time.Millisecond, Errors: 1,
+			Requests: 2000, CPU: time.Duration(k) * 100 * time.Millisecond})
 	}
 	r := buildReport(m, "test")
 	want := [][]string{
 		{"requests/s, 8 connections", "1800", "2000", "0.900"},
 		{"latency p50, 8 connections (ms)", "2.000", "2.000", "1.000"},
 		{"latency p99, 8 connections (ms)", "6.000", "4.000", "1.500"},
+		{"proxy CPU per 1000 requests, 8 connections (ms)", "200.0", "100.0", "2.000"},
 	}
 	for i := range want {
 		if !slices.Equal(r.Rows[i], want[i]) {

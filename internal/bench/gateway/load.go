@@ -25,7 +25,8 @@ type result struct {
 	RPS      float64
 	P50, P99 time.Duration
 	Requests int64
-	Errors   int64 // failed requests and non-2xx/3xx answers
+	Errors   int64         // failed requests and non-2xx/3xx answers
+	CPU      time.Duration // CPU time the proxy used during the measurement
 }
 
 // wrkLoad runs wrk inside the load namespace against url, for d rounded up

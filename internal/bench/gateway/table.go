@@ -33,6 +33,15 @@ func Proxies() []string { return []string{Weft, Nginx} }
 func rpsKey(c int) string { return fmt.Sprintf("rps_%dc", c) }
 func p50Key(c int) string { return fmt.Sprintf("p50_ms_%dc", c) }
 func p99Key(c int) string { return fmt.Sprintf("p99_ms_%dc", c) }
+func cpuKey(c int) string { return fmt.Sprintf("cpu_ms_per_1000_%dc", c) }
+
+// cpuPerThousand is the proxy's CPU milliseconds per 1000 requests answered.
+func cpuPerThousand(x result) float64 {
+	if x.Requests == 0 {
+		return 0
+	}
+	return ms(x.CPU) * 1000 / float64(x.Requests)
+}
 
 // RatioName is the ratio column and key: weft over nginx.
 const RatioName = "weft/nginx"
@@ -59,6 +68,8 @@ func buildReport(m *measurements, tool string) *report.Report {
 				func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }},
 			{p99Key(c), fmt.Sprintf("latency p99, %d connections (ms)", c), func(x result) float64 { return ms(x.P99) },
 				func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }},
+			{cpuKey(c), fmt.Sprintf("proxy CPU per 1000 requests, %d connections (ms)", c), cpuPerThousand,
+				func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }},
 		}
 		for _, row := range rows {
 			figs[row.key] = map[string]float64{}
@@ -78,7 +89,7 @@ func buildReport(m *measurements, tool string) *report.Report {
 			for i, x := range m.runs[proxy][c] {
 				errorsBy[proxy] += x.Errors
 				perRound = append(perRound, map[string]any{"proxy": proxy, "connections": c, "round": i + 1,
-					"rps": x.RPS, "p50_ms": ms(x.P50), "p99_ms": ms(x.P99), "requests": x.Requests, "errors": x.Errors})
+					"rps": x.RPS, "p50_ms": ms(x.P50), "p99_ms": ms(x.P99), "requests": x.Requests, "errors": x.Errors, "cpu_s": x.CPU.Seconds()})
 			}
 		}
 		rps, p99 := ratios[rpsKey(c)], ratios[p99Key(c)]

@@ -16,7 +16,8 @@ type measurements struct {
 	MTU        [3]int
 	DF         [3]string
 	throughput [3]map[int][]float64 // streams -> bits/s of each round
-	latency    [3][]time.Duration   // every round trip of every round
+	p50, p99   [3][]float64         // µs, one per round
+	trips      [3]int               // round trips measured, all rounds
 	perRound   []map[string]any     // for the JSON: what each round measured
 }
 
@@ -29,9 +30,11 @@ func (m *measurements) addThroughput(path, streams int, bps float64) {
 }
 
 func (m *measurements) addLatency(path int, samples []time.Duration) {
-	m.latency[path] = append(m.latency[path], samples...)
-	m.perRound = append(m.perRound, map[string]any{"path": Paths()[path], "round_trips": len(samples),
-		"p50_us": micros(labrun.Percentile(samples, 50)), "p99_us": micros(labrun.Percentile(samples, 99))})
+	p50, p99 := micros(labrun.Percentile(samples, 50)), micros(labrun.Percentile(samples, 99))
+	m.p50[path] = append(m.p50[path], p50)
+	m.p99[path] = append(m.p99[path], p99)
+	m.trips[path] += len(samples)
+	m.perRound = append(m.perRound, map[string]any{"path": Paths()[path], "round_trips": len(samples), "p50_us": p50, "p99_us": p99})
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -68,7 +71,8 @@ func (m *measurements) metrics() []metric {
 }
 
 // figures is the value of every metric on every path: the median over rounds
-// for throughput, percentiles of all round trips pooled for latency.
+// (of each round's percentile, for latency), so one round disturbed by other
+// work on the machine does not decide the figure.
 func (m *measurements) figures() map[string]map[string]float64 {
 	out := map[string]map[string]float64{}
 	for _, mt := range m.metrics() {
@@ -79,9 +83,8 @@ func (m *measurements) figures() map[string]map[string]float64 {
 		for _, n := range m.Streams {
 			out[throughputKey(n)][path] = labrun.Median(m.throughput[p][n]) / 1e9
 		}
-		samples := append([]time.Duration(nil), m.latency[p]...)
-		out[p50Key][path] = micros(labrun.Percentile(samples, 50))
-		out[p99Key][path] = micros(labrun.Percentile(samples, 99))
+		out[p50Key][path] = labrun.Median(m.p50[p])
+		out[p99Key][path] = labrun.Median(m.p99[p])
 		out[mtuKey][path] = float64(m.MTU[p])
 	}
 	return out
@@ -138,8 +141,8 @@ func buildReport(m *measurements, tool string) *report.Report {
 		}
 	}
 	r.Notes = append(r.Notes, targetNotes(m, ratios)...)
-	r.Notes = append(r.Notes, fmt.Sprintf("%d rounds, sides alternating; throughput is the median over rounds, latency percentiles pool every round trip (%d on the overlay)",
-		m.Rounds, len(m.latency[0])))
+	r.Notes = append(r.Notes, fmt.Sprintf("%d rounds, sides alternating; every figure is the median over rounds (latency: of each round's percentile; %d round trips on the overlay in all)",
+		m.Rounds, m.trips[0]))
 	r.Values["figures"] = figs
 	r.Values["ratios"] = ratios
 	r.Values["df_probe"] = map[string]string{Overlay: m.DF[0], Underlay: m.DF[1], Reference: m.DF[2]}

@@ -315,6 +315,19 @@ func (s Status) ContainerNetns(container string) (netns, ip string, err error) {
 	return "", "", fmt.Errorf("container %s is not in the cluster's status", container)
 }
 
+// ContainerPid is the host pid of the named container's process.
+func (s Status) ContainerPid(container string) (int, error) {
+	for _, c := range s.Containers {
+		if c.Container == container {
+			if c.Pid <= 0 {
+				return 0, fmt.Errorf("container %s has no process (state %s)", container, c.State)
+			}
+			return c.Pid, nil
+		}
+	}
+	return 0, fmt.Errorf("container %s is not in the cluster's status", container)
+}
+
 // Up writes clusterYAML to dir/<name>.yaml and runs `weft up`. On failure it
 // has already run `weft down`; on success the caller must call Down.
 func Up(ctx context.Context, weft, dir, name, clusterYAML string, log *slog.Logger) (*Cluster, error) {
@@ -432,5 +445,5 @@ func BusyNote(when string) (float64, string) {
 	if err != nil || load <= float64(runtime.NumCPU()) {
 		return load, ""
 	}
-	return load, fmt.Sprintf("the machine was busy %s (load average %.1f on %d CPUs): other work shared the CPUs, so figures are lower and noisier than on an idle machine", when, load, runtime.NumCPU())
+	return load, fmt.Sprintf("the machine was busy %s (load average %.1f on %d CPUs): other work may have shared the CPUs, so figures may be lower and noisier than on an idle machine (compare the rounds in the JSON)", when, load, runtime.NumCPU())
 }
