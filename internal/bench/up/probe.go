@@ -121,13 +121,16 @@ func (p *hostProbe) connect(ctx context.Context, target netip.AddrPort, timeout 
 type newContainerLatency struct {
 	Resolvable time.Duration
 	Reachable  time.Duration
+	Host       string
+	Attempts   int   // connects tried, the last one succeeded
+	LastErr    error // why the attempt before the successful one failed
 }
 
 // waitNewContainer polls until fqdn resolves at this host and the answered
 // address accepts a connection on port from the host's container, and
 // returns both times since start.
 func (p *hostProbe) waitNewContainer(ctx context.Context, start time.Time, fqdn string, port uint16, poll time.Duration) (newContainerLatency, error) {
-	var lat newContainerLatency
+	lat := newContainerLatency{Host: p.host}
 	var lastErr error
 	var addr netip.Addr
 	for {
@@ -148,8 +151,9 @@ func (p *hostProbe) waitNewContainer(ctx context.Context, start time.Time, fqdn 
 	target := netip.AddrPortFrom(addr, port)
 	for {
 		err := p.connect(ctx, target, attempt)
+		lat.Attempts++
 		if err == nil {
-			lat.Reachable = time.Since(start)
+			lat.Reachable, lat.LastErr = time.Since(start), lastErr
 			return lat, nil
 		}
 		lastErr = err

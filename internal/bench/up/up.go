@@ -139,10 +139,11 @@ type sizeResult struct {
 	NeighMax       int                `json:"neigh_max"`
 	ResolvableMs   []float64          `json:"new_resolvable_ms"` // per addition: slowest host
 	ReachableMs    []float64          `json:"new_reachable_ms"`
-	ApplyMs        []float64          `json:"new_apply_ms"`            // per addition: the apply call itself
-	FirstMs        []float64          `json:"new_first_resolvable_ms"` // per addition: fastest host
-	UpFailed       bool               `json:"up_failed"`               // weft up itself did not finish
-	FailedAdds     int                `json:"new_failed"`              // additions that did not spread within the probe timeout
+	ApplyMs        []float64          `json:"new_apply_ms"`                // per addition: the apply call itself
+	GapMs          []float64          `json:"new_resolve_to_reach_gap_ms"` // per addition: the longest a host resolved the name but could not connect yet
+	FirstMs        []float64          `json:"new_first_resolvable_ms"`     // per addition: fastest host
+	UpFailed       bool               `json:"up_failed"`                   // weft up itself did not finish
+	FailedAdds     int                `json:"new_failed"`                  // additions that did not spread within the probe timeout
 	Leftovers      []string           `json:"leftovers,omitempty"`
 	Problems       []string           `json:"problems,omitempty"` // what could not be measured; the rest of the row stands
 	Error          string             `json:"error,omitempty"`    // why the size stopped early
@@ -307,6 +308,7 @@ func measureAdditions(ctx context.Context, o Options, res *sizeResult, st api.St
 		res.ReachableMs = append(res.ReachableMs, ms(a.Slowest.Reachable))
 		res.ApplyMs = append(res.ApplyMs, ms(a.Apply))
 		res.FirstMs = append(res.FirstMs, ms(a.FirstResolvable))
+		res.GapMs = append(res.GapMs, ms(a.LongestGap))
 	}
 	return errors.Join(failures...)
 }
@@ -363,6 +365,7 @@ type addition struct {
 	Apply           time.Duration       // until the apply call returned
 	FirstResolvable time.Duration       // the fastest host's resolver answered
 	Slowest         newContainerLatency // the slowest host, for each step
+	LongestGap      time.Duration       // the longest any host resolved the name before it could connect
 }
 
 // addContainer grows the service by one replica, applies the file through
@@ -405,6 +408,10 @@ func addContainer(ctx context.Context, o Options, client *api.Client, file strin
 		a.Slowest.Resolvable = max(a.Slowest.Resolvable, lat.Resolvable)
 		a.Slowest.Reachable = max(a.Slowest.Reachable, lat.Reachable)
 		a.FirstResolvable = min(a.FirstResolvable, lat.Resolvable)
+		a.LongestGap = max(a.LongestGap, lat.Reachable-lat.Resolvable)
+		if gap := lat.Reachable - lat.Resolvable; gap > time.Second {
+			o.Log.Warn("bench up: host resolved the new container long before it could connect", "host", lat.Host, "container", container, "gap", gap, "attempts", lat.Attempts, "last_err", lat.LastErr)
+		}
 	}
 	o.Log.Info("bench up: new container spread", "container", container, "hosts", len(probes), "apply", a.Apply, "first_resolvable", a.FirstResolvable, "resolvable", a.Slowest.Resolvable, "reachable", a.Slowest.Reachable)
 	return a, nil
