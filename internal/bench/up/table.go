@@ -154,8 +154,8 @@ func fillReport(r *report.Report, o Options, results []sizeResult) error {
 		if len(s.ReachableMs) == 0 {
 			continue
 		}
-		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts, new container medians since the apply was sent: apply returned %.0fms, first host's resolver answered %.0fms, last host's %.0fms, last host connected %.0fms; longest a host resolved the name before it could connect: %.0fms",
-			s.Hosts, percentile(s.ApplyMs, 50), percentile(s.FirstMs, 50), percentile(s.ResolvableMs, 50), percentile(s.ReachableMs, 50), percentile(s.GapMs, 100)))
+		r.Notes = append(r.Notes, fmt.Sprintf("%d hosts, new container medians since the apply was sent: apply returned %.0fms, first host's resolver answered %.0fms, last host's %.0fms, last host connected %.0fms; longest a host resolved the name before it could connect: %.0fms; the probes themselves used %.2f CPU cores meanwhile",
+			s.Hosts, percentile(s.ApplyMs, 50), percentile(s.FirstMs, 50), percentile(s.ResolvableMs, 50), percentile(s.ReachableMs, 50), percentile(s.GapMs, 100), s.ProbeCPU))
 	}
 	r.Notes = append(r.Notes, targetNotes(o, ok)...)
 	r.Notes = append(r.Notes, fmt.Sprintf(

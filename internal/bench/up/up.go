@@ -143,6 +143,7 @@ type sizeResult struct {
 	GapMs          []float64          `json:"new_resolve_to_reach_gap_ms"` // per addition: the longest a host resolved the name but could not connect yet
 	FirstMs        []float64          `json:"new_first_resolvable_ms"`     // per addition: fastest host
 	UpFailed       bool               `json:"up_failed"`                   // weft up itself did not finish
+	ProbeCPU       float64            `json:"probe_cpu_cores"`             // CPU cores this benchmark's own probes used while timing additions
 	FailedAdds     int                `json:"new_failed"`                  // additions that did not spread within the probe timeout
 	Leftovers      []string           `json:"leftovers,omitempty"`
 	Problems       []string           `json:"problems,omitempty"` // what could not be measured; the rest of the row stands
@@ -292,6 +293,14 @@ func measureAdditions(ctx context.Context, o Options, res *sizeResult, st api.St
 	}
 	defer closeAll(probes)
 	client := api.NewClient(naming.AgentSocket(o.StateRoot, res.Cluster, hostName(1)))
+	// The probes compete with the cluster for the CPU; say how much they took.
+	selfBefore, selfErr := cpuTime(os.Getpid())
+	began := time.Now()
+	defer func() {
+		if selfAfter, err := cpuTime(os.Getpid()); err == nil && selfErr == nil {
+			res.ProbeCPU = (selfAfter - selfBefore).Seconds() / time.Since(began).Seconds()
+		}
+	}()
 	var failures []error
 	for k := 1; k <= o.Additions; k++ {
 		shape.Replicas++
