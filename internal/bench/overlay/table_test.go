@@ -19,9 +19,9 @@ func TestParseIperf(t *testing.T) {
 func TestBuildReportFromKnownFigures(t *testing.T) {
 	m := &measurements{Streams: []int{1, 4}, Rounds: 3, MTU: [3]int{1450, 1500, 1450}, DF: [3]string{dfBlackHole, dfOK, dfOK}}
 	for _, gbit := range []float64{1, 3, 2} {
-		m.addThroughput(0, 1, gbit*1e9)   // overlay: median 2
-		m.addThroughput(1, 1, 2*gbit*1e9) // underlay: median 4
-		m.addThroughput(2, 1, gbit*1e9)   // reference: median 2
+		m.addThroughput(0, 1, gbit*1e9)   // overlay: best 3, median 2
+		m.addThroughput(1, 1, 2*gbit*1e9) // underlay: best 6, median 4
+		m.addThroughput(2, 1, gbit*1e9)   // reference: best 3, median 2
 		for p := range 3 {
 			m.addThroughput(p, 4, float64(p+1)*1e9)
 		}
@@ -40,10 +40,13 @@ func TestBuildReportFromKnownFigures(t *testing.T) {
 			t.Errorf("row %d = %v, want %v", row, r.Rows[row], want)
 		}
 	}
-	checkReportShape(0, []string{"TCP throughput, 1 stream (Gbit/s)", "2.00", "4.00", "2.00", "0.500", "1.000", "0.500"})
+	checkReportShape(0, []string{"TCP throughput, 1 stream (Gbit/s)", "3.00", "6.00", "3.00", "0.500", "1.000", "0.500"})
 	checkReportShape(1, []string{"TCP throughput, 4 streams (Gbit/s)", "1.00", "2.00", "3.00", "0.500", "0.333", "1.500"})
 	checkReportShape(2, []string{"TCP 1-byte request/response p50 (µs)", "70.0", "60.0", "70.0", "1.167", "1.000", "1.167"})
 	checkReportShape(3, []string{"TCP 1-byte request/response p99 (µs)", "119.0", "109.0", "119.0", "1.092", "1.000", "1.092"})
+	if got := r.Values["median_figures"].(map[string]map[string]float64)[throughputKey(1)][Underlay]; got != 4 {
+		t.Errorf("median underlay throughput = %v, want 4", got)
+	}
 	notes := strings.Join(r.Notes, "\n")
 	for _, want := range []string{"overlay: don't-fragment pings of 1422 bytes", "4 stream(s): 0.333 (NOT met)", "1 stream(s): 1.000 (met)", "p99 <= 1.2x underlay: 1.092 (met)"} {
 		if !strings.Contains(notes, want) {
