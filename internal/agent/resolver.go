@@ -35,6 +35,7 @@ func (a *Agent) ensureResolver() error {
 // healthy instances only, updated on every store change. It keeps its last
 // answers while the store is unreachable.
 func RunResolver(ctx context.Context, cfg Config) error {
+	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
 	if err != nil {
 		return err
