@@ -184,3 +184,48 @@ func checkReport(t *testing.T, r *report.Report, streams []int) {
 		}
 	}
 }
+
+// TestCancelLeavesNothing is ctrl-C in the middle of a round: Run returns
+// the cancellation and has removed the cluster, the reference and the load.
+func TestCancelLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it creates network namespaces")
+	}
+	weft := weftBinary(t)
+	before := netnsNames(t)
+	iperfBefore := pids(t, "iperf3")
+	t.Cleanup(func() {
+		if left := leftovers(t, weft, before); len(left) > 0 {
+			t.Errorf("namespaces left behind (now removed): %v", left)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Options{Duration: 30 * time.Second, Rounds: 1, Weft: weft})
+		done <- err
+	}()
+	// Cancel once the first measurement is under way.
+	if err := labrun.Poll(context.Background(), 60*time.Second, "the first measurement to start", func() bool {
+		return len(pids(t, "iperf3")) > len(iperfBefore) || slices.ContainsFunc(netnsNames(t), func(n string) bool { return strings.HasPrefix(n, "weftref-") })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // into the measurement, past the reachability checks
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "context canceled") {
+			t.Errorf("Run after cancel = %v, want the cancellation", err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("Run did not return within 3 minutes of the cancel")
+	}
+	if left := leftovers(t, weft, before); len(left) > 0 {
+		t.Errorf("Run left namespaces behind after a cancel: %v", left)
+	}
+	if now := pids(t, "iperf3"); len(now) > len(iperfBefore) {
+		t.Errorf("iperf3 left running after a cancel: %v", now)
+	}
+}
