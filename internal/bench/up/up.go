@@ -489,16 +489,28 @@ func idleCPU(ctx context.Context, o Options, cluster string, st api.Status) (map
 	return cores, nil
 }
 
-// readMemory reads the peak and current memory of every agent and resolver.
+// readMemory reads the peak and current memory of every agent and
+// resolver; a host it cannot read is reported and the others still count.
 func readMemory(res *sizeResult, o Options, cluster string, st api.Status) error {
 	const mb = 1 << 20
+	var errs []error
 	for _, h := range st.Hosts {
+		if pid, err := resolverPid(o.StateRoot, cluster, h.Name); err != nil {
+			errs = append(errs, err)
+		} else if m, err := processMemory(pid); err != nil {
+			errs = append(errs, fmt.Errorf("resolver of host %s: %w", h.Name, err))
+		} else {
+			res.resolverPids = append(res.resolverPids, pid)
+			res.ResolverPeakMB = max(res.ResolverPeakMB, float64(m.Peak)/mb)
+		}
 		if h.AgentPid == 0 {
-			return fmt.Errorf("host %s: no agent pid in weft status", h.Name)
+			errs = append(errs, fmt.Errorf("host %s: no agent pid in weft status (agent %s)", h.Name, h.Agent))
+			continue
 		}
 		m, err := processMemory(h.AgentPid)
 		if err != nil {
-			return fmt.Errorf("agent of host %s: %w", h.Name, err)
+			errs = append(errs, fmt.Errorf("agent of host %s: %w", h.Name, err))
+			continue
 		}
 		peak := float64(m.Peak) / mb
 		if h.Manager {
@@ -508,18 +520,8 @@ func readMemory(res *sizeResult, o Options, cluster string, st api.Status) error
 			res.Workers++
 		}
 		res.AgentRSSMB = max(res.AgentRSSMB, float64(m.RSS)/mb)
-		pid, err := resolverPid(o.StateRoot, cluster, h.Name)
-		if err != nil {
-			return err
-		}
-		res.resolverPids = append(res.resolverPids, pid)
-		rm, err := processMemory(pid)
-		if err != nil {
-			return fmt.Errorf("resolver of host %s: %w", h.Name, err)
-		}
-		res.ResolverPeakMB = max(res.ResolverPeakMB, float64(rm.Peak)/mb)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // leftovers lists what of the cluster still exists after `weft down`:
