@@ -44,7 +44,7 @@ const (
 )
 
 // hostLeaseTTL is how long a host stays "up" after its agent stops renewing.
-const hostLeaseTTL = 3 * time.Second
+const hostLeaseTTL = 5 * time.Second
 
 // resyncInterval bounds how long a missed watch event can delay a fix.
 const resyncInterval = 2 * time.Second

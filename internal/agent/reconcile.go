@@ -20,24 +20,32 @@ import (
 // reconcileLoop makes this host match the store: overlay device and peer
 // entries, local containers, DNS answers, reported statuses.
 func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
-	changes := st.Changes(ctx)
+	mirror := st.Mirror(ctx)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
 	for {
-		if err := a.reconcileOnce(ctx, st); err != nil && ctx.Err() == nil {
-			a.log.Warn("reconciling host", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-changes:
-			if !ok {
-				return nil
-			}
+		case <-mirror.Changes():
+			// Let a burst of changes (a whole placement, many health
+			// reports) land before acting on it.
+			sleepCtx(ctx, coalesceDelay)
 		case <-tick.C:
+		}
+		snap, ok := mirror.Snapshot()
+		if !ok {
+			continue
+		}
+		if err := a.reconcileOnce(ctx, st, snap); err != nil && ctx.Err() == nil {
+			a.log.Warn("reconciling host", "err", err)
 		}
 	}
 }
+
+// coalesceDelay is how long a reader waits after a change for the rest of
+// its burst.
+const coalesceDelay = 20 * time.Millisecond
 
 func (a *Agent) hostConfig(c *spec.Cluster) overlay.HostConfig {
 	return overlay.HostConfig{
@@ -51,11 +59,7 @@ func (a *Agent) hostConfig(c *spec.Cluster) overlay.HostConfig {
 	}
 }
 
-func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store) error {
-	snap, err := st.Snapshot(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the store: %w", err)
-	}
+func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.Snapshot) error {
 	c := snap.Spec
 	if c == nil {
 		return nil

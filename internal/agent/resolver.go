@@ -60,23 +60,15 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		}
 	}
 	defer st.Close()
-	changes := st.Changes(ctx)
-	tick := time.NewTicker(resyncInterval)
-	defer tick.Stop()
+	mirror := st.Mirror(ctx)
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		snap, err := st.Snapshot(sctx)
-		cancel()
-		if err == nil {
-			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
-		} else if ctx.Err() == nil {
-			cfg.Log.Warn("resolver reading the store", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-changes:
-		case <-tick.C:
+		case <-mirror.Changes():
+		}
+		if snap, ok := mirror.Snapshot(); ok {
+			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
 		}
 	}
 }

@@ -206,8 +206,7 @@ func (t *Tracker) Observe(err error, now time.Time) (health string, changed bool
 // interval delays the next one rather than overlapping it.
 func Run(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, execFn func(context.Context, []string) error, started time.Time, onChange func(health string, lastErr error)) {
 	tracker := NewTracker(h, started)
-	ticker := time.NewTicker(interval(h))
-	defer ticker.Stop()
+	every := interval(h)
 	for {
 		err := Probe(ctx, h, addr, defaultPort, execFn)
 		if ctx.Err() != nil {
@@ -216,10 +215,26 @@ func Run(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, e
 		if health, changed := tracker.Observe(err, time.Now()); changed {
 			onChange(health, err)
 		}
+		// Until the first success a fresh process is most likely just not
+		// listening yet: probe quickly so it is served as soon as it is
+		// ready instead of one whole interval later.
+		next := every
+		if tracker.Health() == model.HealthStarting && len(h.Exec) == 0 &&
+			time.Since(started) < startingWindow && startingInterval < next {
+			next = startingInterval
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-time.After(next):
 		}
 	}
 }
+
+// A container that has not passed its first check yet is probed every
+// startingInterval for its first startingWindow (exec checks excepted: each
+// one starts a process).
+const (
+	startingInterval = 25 * time.Millisecond
+	startingWindow   = 10 * time.Second
+)

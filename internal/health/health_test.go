@@ -289,3 +289,33 @@ func checkErr(t *testing.T, err error, want string) {
 		t.Errorf("got error %q, want one containing %q", err, want)
 	}
 }
+
+// A service that is not ready at the first probe is found healthy soon after
+// it is, not one whole interval later.
+func TestRunProbesQuicklyUntilFirstSuccess(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	healthy := make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go Run(ctx, spec.Health{HTTP: "/", Interval: dur(time.Hour), Retries: 10}, loopback, port, nil, time.Now(),
+		func(h string, err error) {
+			if h == model.HealthHealthy {
+				close(healthy)
+			}
+		})
+	select {
+	case <-healthy:
+		if n := calls.Load(); n != 4 {
+			t.Fatalf("healthy after %d probes, want 4", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("not healthy after %d probes: the starting probes waited for the hour-long interval", calls.Load())
+	}
+}
