@@ -8,6 +8,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -55,14 +58,27 @@ type Gateway struct {
 	metrics   *metrics
 	outliers  *outliers
 	transport *http.Transport
-	proxy     *httputil.ReverseProxy
-	health    []byte
+	// proxy relays protocol upgrades (WebSocket); every other request takes
+	// forward, which does the same work without ReverseProxy's per-request
+	// cloning, header canonicalisation and extra contexts.
+	proxy   *httputil.ReverseProxy
+	buffers sync.Pool // *[]byte for copying response bodies
+	health  []byte
+
+	unmatchedMetrics *routeMetrics
+	healthMetrics    *routeMetrics
+
+	// Generated request IDs are a random per-gateway prefix and a counter:
+	// unique without a random read per request.
+	idPrefix [16]byte // hex
+	idSeq    atomic.Uint64
 }
 
 // route is a configured Route plus its round-robin position.
 type route struct {
 	Route
-	next atomic.Uint64
+	next    atomic.Uint64
+	metrics *routeMetrics
 }
 
 // matches reports whether the request path falls under the route: equal to
@@ -102,9 +118,15 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 		metrics:  newMetrics(),
 		outliers: newOutliers(ejectFor),
 		health:   healthBody(cfg.Name),
+		buffers:  sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
 	}
+	var seed [8]byte
+	rand.Read(seed[:])
+	hex.Encode(g.idPrefix[:], seed[:])
+	g.unmatchedMetrics = g.metrics.forRoute(unmatchedLabel)
+	g.healthMetrics = g.metrics.forRoute(healthLabel)
 	for _, r := range cfg.Routes {
-		g.routes = append(g.routes, &route{Route: r})
+		g.routes = append(g.routes, &route{Route: r, metrics: g.metrics.forRoute(r.Prefix)})
 	}
 	slices.SortStableFunc(g.routes, func(a, b *route) int { return len(b.Prefix) - len(a.Prefix) })
 
@@ -117,6 +139,8 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 			}
 			return conn, nil
 		},
+		// Per host at least as many as concurrent client connections, so a
+		// busy instance's connections are reused instead of re-dialled.
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		// Shorter than the idle timeout of common servers, so the gateway
@@ -126,11 +150,12 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 		DisableCompression: true,
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:        g.rewrite,
-		Transport:      roundTripperFunc(g.roundTrip),
+		Rewrite: g.rewrite,
+		Transport: roundTripperFunc(func(out *http.Request) (*http.Response, error) {
+			return g.roundTrip(out.Context(), out, exchangeFrom(out.Context()))
+		}),
 		ErrorHandler:   g.proxyError,
 		ModifyResponse: dropUpstreamRequestID,
-		BufferPool:     newBufferPool(),
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return g, nil
@@ -199,13 +224,16 @@ func (g *Gateway) match(path string) *route {
 }
 
 // exchange is what the gateway learns about one request on its way through
-// the proxy; it travels in the request's context.
+// the proxy. The upgrade path finds it in the request's context.
 type exchange struct {
+	rec       responseRecorder
+	start     time.Time
 	requestID string
+	idValue   [1]string // requestID as a header value, shared by both headers
 	route     *route
 	body      []byte // the buffered request body; nil when there is none
 	attempts  int
-	upstream  string
+	upstream  *upstreamMetrics // the last instance tried; nil before any
 }
 
 type exchangeKey struct{}
@@ -216,30 +244,30 @@ func exchangeFrom(ctx context.Context) *exchange {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &responseRecorder{ResponseWriter: w}
-	ex := &exchange{requestID: requestID(r.Header.Get("X-Request-ID"))}
-	w.Header().Set("X-Request-ID", ex.requestID)
+	ex := &exchange{start: time.Now(), rec: responseRecorder{ResponseWriter: w}}
+	ex.requestID = g.requestID(r.Header["X-Request-Id"])
+	ex.idValue[0] = ex.requestID
+	w.Header()["X-Request-Id"] = ex.idValue[:]
 	finished := false
 	defer func() {
 		if !finished {
 			// The proxy aborts a response whose upstream body broke after the
 			// status was sent (http.ErrAbortHandler); record it, then let
 			// net/http abort the connection.
-			g.record(rec, r, ex, start)
+			g.record(r, ex)
 			if v := recover(); v != nil {
 				panic(v)
 			}
 		}
 	}()
-	g.handle(rec, r, ex)
+	g.handle(&ex.rec, r, ex)
 	finished = true
-	g.record(rec, r, ex, start)
+	g.record(r, ex)
 }
 
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	if r.URL.Path == "/health" {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = []string{"application/json"}
 		w.Write(g.health)
 		return
 	}
@@ -271,7 +299,11 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, ex *exchange) {
 		r.TransferEncoding = nil
 		r.Body = http.NoBody
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	if len(r.Header["Upgrade"]) > 0 {
+		g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+		return
+	}
+	g.forward(w, r, ex)
 }
 
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
@@ -307,34 +339,35 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 }
 
-func (g *Gateway) record(rec *responseRecorder, r *http.Request, ex *exchange, start time.Time) {
-	elapsed := time.Since(start)
-	status := rec.statusCode()
-	routeLabel, upstream := unmatchedLabel, ex.upstream
-	switch {
-	case ex.route != nil:
-		routeLabel = ex.route.Prefix
-	case r.URL.Path == "/health":
-		routeLabel = healthLabel
+func (g *Gateway) record(r *http.Request, ex *exchange) {
+	elapsed := time.Since(ex.start)
+	status := ex.rec.statusCode()
+	um := ex.upstream
+	if um == nil {
+		rm := g.unmatchedMetrics
+		switch {
+		case ex.route != nil:
+			rm = ex.route.metrics
+		case r.URL.Path == "/health":
+			rm = g.healthMetrics
+		}
+		um = rm.upstream(netip.AddrPort{})
 	}
-	if upstream == "" {
-		upstream = noUpstream
-	}
-	g.metrics.observe(routeLabel, upstream, status, elapsed)
+	um.observe(status, elapsed)
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr
 	}
-	g.access.write(accessEntry{
-		Time:       start.UTC().Format(time.RFC3339Nano),
+	g.access.write(&accessEntry{
+		Time:       ex.start,
 		RequestID:  ex.requestID,
 		Method:     r.Method,
 		Path:       r.URL.Path,
 		Status:     status,
-		Bytes:      rec.bytes,
+		Bytes:      ex.rec.bytes,
 		DurationMS: float64(elapsed.Microseconds()) / 1000,
-		Route:      routeLabel,
-		Upstream:   upstream,
+		Route:      um.route.label,
+		Upstream:   um.name,
 		Attempts:   ex.attempts,
 		Client:     client,
 	})
@@ -382,13 +415,3 @@ func (rec *responseRecorder) statusCode() int {
 	}
 	return rec.status
 }
-
-type bufferPool struct{ pool sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}}
-}
-
-func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
-
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }

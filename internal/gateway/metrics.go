@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"maps"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,9 +50,80 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) observe(route, upstream string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, upstream, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, upstream).Observe(elapsed.Seconds())
+// routeMetrics holds the observers of one route label. Looking up a label
+// set in a metric vector hashes the label values and takes a lock on every
+// request; instead each route resolves its observers once per upstream and
+// status code and keeps them in copy-on-write maps that requests read
+// without a lock.
+type routeMetrics struct {
+	label   string
+	metrics *metrics
+	retries prometheus.Counter
+
+	grow      sync.Mutex // serialises copy-on-write growth of upstreams
+	upstreams atomic.Pointer[map[netip.AddrPort]*upstreamMetrics]
+}
+
+// upstreamMetrics are the observers of one route and upstream instance; the
+// zero AddrPort stands for "no upstream" (answers of the gateway itself).
+type upstreamMetrics struct {
+	route    *routeMetrics
+	name     string // host:port, the upstream label and access-log field
+	duration prometheus.Observer
+
+	grow  sync.Mutex // serialises copy-on-write growth of codes
+	codes atomic.Pointer[map[int]prometheus.Counter]
+}
+
+func (m *metrics) forRoute(label string) *routeMetrics {
+	rm := &routeMetrics{label: label, metrics: m, retries: m.retries.WithLabelValues(label)}
+	rm.upstreams.Store(&map[netip.AddrPort]*upstreamMetrics{})
+	return rm
+}
+
+// upstream returns the observers for endpoint, creating them on first use.
+func (rm *routeMetrics) upstream(endpoint netip.AddrPort) *upstreamMetrics {
+	if um, ok := (*rm.upstreams.Load())[endpoint]; ok {
+		return um
+	}
+	rm.grow.Lock()
+	defer rm.grow.Unlock()
+	current := *rm.upstreams.Load()
+	if um, ok := current[endpoint]; ok {
+		return um
+	}
+	name := noUpstream
+	if endpoint.IsValid() {
+		name = endpoint.String()
+	}
+	um := &upstreamMetrics{route: rm, name: name, duration: rm.metrics.duration.WithLabelValues(rm.label, name)}
+	um.codes.Store(&map[int]prometheus.Counter{})
+	grown := maps.Clone(current)
+	grown[endpoint] = um
+	rm.upstreams.Store(&grown)
+	return um
+}
+
+func (um *upstreamMetrics) observe(status int, elapsed time.Duration) {
+	um.requests(status).Inc()
+	um.duration.Observe(elapsed.Seconds())
+}
+
+func (um *upstreamMetrics) requests(status int) prometheus.Counter {
+	if c, ok := (*um.codes.Load())[status]; ok {
+		return c
+	}
+	um.grow.Lock()
+	defer um.grow.Unlock()
+	current := *um.codes.Load()
+	if c, ok := current[status]; ok {
+		return c
+	}
+	c := um.route.metrics.requests.WithLabelValues(um.route.label, um.name, strconv.Itoa(status))
+	grown := maps.Clone(current)
+	grown[status] = c
+	um.codes.Store(&grown)
+	return c
 }
 
 // MetricsHandler serves the gateway's metrics in the Prometheus text format.

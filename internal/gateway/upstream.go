@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -22,9 +21,7 @@ import (
 // could not be opened (nothing was sent), and idempotent requests whose
 // connection broke before a response arrived. A request is never retried
 // once a response has started.
-func (g *Gateway) roundTrip(out *http.Request) (*http.Response, error) {
-	ctx := out.Context()
-	ex := exchangeFrom(ctx)
+func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange) (*http.Response, error) {
 	rt := ex.route
 	addrs, err := g.resolver.Endpoints(ctx, rt.Service)
 	if err != nil {
@@ -37,17 +34,18 @@ func (g *Gateway) roundTrip(out *http.Request) (*http.Response, error) {
 	if len(addrs) == 0 {
 		return nil, &gatewayError{status: http.StatusServiceUnavailable, detail: "no healthy instance of " + rt.Service}
 	}
-	candidates := g.pick(rt, addrs)
+	var room [4]netip.AddrPort // enough for most routes without a heap slice
+	candidates := g.pick(rt, addrs, room[:0])
 	replayable := isIdempotent(out.Method)
 	var lastKind string
 	var lastErr error
 	for i, endpoint := range candidates {
 		if i > 0 {
-			g.metrics.retries.WithLabelValues(rt.Prefix).Inc()
+			rt.metrics.retries.Inc()
 		}
 		ex.attempts++
-		ex.upstream = endpoint.String()
-		resp, err := g.attempt(out, ex, endpoint)
+		ex.upstream = rt.metrics.upstream(endpoint)
+		resp, err := g.attempt(ctx, out, ex, endpoint)
 		if err == nil {
 			g.outliers.forgive(endpoint)
 			return resp, nil
@@ -57,7 +55,7 @@ func (g *Gateway) roundTrip(out *http.Request) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 		kind := failureKind(err)
-		g.metrics.upstreamErrors.WithLabelValues(rt.Prefix, ex.upstream, kind).Inc()
+		g.metrics.upstreamErrors.WithLabelValues(rt.Prefix, ex.upstream.name, kind).Inc()
 		lastKind, lastErr = kind, err
 		switch kind {
 		case kindDial:
@@ -85,16 +83,14 @@ func (g *Gateway) roundTrip(out *http.Request) (*http.Response, error) {
 // attempt sends the request to one instance under the route's per-attempt
 // timeout, which keeps running while the response body is copied; for a
 // protocol upgrade (WebSocket) it covers the handshake only.
-func (g *Gateway) attempt(out *http.Request, ex *exchange, endpoint netip.AddrPort) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(out.Context())
-	timer := time.AfterFunc(ex.route.Timeout, func() { cancel(errAttemptTimedOut) })
-	finish := func() {
-		timer.Stop()
-		cancel(nil)
-	}
+func (g *Gateway) attempt(parent context.Context, out *http.Request, ex *exchange, endpoint netip.AddrPort) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	deadline := &attemptDeadline{cancel: cancel}
+	deadline.timer = time.AfterFunc(ex.route.Timeout, deadline.expire)
 	req := out.WithContext(ctx)
 	target := *out.URL
-	target.Host = endpoint.String()
+	target.Scheme = "http"
+	target.Host = ex.upstream.name
 	req.URL = &target
 	if ex.body != nil {
 		req.ContentLength = int64(len(ex.body))
@@ -104,7 +100,7 @@ func (g *Gateway) attempt(out *http.Request, ex *exchange, endpoint netip.AddrPo
 	resp, err := g.transport.RoundTrip(req)
 	if err != nil {
 		timedOut := context.Cause(ctx) == errAttemptTimedOut
-		finish()
+		deadline.finish()
 		if timedOut {
 			return nil, &attemptTimeout{err: err}
 		}
@@ -113,10 +109,11 @@ func (g *Gateway) attempt(out *http.Request, ex *exchange, endpoint netip.AddrPo
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The proxy needs the body's Write to relay the upgraded stream,
 		// which lives as long as the client keeps it.
-		timer.Stop()
+		deadline.timer.Stop()
 		return resp, nil
 	}
-	resp.Body = &finishOnClose{ReadCloser: resp.Body, finish: finish}
+	deadline.body = resp.Body
+	resp.Body = deadline
 	return resp, nil
 }
 
@@ -127,16 +124,19 @@ var errAttemptTimedOut = errors.New("route timeout expired")
 // pick chooses up to 1+Retries distinct instances in round-robin order,
 // instances ejected for refusing connections last: when every instance is
 // ejected they are tried anyway rather than failing without a try.
-func (g *Gateway) pick(rt *route, addrs []netip.Addr) []netip.AddrPort {
+// picked is appended to and returned.
+func (g *Gateway) pick(rt *route, addrs []netip.Addr, picked []netip.AddrPort) []netip.AddrPort {
 	limit := min(1+rt.Retries, len(addrs))
 	n := uint64(len(addrs))
 	start := rt.next.Add(1) - 1
-	now := time.Now()
-	picked := make([]netip.AddrPort, 0, limit)
+	var now time.Time
+	if g.outliers.any() {
+		now = time.Now()
+	}
 	var ejected []netip.AddrPort
 	for i := uint64(0); i < n && len(picked) < limit; i++ {
 		endpoint := netip.AddrPortFrom(addrs[(start+i)%n], uint16(rt.Port))
-		if g.outliers.ejected(endpoint, now) {
+		if !now.IsZero() && g.outliers.ejected(endpoint, now) {
 			ejected = append(ejected, endpoint)
 			continue
 		}
@@ -223,15 +223,27 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// finishOnClose ends an attempt's timeout once its body is done.
-type finishOnClose struct {
-	io.ReadCloser
-	finish func()
+// attemptDeadline is an attempt's timeout. It wraps the response body so
+// that the timeout covers the body's copy and ends when the body is closed;
+// one value does both to keep the allocations per request down.
+type attemptDeadline struct {
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	body   io.ReadCloser
 }
 
-func (c *finishOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.finish()
+func (d *attemptDeadline) expire() { d.cancel(errAttemptTimedOut) }
+
+func (d *attemptDeadline) finish() {
+	d.timer.Stop()
+	d.cancel(nil)
+}
+
+func (d *attemptDeadline) Read(p []byte) (int, error) { return d.body.Read(p) }
+
+func (d *attemptDeadline) Close() error {
+	err := d.body.Close()
+	d.finish()
 	return err
 }
 
@@ -241,6 +253,9 @@ type outliers struct {
 	period time.Duration
 	mu     sync.RWMutex
 	until  map[netip.AddrPort]time.Time
+	// count mirrors len(until) so that requests skip the lock while no
+	// instance is ejected, the usual case.
+	count atomic.Int64
 }
 
 func newOutliers(period time.Duration) *outliers {
@@ -256,7 +271,11 @@ func (o *outliers) eject(endpoint netip.AddrPort, now time.Time) {
 		}
 	}
 	o.until[endpoint] = now.Add(o.period)
+	o.count.Store(int64(len(o.until)))
 }
+
+// any reports whether some instance may be ejected.
+func (o *outliers) any() bool { return o.count.Load() > 0 }
 
 func (o *outliers) ejected(endpoint netip.AddrPort, now time.Time) bool {
 	o.mu.RLock()
@@ -267,6 +286,9 @@ func (o *outliers) ejected(endpoint netip.AddrPort, now time.Time) bool {
 
 // forgive readmits an instance that just answered.
 func (o *outliers) forgive(endpoint netip.AddrPort) {
+	if !o.any() {
+		return
+	}
 	o.mu.RLock()
 	_, ok := o.until[endpoint]
 	o.mu.RUnlock()
@@ -275,18 +297,25 @@ func (o *outliers) forgive(endpoint netip.AddrPort) {
 	}
 	o.mu.Lock()
 	delete(o.until, endpoint)
+	o.count.Store(int64(len(o.until)))
 	o.mu.Unlock()
 }
 
 // requestID keeps the client's X-Request-ID when it is a sane token, else
-// makes a random one.
-func requestID(given string) string {
-	if validRequestID(given) {
-		return given
+// makes one of 32 hex digits: the gateway's random prefix and a counter.
+func (g *Gateway) requestID(given []string) string {
+	if len(given) > 0 && validRequestID(given[0]) {
+		return given[0]
 	}
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	const digits = "0123456789abcdef"
+	var id [32]byte
+	copy(id[:], g.idPrefix[:])
+	seq := g.idSeq.Add(1)
+	for i := len(id) - 1; i >= len(g.idPrefix); i-- {
+		id[i] = digits[seq&0xf]
+		seq >>= 4
+	}
+	return string(id[:])
 }
 
 func validRequestID(id string) bool {
