@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,7 +25,9 @@ func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
 	mirror := st.Mirror(ctx)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
+	var last applied
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -32,15 +36,30 @@ func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
 			// reports) land before acting on it.
 			sleepCtx(ctx, coalesceDelay)
 		case <-tick.C:
+			full = true
 		}
 		snap, ok := mirror.Snapshot()
 		if !ok {
 			continue
 		}
-		if err := a.reconcileOnce(ctx, st, snap); err != nil && ctx.Err() == nil {
+		if err := a.reconcileOnce(ctx, st, snap, &last, full); err != nil && ctx.Err() == nil {
 			a.log.Warn("reconciling host", "err", err)
 		}
 	}
+}
+
+func samePeer(x, y overlay.Peer) bool {
+	return x.IP == y.IP && x.Host == y.Host && bytes.Equal(x.MAC, y.MAC)
+}
+
+// applied is what the reconcile loop last made the kernel match. A pass
+// caused by a store change skips the kernel when its part did not change
+// (most changes are health reports); the periodic full pass checks the
+// kernel anyway and repairs drift.
+type applied struct {
+	host  overlay.HostConfig
+	peers []overlay.Peer
+	ok    bool
 }
 
 // coalesceDelay is how long a reader waits after a change for the rest of
@@ -59,17 +78,21 @@ func (a *Agent) hostConfig(c *spec.Cluster) overlay.HostConfig {
 	}
 }
 
-func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.Snapshot) error {
+func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.Snapshot, last *applied, full bool) error {
 	c := snap.Spec
 	if c == nil {
 		return nil
 	}
 	hc := a.hostConfig(c)
-	if _, err := overlay.EnsureHost(a.hostNS, hc); err != nil {
-		return fmt.Errorf("programming the overlay device: %w", err)
-	}
-	if err := a.ensureResolver(); err != nil {
-		return err
+	kernel := full || !last.ok || last.host != hc
+	if kernel {
+		last.ok = false
+		if _, err := overlay.EnsureHost(a.hostNS, hc); err != nil {
+			return fmt.Errorf("programming the overlay device: %w", err)
+		}
+		if err := a.ensureResolver(); err != nil {
+			return err
+		}
 	}
 
 	// Peers: every container on another host, towards that host's underlay
@@ -87,10 +110,16 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		peers = append(peers, overlay.Peer{IP: as.IP, MAC: naming.MACFromIP(as.IP), Host: h.Address})
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].IP.Less(peers[j].IP) })
-	if res, err := overlay.SyncPeers(a.hostNS, hc, peers); err != nil {
-		return fmt.Errorf("programming overlay peers: %w", err)
-	} else if res.Added+res.Replaced+res.Deleted > 0 {
-		a.log.Info("overlay peers synced", "added", res.Added, "replaced", res.Replaced, "deleted", res.Deleted)
+	if kernel || !slices.EqualFunc(peers, last.peers, samePeer) {
+		res, err := overlay.SyncPeers(a.hostNS, hc, peers)
+		if err != nil {
+			last.ok = false
+			return fmt.Errorf("programming overlay peers: %w", err)
+		}
+		if res.Added+res.Replaced+res.Deleted > 0 {
+			a.log.Info("overlay peers synced", "added", res.Added, "replaced", res.Replaced, "deleted", res.Deleted)
+		}
+		last.host, last.peers, last.ok = hc, peers, true
 	}
 
 	local := map[string]model.Assignment{}
@@ -118,7 +147,7 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		if !ok {
 			continue
 		}
-		if err := a.ensureContainer(ctx, st, c, hc, svc, as, snap, recorded[name]); err != nil {
+		if err := a.ensureContainer(ctx, st, c, hc, svc, as, snap, recorded[name], full); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
@@ -264,7 +293,7 @@ func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.A
 
 // ensureContainer wires the container's link and keeps one supervisor
 // running for it, restarting it only when its configuration changed.
-func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment, snap store.Snapshot, recorded bool) error {
+func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment, snap store.Snapshot, recorded, full bool) error {
 	rc := a.runtimeConfig(c, hc, svc, as)
 	hash := rc.Hash()
 	link := a.containerLink(c, hc, as)
@@ -273,6 +302,9 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 	run := a.containers[as.Container]
 	a.mu.Unlock()
 	if run != nil && run.hash == hash && run.assign == as {
+		if !full {
+			return nil
+		}
 		// Keep the link right even if someone deleted it by hand.
 		if _, err := overlay.AttachContainer(a.hostNS, hc, link); err != nil {
 			return fmt.Errorf("wiring link: %w", err)

@@ -207,6 +207,7 @@ func (t *Tracker) Observe(err error, now time.Time) (health string, changed bool
 func Run(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, execFn func(context.Context, []string) error, started time.Time, onChange func(health string, lastErr error)) {
 	tracker := NewTracker(h, started)
 	every := interval(h)
+	quick := startingInterval
 	for {
 		err := Probe(ctx, h, addr, defaultPort, execFn)
 		if ctx.Err() != nil {
@@ -216,12 +217,14 @@ func Run(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, e
 			onChange(health, err)
 		}
 		// Until the first success a fresh process is most likely just not
-		// listening yet: probe quickly so it is served as soon as it is
-		// ready instead of one whole interval later.
+		// listening yet: probe soon so it is served as soon as it is ready
+		// instead of one whole interval later. The pause doubles each time,
+		// so a slow starter costs a handful of extra probes, not a storm
+		// (hundreds of containers start at once on a busy machine).
 		next := every
-		if tracker.Health() == model.HealthStarting && len(h.Exec) == 0 &&
-			time.Since(started) < startingWindow && startingInterval < next {
-			next = startingInterval
+		if tracker.Health() == model.HealthStarting && len(h.Exec) == 0 && quick < next {
+			next = quick
+			quick *= 2
 		}
 		select {
 		case <-ctx.Done():
@@ -231,10 +234,7 @@ func Run(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, e
 	}
 }
 
-// A container that has not passed its first check yet is probed every
-// startingInterval for its first startingWindow (exec checks excepted: each
-// one starts a process).
-const (
-	startingInterval = 25 * time.Millisecond
-	startingWindow   = 10 * time.Second
-)
+// startingInterval is the first pause between the probes of a container
+// that has not passed its first check yet; it doubles up to the interval.
+// Exec checks keep their interval: each one starts a process.
+const startingInterval = 25 * time.Millisecond
