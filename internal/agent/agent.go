@@ -46,8 +46,11 @@ const (
 // hostLeaseTTL is how long a host stays "up" after its agent stops renewing.
 const hostLeaseTTL = 5 * time.Second
 
-// resyncInterval bounds how long a missed watch event can delay a fix.
-const resyncInterval = 2 * time.Second
+// resyncInterval is how often an agent checks the kernel against the store
+// even when nothing changed, repairing drift (a link deleted by hand). Store
+// changes are acted on at once; this pass costs netlink dumps on every host,
+// so it stays rare.
+const resyncInterval = 10 * time.Second
 
 // Agent is one host's agent.
 type Agent struct {
