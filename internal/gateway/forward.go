@@ -18,7 +18,10 @@ import (
 // them, hop-by-hop headers are skipped by their canonical names instead of
 // deleted one by one, and no extra cancel context is made.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	out := &http.Request{
+	// The outbound request and the trace live in the exchange: one
+	// allocation for all three.
+	out := &ex.out
+	*out = http.Request{
 		Method:     r.Method,
 		URL:        r.URL, // attempt copies it with the instance's address
 		Proto:      "HTTP/1.1",
@@ -29,7 +32,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ex *exchange) 
 	}
 	// Interim responses (103 Early Hints, 100 Continue) are passed on like
 	// ReverseProxy does; the transport drops them otherwise.
-	trace := &httptrace.ClientTrace{
+	trace := &ex.trace
+	*trace = httptrace.ClientTrace{
 		Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
 			h := w.Header()
 			copyHeader(h, http.Header(header))

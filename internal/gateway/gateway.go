@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"os"
@@ -234,6 +235,9 @@ type exchange struct {
 	body      []byte // the buffered request body; nil when there is none
 	attempts  int
 	upstream  *upstreamMetrics // the last instance tried; nil before any
+
+	out   http.Request          // what forward sends upstream
+	trace httptrace.ClientTrace // forward's hook for interim responses
 }
 
 type exchangeKey struct{}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -85,13 +86,12 @@ func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange
 // protocol upgrade (WebSocket) it covers the handshake only.
 func (g *Gateway) attempt(parent context.Context, out *http.Request, ex *exchange, endpoint netip.AddrPort) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(parent)
-	deadline := &attemptDeadline{cancel: cancel}
+	deadline := &attemptDeadline{cancel: cancel, url: *out.URL}
 	deadline.timer = time.AfterFunc(ex.route.Timeout, deadline.expire)
 	req := out.WithContext(ctx)
-	target := *out.URL
-	target.Scheme = "http"
-	target.Host = ex.upstream.name
-	req.URL = &target
+	deadline.url.Scheme = "http"
+	deadline.url.Host = ex.upstream.name
+	req.URL = &deadline.url
 	if ex.body != nil {
 		req.ContentLength = int64(len(ex.body))
 		req.Body = io.NopCloser(bytes.NewReader(ex.body))
@@ -230,6 +230,7 @@ type attemptDeadline struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	body   io.ReadCloser
+	url    url.URL // the attempt's target, here to save an allocation
 }
 
 func (d *attemptDeadline) expire() { d.cancel(errAttemptTimedOut) }
