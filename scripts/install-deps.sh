@@ -10,12 +10,22 @@ command -v nft >/dev/null      || need+=(nftables)
 command -v wget >/dev/null     || need+=(wget)
 command -v sha256sum >/dev/null || need+=(coreutils)
 command -v npm >/dev/null      || need+=(npm)
+# load generators and the baseline of `weft bench` (and its tests)
+command -v iperf3 >/dev/null   || need+=(iperf3)
+command -v wrk >/dev/null      || need+=(wrk)
+command -v nginx >/dev/null    || need+=(nginx-light)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Install without starting services (nginx would start on :80): weft
+  # starts what it needs itself, inside the lab.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ -n "$created_policy" ]; then rm -f "$policy"; fi
 fi
 # newman runs the shop's Postman collection in the tests.
 if ! command -v newman >/dev/null; then
