@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,9 +51,12 @@ func netnsNames(t *testing.T) []string {
 	return names
 }
 
+// pids lists the processes named name that this test's run could have left
+// behind: its own children and orphans. Those of another run on the same
+// machine (a benchmark in another shell) have a parent of their own.
 func pids(t *testing.T, name string) []string {
 	t.Helper()
-	out, _ := exec.Command("pgrep", "-x", name).Output()
+	out, _ := exec.Command("pgrep", "-x", "-P", fmt.Sprintf("1,%d", os.Getpid()), name).Output()
 	return strings.Fields(string(out))
 }
 
