@@ -93,8 +93,12 @@ func KillAll(rel string, timeout time.Duration) error {
 }
 
 // Remove deletes rel and every cgroup below it (they must be empty).
-func Remove(rel string) error {
-	root := dir(rel)
+func Remove(rel string) error { return RemoveFrom(Controller, rel) }
+
+// RemoveFrom deletes rel and every cgroup below it in one controller's
+// hierarchy, deepest first: cgroup directories can only be removed empty.
+func RemoveFrom(controller, rel string) error {
+	root := filepath.Join(Root, controller, rel)
 	var dirs []string
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {

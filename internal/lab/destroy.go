@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,7 +57,7 @@ func (l *Lab) Destroy(ctx context.Context, cluster string, keepVolumes bool) (Re
 		if controller == cgroup.Controller {
 			continue // KillAll removed it
 		}
-		if err := removeCgroupTree(filepath.Join(cgroup.Root, controller, rel)); err != nil {
+		if err := cgroup.RemoveFrom(controller, rel); err != nil {
 			problems = append(problems, err)
 		}
 	}
@@ -101,33 +100,6 @@ func (l *Lab) Exists(cluster string) (bool, error) {
 		return false, err
 	}
 	return len(names) > 0, nil
-}
-
-// removeCgroupTree removes an (empty) cgroup directory and all below it,
-// deepest first; cgroup directories can only be removed with rmdir.
-func removeCgroupTree(root string) error {
-	var dirs []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("walking cgroup %s: %w", root, err)
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := unix.Rmdir(dirs[i]); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("removing cgroup %s: %w", dirs[i], err)
-		}
-	}
-	return nil
 }
 
 // removeStateDir removes dir, or everything in it but volumes/. Mounts below

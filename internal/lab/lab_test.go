@@ -439,7 +439,7 @@ func TestLabLifecycle(t *testing.T) {
 	if err := os.MkdirAll(memoryCgroup, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = removeCgroupTree(filepath.Join(cgroup.Root, "memory", naming.CgroupRelPath(clusterA))) })
+	t.Cleanup(func() { _ = cgroup.RemoveFrom("memory", naming.CgroupRelPath(clusterA)) })
 
 	t.Run("Destroy removes one cluster entirely and nothing of another", func(t *testing.T) {
 		removed, err := labA.Destroy(ctx, clusterA, false)
