@@ -385,3 +385,14 @@ func (o *Object) StringOrInt(name string, required bool) (string, bool) {
 	o.fail(name, "Input should be a valid string or integer", "string_type")
 	return "", false
 }
+
+// PathObjectID reads the 24-hex-character id in the path segment name and
+// returns it lower-cased; noun names the object in the 400 answer, e.g.
+// "product" gives "Invalid product id ...".
+func PathObjectID(r *http.Request, name, noun string) (string, error) {
+	id := r.PathValue(name)
+	if !IsObjectID(id) {
+		return "", Errorf(http.StatusBadRequest, "Invalid %s id %q: expected a 24-character hexadecimal id", noun, id)
+	}
+	return strings.ToLower(id), nil
+}

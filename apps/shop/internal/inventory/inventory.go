@@ -123,11 +123,7 @@ func recordHistory(ctx context.Context, q db.Querier, it Item, changeType string
 }
 
 func pathProductID(r *http.Request) (string, error) {
-	id := r.PathValue("product_id")
-	if !httpx.IsObjectID(id) {
-		return "", httpx.Errorf(http.StatusBadRequest, "Invalid product id %q: expected a 24-character hexadecimal id", id)
-	}
-	return strings.ToLower(id), nil
+	return httpx.PathObjectID(r, "product_id", "product")
 }
 
 func notFound(productID string) error {

@@ -374,11 +374,7 @@ func (s *Service) listForUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func orderID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	if !httpx.IsObjectID(id) {
-		return "", httpx.Errorf(http.StatusBadRequest, "Invalid order id %q: expected a 24-character hexadecimal id", id)
-	}
-	return strings.ToLower(id), nil
+	return httpx.PathObjectID(r, "id", "order")
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) error {

@@ -208,11 +208,7 @@ func (s *Service) categories(w http.ResponseWriter, r *http.Request) error {
 }
 
 func productID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	if !httpx.IsObjectID(id) {
-		return "", httpx.Errorf(http.StatusBadRequest, "Invalid product id %q: expected a 24-character hexadecimal id", id)
-	}
-	return strings.ToLower(id), nil
+	return httpx.PathObjectID(r, "id", "product")
 }
 
 func (s *Service) load(ctx context.Context, id string) (Product, error) {
