@@ -15,6 +15,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/cgroup"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // Files of the agent in its host's state directory.
@@ -85,7 +86,7 @@ func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// The child is forked from a thread inside the host namespace and
 	// inherits it.
-	if err := inNetns(hostNs, cmd.Start); err != nil {
+	if err := nsthread.Do(hostNs, cmd.Start); err != nil {
 		return 0, fmt.Errorf("starting agent %s for host %s in namespace %s: %w", exePath, host, nsName, err)
 	}
 	pid = cmd.Process.Pid

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // netnsDir is where named network namespaces are bind-mounted, shared with
@@ -82,76 +83,14 @@ func ensureNamedNetns(name string) (ns netns.NsHandle, created bool, err error) 
 	return ns, true, nil
 }
 
-// newNamedNetns creates a named namespace on a dedicated thread: NewNamed
-// switches the calling thread into the new namespace, and a thread that
-// cannot be switched back must die rather than run other goroutines.
+// newNamedNetns creates a named namespace; a failed creation leaves no
+// placeholder file behind.
 func newNamedNetns(name string) (netns.NsHandle, error) {
-	type result struct {
-		ns  netns.NsHandle
-		err error
+	ns, err := nsthread.NewNamed(name)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		_ = os.Remove(netnsPath(name))
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{netns.None(), fmt.Errorf("opening the current namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		ns, createErr := netns.NewNamed(name)
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it exits with this goroutine.
-			if createErr == nil {
-				ns.Close()
-			}
-			done <- result{netns.None(), fmt.Errorf("returning to the original namespace after creating %s: %w", name, err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		if createErr != nil {
-			if !errors.Is(createErr, os.ErrExist) {
-				// NewNamed may have left its own placeholder file behind.
-				_ = os.Remove(netnsPath(name))
-			}
-			done <- result{netns.None(), fmt.Errorf("creating namespace %s: %w", name, createErr)}
-			return
-		}
-		done <- result{ns, nil}
-	}()
-	r := <-done
-	return r.ns, r.err
-}
-
-// inNetns runs fn on a thread switched into target. Only what fn does on its
-// own thread happens in target (opening /proc/sys/net files, forking).
-func inNetns(target netns.NsHandle, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("opening the current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("entering namespace %s: %w", target, err)
-			return
-		}
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it exits with this goroutine.
-			done <- errors.Join(fnErr, fmt.Errorf("returning to the original namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- fnErr
-	}()
-	return <-done
+	return ns, err
 }
 
 // setSysctls writes net sysctls (paths below /proc/sys) inside ns, skipping
@@ -162,7 +101,7 @@ func setSysctls(ns netns.NsHandle, values map[string]string) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	return inNetns(ns, func() error {
+	return nsthread.Do(ns, func() error {
 		for _, key := range keys {
 			path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 			current, err := os.ReadFile(path)

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // netnsRunDir is where named network namespaces are bind-mounted, as
@@ -82,26 +82,11 @@ func EnsureContainerNetns(name string) (created bool, err error) {
 	if err := ensureSharedNetnsDir(); err != nil {
 		return false, err
 	}
-	err = onLockedThread(func() error {
-		origin, err := netns.Get()
-		if err != nil {
-			return fmt.Errorf("reading the thread's network namespace: %w", err)
-		}
-		defer origin.Close()
-		created, createErr := netns.NewNamed(name)
-		if createErr == nil {
-			created.Close()
-		}
-		// NewNamed moves the thread into the new namespace (also when the
-		// bind mount fails afterwards), so it always goes back.
-		if err := netns.Set(origin); err != nil {
-			return errThreadLost{fmt.Errorf("returning the thread to its network namespace: %w", err)}
-		}
-		return createErr
-	})
+	ns, err := nsthread.NewNamed(name)
 	if err != nil {
-		return false, fmt.Errorf("creating network namespace %s: %w", name, err)
+		return false, err
 	}
+	ns.Close()
 	return true, nil
 }
 
@@ -131,56 +116,13 @@ func isNetnsMount(path string) bool {
 	return unix.Statfs(path, &fs) == nil && fs.Type == unix.NSFS_MAGIC
 }
 
-// errThreadLost marks a failure to switch a thread back to its namespace:
-// the thread must stay locked so that it dies with its goroutine.
-type errThreadLost struct{ error }
-
-func (e errThreadLost) Unwrap() error { return e.error }
-
-// onLockedThread runs fn on a fresh goroutine locked to its OS thread, so fn
-// may switch the thread's namespace. Unless fn reports errThreadLost, fn must
-// have restored the namespace and the thread is given back to the runtime.
-func onLockedThread(fn func() error) error {
-	result := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		err := fn()
-		var lost errThreadLost
-		if !errors.As(err, &lost) {
-			runtime.UnlockOSThread()
-		}
-		result <- err
-	}()
-	return <-result
-}
-
-// inNetns runs fn on a thread inside ns; for per-namespace files such as
-// /proc/sys/net, which show the namespace of the thread that opens them.
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	return onLockedThread(func() error {
-		origin, err := netns.Get()
-		if err != nil {
-			return fmt.Errorf("reading the thread's network namespace: %w", err)
-		}
-		defer origin.Close()
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("entering network namespace: %w", err)
-		}
-		fnErr := fn()
-		if err := netns.Set(origin); err != nil {
-			return errThreadLost{errors.Join(fnErr, fmt.Errorf("returning the thread to its network namespace: %w", err))}
-		}
-		return fnErr
-	})
-}
-
 // disableIPv6 sets net.ipv6.conf.all.disable_ipv6=1 in ns; the kernel
 // applies "all" to every existing device and to "default", so links moved in
 // later start without IPv6 too. A kernel without IPv6 needs nothing.
 func disableIPv6(ns netns.NsHandle) (changed bool, err error) {
 	const all = "/proc/sys/net/ipv6/conf/all/disable_ipv6"
 	const dflt = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
-	err = inNetns(ns, func() error {
+	err = nsthread.Do(ns, func() error {
 		allValue, err := os.ReadFile(all)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 const testVNI = 444
@@ -256,7 +257,7 @@ func ping(nsName string, dst netip.Addr, payload int, dontFragment bool, timeout
 	defer ns.Close()
 	var fd int
 	// A socket stays in the namespace it was created in.
-	err = inNetns(ns, func() error {
+	err = nsthread.Do(ns, func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
 		return err
@@ -358,7 +359,7 @@ type underlayCapture struct {
 func startCapture(t *testing.T, h *testHost) *underlayCapture {
 	t.Helper()
 	var fd int
-	err := inNetns(h.ns, func() error {
+	err := nsthread.Do(h.ns, func() error {
 		iface, err := net.InterfaceByName(h.cfg.UnderlayIface)
 		if err != nil {
 			return err

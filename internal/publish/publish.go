@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // DefaultCheckInterval is how often backends are probed when Config leaves it zero.
@@ -362,53 +361,21 @@ func closeWrite(c net.Conn) error {
 }
 
 // dialFrom opens a TCP connection to b.Addr from inside the named network
-// namespace b.Netns. The socket is created on an OS thread switched into
-// that namespace and keeps it for life; the thread is switched back before
-// it returns to the pool, or, if switching back fails, left locked so the
-// runtime discards it with its goroutine.
+// namespace b.Netns: the socket is created on a thread switched into it and
+// keeps that namespace for life.
 func dialFrom(ctx context.Context, b Backend, timeout time.Duration) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		conn, restored, err := dialOnLockedThread(ctx, b, timeout)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		done <- result{conn, err}
-	}()
-	r := <-done
-	return r.conn, r.err
-}
-
-func dialOnLockedThread(ctx context.Context, b Backend, timeout time.Duration) (conn net.Conn, restored bool, err error) {
-	orig, err := netns.Get()
+	var conn net.Conn
+	err := nsthread.DoNamed(b.Netns, func() error {
+		var err error
+		dialer := net.Dialer{Timeout: timeout}
+		conn, err = dialer.DialContext(ctx, "tcp", b.Addr.String())
+		return err
+	})
 	if err != nil {
-		return nil, true, fmt.Errorf("reading the current network namespace: %w", err)
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(b.Netns)
-	if err != nil {
-		return nil, true, fmt.Errorf("opening netns %s of backend %s: %w", b.Netns, b.Name, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		// The thread may or may not have switched: do not reuse it.
-		return nil, false, fmt.Errorf("entering netns %s of backend %s: %w", b.Netns, b.Name, err)
-	}
-	dialer := net.Dialer{Timeout: timeout}
-	conn, dialErr := dialer.DialContext(ctx, "tcp", b.Addr.String())
-	if err := netns.Set(orig); err != nil {
 		if conn != nil {
 			conn.Close()
 		}
-		return nil, false, fmt.Errorf("returning from netns %s: %w", b.Netns, err)
+		return nil, fmt.Errorf("connecting to backend %s: %w", b, err)
 	}
-	if dialErr != nil {
-		return nil, true, fmt.Errorf("connecting to backend %s: %w", b, dialErr)
-	}
-	return conn, true, nil
+	return conn, nil
 }

@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	goruntime "runtime"
 	"strconv"
 	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // Child status codes of waitid's siginfo (si_code); x/sys/unix lacks them.
@@ -185,17 +186,5 @@ func startInNetns(cmd *exec.Cmd, nsName string) error {
 		return fmt.Errorf("opening network namespace %s (it must exist before the container starts): %w", nsName, err)
 	}
 	defer ns.Close()
-	started := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: once it has left the agent's
-		// namespace it must die with this goroutine rather than return to
-		// the scheduler's pool.
-		goruntime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			started <- fmt.Errorf("entering network namespace %s: %w", nsName, err)
-			return
-		}
-		started <- cmd.Start()
-	}()
-	return <-started
+	return nsthread.Do(ns, cmd.Start)
 }

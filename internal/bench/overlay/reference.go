@@ -6,14 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/weft-dev/weft/internal/bench/overlay/labrun"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // reference is the two-host shape of the lab built by hand with plain kernel
@@ -218,44 +217,13 @@ func (r *reference) buildHost(router *netlink.Handle, prefix string, i int, h, p
 	return nil
 }
 
-// newNetns creates a named namespace on a thread of its own: NewNamed
-// switches the calling thread into it, and a thread that cannot switch back
-// must die rather than run other goroutines.
+// newNetns creates a named namespace and remembers it for remove.
 func (r *reference) newNetns(name string) (netns.NsHandle, error) {
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{netns.None(), fmt.Errorf("opening the current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		ns, createErr := netns.NewNamed(name)
-		if err := netns.Set(orig); err != nil {
-			if createErr == nil {
-				ns.Close()
-			}
-			done <- result{netns.None(), fmt.Errorf("returning to the original namespace after creating %s: %w", name, err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		if createErr != nil {
-			done <- result{netns.None(), fmt.Errorf("creating network namespace %s: %w", name, createErr)}
-			return
-		}
-		done <- result{ns, nil}
-	}()
-	res := <-done
-	if res.err == nil {
+	ns, err := nsthread.NewNamed(name)
+	if err == nil {
 		r.namespaces = append(r.namespaces, name)
 	}
-	return res.ns, res.err
+	return ns, err
 }
 
 // remove deletes every namespace of the reference; their links go with them.
@@ -271,7 +239,7 @@ func (r *reference) remove() error {
 }
 
 func setSysctl(ns netns.NsHandle, nsName, key, value string) error {
-	return labrun.DoIn(ns, nsName, func() error {
+	return nsthread.Do(ns, func() error {
 		if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0o644); err != nil {
 			return fmt.Errorf("setting %s=%s in %s: %w", key, value, nsName, err)
 		}

@@ -6,36 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
-)
 
-// inNetns runs fn on a locked OS thread switched into ns, for work that must
-// create its sockets there (a socket stays in the namespace it was made in).
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("reading the thread's network namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering network namespace %s: %w", ns, err)
-	}
-	fnErr := fn()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: it dies with this goroutine instead of
-		// running other goroutines inside the lab namespace.
-		return errors.Join(fnErr, fmt.Errorf("returning to the original network namespace: %w", err))
-	}
-	runtime.UnlockOSThread()
-	return fnErr
-}
+	"github.com/weft-dev/weft/internal/nsthread"
+)
 
 // hostProbe asks one host's resolver for names and connects to addresses
 // from one container on that host. Both sockets are bound to lab addresses
@@ -58,7 +35,7 @@ func openHostProbe(host, hostNetns string, overlay netip.Addr, containerNetns st
 	}
 	defer hostNs.Close()
 	var udp *net.UDPConn
-	err = inNetns(hostNs, func() error {
+	err = nsthread.Do(hostNs, func() error {
 		var err error
 		local := net.UDPAddrFromAddrPort(netip.AddrPortFrom(overlay, 0))
 		resolver := net.UDPAddrFromAddrPort(netip.AddrPortFrom(overlay, 53))
@@ -106,7 +83,7 @@ func (p *hostProbe) resolve(ctx context.Context, fqdn string, timeout time.Durat
 // connect opens and closes one TCP connection to target from the probe's
 // container.
 func (p *hostProbe) connect(ctx context.Context, target netip.AddrPort, timeout time.Duration) error {
-	return inNetns(p.containerNs, func() error {
+	return nsthread.Do(p.containerNs, func() error {
 		d := net.Dialer{Timeout: timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.containerIP, 0))}
 		conn, err := d.DialContext(ctx, "tcp", target.String())
 		if err != nil {

@@ -25,50 +25,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/weft-dev/weft/internal/nsthread"
 )
 
 // Do runs fn on an OS thread switched into the named network namespace.
 // Sockets and child processes created by fn keep that namespace after Do
 // returns; everything else fn does is ordinary.
-func Do(nsName string, fn func() error) error {
-	target, err := netns.GetFromName(nsName)
-	if err != nil {
-		return fmt.Errorf("opening network namespace %s: %w", nsName, err)
-	}
-	defer target.Close()
-	return DoIn(target, nsName, fn)
-}
-
-// DoIn is Do with an open namespace handle; nsName only labels errors.
-func DoIn(target netns.NsHandle, nsName string, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("opening the current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("entering network namespace %s: %w", nsName, err)
-			return
-		}
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			// The thread stays locked and dies with this goroutine, so no
-			// other goroutine ever runs in the wrong namespace.
-			done <- fmt.Errorf("returning from network namespace %s: %w", nsName, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- fnErr
-	}()
-	return <-done
-}
+func Do(nsName string, fn func() error) error { return nsthread.DoNamed(nsName, fn) }
 
 // Listen opens a TCP listener inside the named namespace.
 func Listen(nsName, addr string) (net.Listener, error) {
