@@ -85,20 +85,10 @@ func (o *Options) defaults() error {
 	if _, err := os.Stat(o.Hello); o.Hello != "" && err != nil {
 		problems = append(problems, fmt.Errorf("the hello backend %s is missing: run make build, or pass its path", o.Hello))
 	}
-	switch o.Tool {
-	case "":
-		if _, err := exec.LookPath("wrk"); err == nil {
-			o.Tool = "wrk"
-		} else {
-			o.Tool = "builtin"
-		}
-	case "wrk":
-		if _, err := exec.LookPath("wrk"); err != nil {
-			problems = append(problems, errors.New("tool wrk is not installed; install it (apt-get install -y wrk) or choose the built-in load"))
-		}
-	case "builtin":
-	default:
-		problems = append(problems, fmt.Errorf("tool %q: choose wrk or builtin", o.Tool))
+	tool, err := labrun.ChooseTool(o.Tool, "wrk")
+	o.Tool = tool
+	if err != nil {
+		problems = append(problems, err)
 	}
 	return errors.Join(problems...)
 }

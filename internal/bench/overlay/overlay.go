@@ -82,20 +82,10 @@ func (o *Options) defaults() error {
 	if o.Weft == "" {
 		problems = append(problems, errors.New("the path of the weft binary is missing; pass Options.Weft"))
 	}
-	switch o.Tool {
-	case "":
-		if _, err := exec.LookPath("iperf3"); err == nil {
-			o.Tool = "iperf3"
-		} else {
-			o.Tool = "builtin"
-		}
-	case "iperf3":
-		if _, err := exec.LookPath("iperf3"); err != nil {
-			problems = append(problems, errors.New("tool iperf3 is not installed; install it (apt-get install -y iperf3) or choose the built-in load"))
-		}
-	case "builtin":
-	default:
-		problems = append(problems, fmt.Errorf("tool %q: choose iperf3 or builtin", o.Tool))
+	tool, err := labrun.ChooseTool(o.Tool, "iperf3")
+	o.Tool = tool
+	if err != nil {
+		problems = append(problems, err)
 	}
 	return errors.Join(problems...)
 }

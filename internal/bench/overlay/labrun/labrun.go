@@ -410,3 +410,26 @@ func BusyNote(when string) (float64, string) {
 	}
 	return load, fmt.Sprintf("the machine was busy %s (load average %.1f on %d CPUs): other work may have shared the CPUs, so figures may be lower and noisier than on an idle machine (compare the rounds in the JSON)", when, load, runtime.NumCPU())
 }
+
+// ChooseTool resolves a benchmark's load generator: "" means binary when it
+// is installed, else the built-in Go load; binary must be installed; any
+// other value is refused.
+func ChooseTool(requested, binary string) (string, error) {
+	_, missing := exec.LookPath(binary)
+	switch requested {
+	case "":
+		if missing == nil {
+			return binary, nil
+		}
+		return "builtin", nil
+	case binary:
+		if missing != nil {
+			return requested, fmt.Errorf("tool %s is not installed; install it (apt-get install -y %s) or choose the built-in load", binary, binary)
+		}
+		return requested, nil
+	case "builtin":
+		return requested, nil
+	default:
+		return requested, fmt.Errorf("tool %q: choose %s or builtin", requested, binary)
+	}
+}
