@@ -5,6 +5,7 @@ package cgroup
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -23,9 +24,18 @@ const Controller = "pids"
 
 func dir(rel string) string { return filepath.Join(Root, Controller, rel) }
 
-// Join creates the cgroup rel (nested dirs allowed) and moves pid into it.
+// Join creates the cgroup rel (nested dirs allowed) and moves pid into it,
+// in the pids hierarchy (to find processes) and the freezer one (to freeze
+// them as a group). Children inherit both.
 func Join(rel string, pid int) error {
-	d := dir(rel)
+	if err := joinIn(Controller, rel, pid); err != nil {
+		return err
+	}
+	return joinFreezer(rel, pid)
+}
+
+func joinIn(controller, rel string, pid int) error {
+	d := filepath.Join(Root, controller, rel)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return fmt.Errorf("creating cgroup %s: %w", d, err)
 	}
@@ -71,15 +81,26 @@ func Pids(rel string) ([]int, error) {
 }
 
 // KillAll sends SIGKILL to every process below rel until none is left or
-// the timeout passes, then removes the cgroup directories.
+// the timeout passes, then removes the cgroup directories (in the freezer
+// hierarchy too). A frozen group is thawed first: a frozen process does not
+// die of SIGKILL until it runs again.
 func KillAll(rel string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	thawCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	err := Thaw(thawCtx, rel)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("thawing %s before killing it: %w", rel, err)
+	}
 	for {
 		pids, err := Pids(rel)
 		if err != nil {
 			return err
 		}
 		if len(pids) == 0 {
+			if err := RemoveFrom(Freezer, rel); err != nil {
+				return err
+			}
 			return Remove(rel)
 		}
 		if time.Now().After(deadline) {

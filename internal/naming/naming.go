@@ -88,8 +88,10 @@ func VolumeDir(root, cluster, container, volume string) string {
 	return filepath.Join(StateDir(root, cluster), "volumes", container, volume)
 }
 
-// CgroupControllers returns the cgroup v1 hierarchies weft puts its processes in.
-func CgroupControllers() []string { return []string{"pids", "memory"} }
+// CgroupControllers returns the cgroup v1 hierarchies weft puts its processes
+// in (pids to find them, freezer to crash a host) or once did (memory), so
+// that `weft down` removes them all.
+func CgroupControllers() []string { return []string{"pids", "freezer", "memory"} }
 
 // CgroupRelPath is the path of a cluster's cgroup below a controller root;
 // parts (host, container) nest below it.
