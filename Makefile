@@ -5,7 +5,7 @@ EXAMPLE   ?= examples/shop/weft.yaml
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: all build deps up down test vet staticcheck unit integration clean
+.PHONY: all build deps up down test vet staticcheck unit integration guard-selftest clean
 
 all: build
 
@@ -48,7 +48,11 @@ unit:
 integration: build
 	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/... 2>&1 | tee /tmp/weft-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
-test: deps build vet staticcheck unit integration
+# lab-guard (run by .ci/run around make test) can tell a leak from a clean run.
+guard-selftest: deps
+	scripts/lab-guard-selftest.sh
+
+test: deps build vet staticcheck guard-selftest unit integration
 
 clean:
 	rm -rf bin
