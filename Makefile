@@ -5,7 +5,7 @@ EXAMPLE   ?= examples/shop/weft.yaml
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: all build deps up down test vet staticcheck unit integration guard-selftest clean
+.PHONY: all build deps up down test vet staticcheck unit integration guard-selftest fuzz clean
 
 all: build
 
@@ -52,7 +52,11 @@ integration: build
 guard-selftest: deps
 	scripts/lab-guard-selftest.sh
 
-test: deps build vet staticcheck guard-selftest unit integration
+# A short run of each fuzz target; their corpora are in testdata/fuzz and in f.Add.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/spec
+
+test: deps build vet staticcheck guard-selftest unit fuzz integration
 
 clean:
 	rm -rf bin
