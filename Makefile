@@ -55,6 +55,8 @@ guard-selftest: deps
 # A short run of each fuzz target; their corpora are in testdata/fuzz and in f.Add.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/spec
+	$(GO) test -run '^$$' -fuzz FuzzAnswer -fuzztime 10s ./internal/dns
+	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 10s ./internal/gateway
 
 test: deps build vet staticcheck guard-selftest unit fuzz integration
 
