@@ -219,6 +219,24 @@ func shopAuthorization(t *testing.T, api *shopAPI, admin *shopAPI) {
 	if r := api.do("GET", "/users/"+fmt.Sprint(uid)+"/verify", nil); r.code != 404 || strings.Contains(r.raw, "authz@example.com") {
 		t.Errorf("GET /api/v1/users/%v/verify through the gateway: %d %s, want 404 without the email", uid, r.code, r.raw)
 	}
+	// Failed logins through the gateway: the 11th answer for the email is
+	// 429 with Retry-After (user-service's default limit is 10).
+	for i := range 10 {
+		anon.want(anon.do("POST", "/auth/login", url.Values{"username": {"authz@example.com"}, "password": {"Wrong123"}}), 401, fmt.Sprint("failed login ", i+1))
+	}
+	loginReq, err := http.NewRequest("POST", api.base+"/auth/login", strings.NewReader(url.Values{"username": {"authz@example.com"}, "password": {"Secret123"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loginReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	limited, err := api.http.Do(loginReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited.Body.Close()
+	if limited.StatusCode != http.StatusTooManyRequests || limited.Header.Get("Retry-After") == "" {
+		t.Errorf("11th login after 10 failures: %d, Retry-After %q; want 429 with Retry-After", limited.StatusCode, limited.Header.Get("Retry-After"))
+	}
 	resp, err := api.http.Get(strings.TrimSuffix(api.base, "/api/v1") + "/internal/v1/users/" + fmt.Sprint(uid) + "/verify")
 	if err != nil {
 		t.Fatal(err)

@@ -321,6 +321,10 @@ func TestLoginRateLimit(t *testing.T) {
 		header: map[string]string{"X-Forwarded-For": "192.0.2.99, 203.0.113.40"}})
 	retryAfter(spoofed, "login with a client-chosen first hop")
 	login(f.email, "Secret123", "203.0.113.41").expect(t, 200, "login from another address")
+
+	// The limiter's keys are bounded: an over-long username is refused
+	// before it is counted.
+	login(strings.Repeat("x", 300)+"@example.com", "Wrong123", "203.0.113.50").expect(t, 422, "over-long username")
 }
 
 // blockedHeader is the Retry-After of a login refused for email.
@@ -342,4 +346,68 @@ func blockedHeader(t *testing.T, base, email string) string {
 		t.Fatalf("login of a blocked email answered %d, want 429", resp.StatusCode)
 	}
 	return resp.Header.Get("Retry-After")
+}
+
+// TestAdminSetup: ADMIN_EMAIL and ADMIN_PASSWORD make the admin account on a
+// fresh email, bring its password back to ADMIN_PASSWORD on a later start,
+// and never promote an email a customer registered first.
+func TestAdminSetup(t *testing.T) {
+	f := newFixture(t)
+	pool, err := db.New(f.s.pg.url("users"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	start := func(email, password string) *httptest.Server {
+		t.Helper()
+		svc, err := user.New(pool, slog.New(slog.NewJSONHandler(io.Discard, nil)), user.Config{
+			JWTSecret: jwtSecret, AdminEmail: email, AdminPassword: password,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(svc.Handler())
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	login := func(srv *httptest.Server, email, password string) response {
+		return call(t, request{method: "POST", url: srv.URL + "/api/v1/auth/login",
+			form: url.Values{"username": {email}, "password": {password}}, header: viaGateway("203.0.113.80")})
+	}
+	role := func(srv *httptest.Server, tokens response) any {
+		token := str(t, tokens.object(t), "access_token")
+		return call(t, request{method: "GET", url: srv.URL + "/api/v1/users/me", token: token}).expect(t, 200, "me").object(t)["role"]
+	}
+
+	email := "boss-" + f.suffix + "@example.com"
+	first := start(email, "First-Admin-1")
+	if r := role(first, login(first, email, "First-Admin-1").expect(t, 200, "new admin logs in")); r != "admin" {
+		t.Errorf("account made from ADMIN_EMAIL has role %v", r)
+	}
+	second := start(email, "Second-Admin-2")
+	login(second, email, "First-Admin-1").expect(t, 401, "the old ADMIN_PASSWORD")
+	login(second, email, "Second-Admin-2").expect(t, 200, "the new ADMIN_PASSWORD")
+
+	// The fixture's customer registered first: not promoted, password kept.
+	taken := start(f.email, "Takeover-Admin-3")
+	login(taken, f.email, "Takeover-Admin-3").expect(t, 401, "ADMIN_PASSWORD on a customer's email")
+	if r := role(taken, login(taken, f.email, "Secret123").expect(t, 200, "the customer's own password")); r != "customer" {
+		t.Errorf("a customer's email named as ADMIN_EMAIL became %v", r)
+	}
+
+	for _, bad := range []user.Config{
+		{JWTSecret: jwtSecret, AdminEmail: "not-an-email", AdminPassword: "Good-Pass-1"},
+		{JWTSecret: jwtSecret, AdminEmail: email, AdminPassword: "weak"},
+		{JWTSecret: jwtSecret, AdminEmail: email},
+		{JWTSecret: jwtSecret, AdminPassword: "Good-Pass-1"},
+	} {
+		if _, err := user.New(pool, slog.New(slog.NewJSONHandler(io.Discard, nil)), bad); err == nil {
+			t.Errorf("user.New accepted admin email %q, password %q", bad.AdminEmail, bad.AdminPassword)
+		}
+	}
 }

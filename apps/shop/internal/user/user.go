@@ -330,6 +330,12 @@ func (s *Service) issuePair(userID int64, role string) (TokenPair, error) {
 	return TokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "bearer"}, nil
 }
 
+// Bounds of the login limiter's keys.
+const (
+	maxEmailLength      = 254
+	maxAddressKeyLength = 64
+)
+
 // tooManyFailures is the 429 answer of a blocked login.
 func tooManyFailures(w http.ResponseWriter, wait time.Duration) error {
 	seconds := int64(math.Ceil(wait.Seconds()))
@@ -344,9 +350,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		username, _ = body.String("username", !body.Has("email"), 254)
+		username, _ = body.String("username", !body.Has("email"), maxEmailLength)
 		if username == "" {
-			username, _ = body.String("email", false, 254)
+			username, _ = body.String("email", false, maxEmailLength)
 		}
 		password, _ = body.String("password", true, 0)
 		if err := body.Err(); err != nil {
@@ -363,11 +369,19 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 				missing = append(missing, httpx.FieldError{Loc: []any{"body", name}, Msg: "Field required (form-encoded username and password)", Type: "missing"})
 			}
 		}
+		if len(username) > maxEmailLength {
+			missing = append(missing, httpx.FieldError{Loc: []any{"body", "username"}, Msg: fmt.Sprintf("String should have at most %d characters", maxEmailLength), Type: "string_too_long"})
+		}
 		if len(missing) > 0 {
 			return &httpx.ValidationError{Fields: missing}
 		}
 	}
+	// Both keys are bounded: the email by the checks above, the address
+	// (a header an internal caller could fill) here.
 	emailKey, addressKey := strings.ToLower(username), auth.ClientAddress(r)
+	if len(addressKey) > maxAddressKeyLength {
+		addressKey = addressKey[:maxAddressKeyLength]
+	}
 	emailWait, emailBlocked := s.perEmail.Blocked(emailKey)
 	addressWait, addressBlocked := s.perAddress.Blocked(addressKey)
 	if emailBlocked || addressBlocked {
