@@ -103,3 +103,21 @@ func (a RouteAnnouncer) Target(ctx context.Context, vip netip.Addr) (netip.Addr,
 	}
 	return netip.Addr{}, false, nil
 }
+
+// LegUp reports whether host's leg on the router is up (false after Cut or
+// Crash).
+func (a RouteAnnouncer) LegUp(host string) (bool, error) {
+	if err := validName("host", host); err != nil {
+		return false, err
+	}
+	h, err := a.handle()
+	if err != nil {
+		return false, err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(hostVethName(a.Cluster, host))
+	if err != nil {
+		return false, fmt.Errorf("host %s of cluster %s has no leg on the router: %w", host, a.Cluster, err)
+	}
+	return link.Attrs().Flags&net.FlagUp != 0, nil
+}
