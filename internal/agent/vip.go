@@ -286,6 +286,7 @@ func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, ca
 	cctx, cancel := context.WithTimeout(ctx, vip.Fence)
 	term, err := v.st.ClaimVIP(cctx, r.spec.Name, state.Rev, rec)
 	cancel()
+	claimTook := time.Since(now)
 	if err != nil {
 		if !errors.Is(err, store.ErrVIPClaimLost) {
 			log.Warn("claiming the VIP", "err", err)
@@ -295,11 +296,13 @@ func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, ca
 	r.mu.Lock()
 	r.term, r.okSent, r.announced = term, now, false
 	r.mu.Unlock()
-	log.Info("VIP claimed", "epoch", rec.Epoch, "cause", cause)
 	v.announce(ctx, r, log)
 	if err := v.delivery.Live(r.spec.Address, vip.Fence-time.Since(now)); err != nil {
 		log.Warn("delivering the VIP", "err", err)
 	}
+	log.Info("VIP claimed", "epoch", rec.Epoch, "cause", cause, "record_silent", now.Sub(state.Seen).Round(time.Millisecond),
+		"last_alive", now.Sub(lastAlive).Round(time.Millisecond), "claim_took", claimTook.Round(time.Millisecond),
+		"delivering_after", time.Since(now).Round(time.Millisecond))
 	if failover != nil && !lastAlive.IsZero() {
 		failover.Duration = time.Since(lastAlive)
 		rec.LastFailover = failover

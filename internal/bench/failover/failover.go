@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"slices"
 	"sync"
 	"time"
@@ -28,6 +30,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/weft-dev/weft/internal/agent"
+	"github.com/weft-dev/weft/internal/api"
 	"github.com/weft-dev/weft/internal/bench/overlay/labrun"
 	"github.com/weft-dev/weft/internal/bench/report"
 	"github.com/weft-dev/weft/internal/lab"
@@ -221,7 +224,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		live, err := vip.Delivery{Table: agent.VIPTable, NetNS: int(hostNS[i])}.LiveVIPs()
 		return err == nil && slices.Contains(live, weftVIP)
 	}
-	weftSys.steady = func() bool { return weftReady(ctx, cl) }
+	weftSys.steady = func() bool { return weftReady(ctx, cl, o.StateRoot, name, hosts) }
 	systems := []*system{weftSys}
 
 	if o.Keepalived {
@@ -309,6 +312,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return nil, fmt.Errorf("round %d (%s): %w", i+1, s.name, err)
 		}
 		o.Log.Info("failover measured", "system", s.name, "first_ok", r.firstOK, "failed", r.failed, "recovered", r.recovered)
+		if s.name == "weft" {
+			o.Log.Debug("new holder's claim", "log", lastClaim(o.StateRoot, name, hosts, host))
+		}
 		s.rounds = append(s.rounds, r)
 	}
 	stopClients()
@@ -394,9 +400,22 @@ func waitSteady(ctx context.Context, systems []*system, limit time.Duration) err
 	}
 }
 
-// weftReady: every host's agent is up and both instances are healthy, so
-// the next crash has a candidate to fail over to.
-func weftReady(ctx context.Context, cl *labrun.Cluster) bool {
+// weftReady: both instances are healthy, and both gateway hosts' agents
+// read the store promptly (a host restored seconds ago may still wait for
+// TCP to retransmit on its store connection), so the next crash has a
+// candidate ready to fail over to.
+func weftReady(ctx context.Context, cl *labrun.Cluster, stateRoot, cluster string, hosts [2]hostInfo) bool {
+	if stateRoot == "" {
+		stateRoot = naming.DefaultStateRoot
+	}
+	for _, h := range hosts {
+		actx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := api.NewClient(naming.AgentSocket(stateRoot, cluster, h.name)).Status(actx)
+		cancel()
+		if err != nil {
+			return false
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := cl.Status(sctx)
@@ -419,4 +438,28 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// lastClaim is the last "VIP claimed" line of the agent log of the gateway
+// host that is not crashed, for the debug log.
+func lastClaim(stateRoot, cluster string, hosts [2]hostInfo, crashed string) string {
+	if stateRoot == "" {
+		stateRoot = naming.DefaultStateRoot
+	}
+	for _, h := range hosts {
+		if h.name == crashed {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(naming.HostStateDir(stateRoot, cluster, h.name), "agent.log"))
+		if err != nil {
+			return err.Error()
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := len(lines) - 1; i >= 0; i-- {
+			if strings.Contains(lines[i], "VIP claimed") {
+				return lines[i]
+			}
+		}
+	}
+	return ""
 }
