@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -30,9 +31,14 @@ const vipSpecPoll = time.Second
 // a probe server answering for the VIPs held here, the delivery rules of
 // the local instances, and one candidate loop per VIP (runVIP).
 func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
+	vs, err := store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.cfg.Cluster)
+	if err != nil {
+		return fmt.Errorf("connecting the VIP election: %w", err)
+	}
+	defer vs.Close()
 	v := &vipHost{
 		a:         a,
-		st:        st,
+		st:        vs,
 		announcer: lab.RouteAnnouncer{Cluster: a.cfg.Cluster},
 		delivery:  vip.Delivery{Table: VIPTable},
 		runs:      map[string]*vipRun{},
@@ -74,7 +80,7 @@ func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
 
 type vipHost struct {
 	a         *Agent
-	st        *store.Store
+	st        *store.VIPStore
 	announcer vip.Announcer
 	delivery  vip.Delivery
 

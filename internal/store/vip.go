@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
 )
 
 // VIP keys live under their own root, "/weft-vip/<cluster>/<vip>", not
@@ -36,8 +39,106 @@ var ErrVIPLost = errors.New("the VIP was claimed by another host")
 // renewed).
 var ErrVIPClaimLost = errors.New("the VIP's key changed since it was read: another claim or renewal came first")
 
-func (s *Store) vipPrefix() string         { return "/weft-vip" + strings.TrimPrefix(s.root, "/weft") }
-func (s *Store) vipKey(name string) string { return s.vipPrefix() + name }
+func vipPrefix(root string) string { return "/weft-vip" + strings.TrimPrefix(root, "/weft") }
+
+func (s *Store) vipPrefix() string { return vipPrefix(s.root) }
+
+// VIPStore is the connection a host's VIP election uses. It is its own etcd
+// client, kept on the members that answer: every vipProbeInterval each
+// member is asked a local read, and the client's endpoints are set to those
+// that answered. A member cut off from this host is dropped within about
+// half a second, instead of holding renewals until TCP gives up, which a
+// holder renewing every 100 ms cannot afford.
+type VIPStore struct {
+	client *clientv3.Client
+	root   string
+	cancel context.CancelFunc
+}
+
+const (
+	vipProbeInterval = 200 * time.Millisecond
+	vipProbeTimeout  = 300 * time.Millisecond
+)
+
+// ConnectVIP connects the VIP election of one host to the cluster's etcd
+// members at endpoints. It does not wait for them: operations fail until
+// one answers.
+func ConnectVIP(ctx context.Context, endpoints []string, cluster string) (*VIPStore, error) {
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("connecting the VIP election of cluster %s: no etcd endpoints given", cluster)
+	}
+	newClient := func(eps []string) (*clientv3.Client, error) {
+		return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: dialTimeout,
+			Context: context.WithoutCancel(ctx), Logger: zap.NewNop()})
+	}
+	client, err := newClient(endpoints)
+	if err != nil {
+		return nil, fmt.Errorf("connecting the VIP election to etcd at %s: %w", strings.Join(endpoints, ", "), err)
+	}
+	probes := make([]*clientv3.Client, len(endpoints))
+	for i, ep := range endpoints {
+		if probes[i], err = newClient([]string{ep}); err != nil {
+			client.Close()
+			for _, p := range probes[:i] {
+				p.Close()
+			}
+			return nil, fmt.Errorf("connecting to etcd at %s: %w", ep, err)
+		}
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	v := &VIPStore{client: client, root: naming.StoreRoot(cluster), cancel: cancel}
+	go v.keepEndpoints(hctx, endpoints, probes)
+	return v, nil
+}
+
+// Close ends the connection; terms made through it are abandoned.
+func (v *VIPStore) Close() error {
+	v.cancel()
+	return v.client.Close()
+}
+
+func (v *VIPStore) closed() bool { return v.client.Ctx().Err() != nil }
+
+func (v *VIPStore) vipKey(name string) string { return vipPrefix(v.root) + name }
+
+func (v *VIPStore) keepEndpoints(ctx context.Context, endpoints []string, probes []*clientv3.Client) {
+	defer func() {
+		for _, p := range probes {
+			p.Close()
+		}
+	}()
+	current := slices.Clone(endpoints)
+	tick := time.NewTicker(vipProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ok := make([]bool, len(probes))
+		var wg sync.WaitGroup
+		for i, p := range probes {
+			wg.Go(func() {
+				pctx, cancel := context.WithTimeout(ctx, vipProbeTimeout)
+				defer cancel()
+				_, err := p.Get(pctx, v.root, clientv3.WithSerializable(), clientv3.WithCountOnly())
+				ok[i] = err == nil
+			})
+		}
+		wg.Wait()
+		var live []string
+		for i, ep := range endpoints {
+			if ok[i] {
+				live = append(live, ep)
+			}
+		}
+		if len(live) > 0 && !slices.Equal(live, current) {
+			v.client.SetEndpoints(live...)
+			current = live
+		}
+	}
+}
 
 // VIPState is a VIP's key as read at one revision: Record is nil when the
 // key does not exist. Rev is the key's modification revision (0 when
@@ -106,14 +207,14 @@ func (w *VIPWatch) set(st VIPState) {
 // the next revision, again after any break. Seen is the local time each
 // revision was first observed, which the fencing rule relies on (a renewal
 // is always observed after it was sent).
-func (s *Store) WatchVIP(ctx context.Context, name string) *VIPWatch {
+func (v *VIPStore) WatchVIP(ctx context.Context, name string) *VIPWatch {
 	w := &VIPWatch{changed: make(chan struct{}, 1)}
 	go func() {
 		retry := newBackoff(100*time.Millisecond, time.Second)
-		key := s.vipKey(name)
-		for ctx.Err() == nil && !s.closed() {
+		key := v.vipKey(name)
+		for ctx.Err() == nil && !v.closed() {
 			gctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			resp, err := s.client.Get(gctx, key)
+			resp, err := v.client.Get(gctx, key)
 			cancel()
 			if err != nil {
 				if !retry.wait(ctx) {
@@ -129,7 +230,7 @@ func (s *Store) WatchVIP(ctx context.Context, name string) *VIPWatch {
 			}
 			w.set(st)
 			retry.reset()
-			watch := s.client.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(resp.Header.Revision+1))
+			watch := v.client.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range watch {
 				if wr.Err() != nil || wr.CompactRevision != 0 {
 					break
@@ -156,7 +257,7 @@ func (s *Store) WatchVIP(ctx context.Context, name string) *VIPWatch {
 // VIPTerm is one host's term as a VIP's holder: its key, the revision of
 // its last write, and the lease the key lives under.
 type VIPTerm struct {
-	s      *Store
+	v      *VIPStore
 	key    string
 	lease  clientv3.LeaseID
 	cancel context.CancelFunc
@@ -170,40 +271,40 @@ type VIPTerm struct {
 // prevRev (0: absent), under a new lease kept alive until the term ends.
 // Two candidates that read the same revision cannot both win: the second
 // gets ErrVIPClaimLost.
-func (s *Store) ClaimVIP(ctx context.Context, name string, prevRev int64, rec model.VIPRecord) (*VIPTerm, error) {
+func (v *VIPStore) ClaimVIP(ctx context.Context, name string, prevRev int64, rec model.VIPRecord) (*VIPTerm, error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encoding VIP record %s: %w", name, err)
 	}
-	grant, err := s.client.Grant(ctx, vipLeaseTTLSeconds)
+	grant, err := v.client.Grant(ctx, vipLeaseTTLSeconds)
 	if err != nil {
 		return nil, fmt.Errorf("claiming VIP %s: granting a lease: %w", name, err)
 	}
-	key := s.vipKey(name)
-	resp, err := s.client.Txn(ctx).
+	key := v.vipKey(name)
+	resp, err := v.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", prevRev)).
 		Then(clientv3.OpPut(key, string(body), clientv3.WithLease(grant.ID))).
 		Commit()
 	if err != nil {
-		s.revoke(grant.ID)
+		v.revoke(grant.ID)
 		return nil, fmt.Errorf("claiming VIP %s: %w", name, err)
 	}
 	if !resp.Succeeded {
-		s.revoke(grant.ID)
+		v.revoke(grant.ID)
 		return nil, ErrVIPClaimLost
 	}
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	keepAlive, err := s.client.KeepAlive(kctx, grant.ID)
+	keepAlive, err := v.client.KeepAlive(kctx, grant.ID)
 	if err != nil {
 		cancel()
-		s.revoke(grant.ID)
+		v.revoke(grant.ID)
 		return nil, fmt.Errorf("claiming VIP %s: keeping the lease alive: %w", name, err)
 	}
 	go func() {
 		for range keepAlive {
 		}
 	}()
-	return &VIPTerm{s: s, key: key, lease: grant.ID, cancel: cancel, rev: resp.Header.Revision, rec: rec}, nil
+	return &VIPTerm{v: v, key: key, lease: grant.ID, cancel: cancel, rev: resp.Header.Revision, rec: rec}, nil
 }
 
 // Record is the record this term last wrote.
@@ -229,7 +330,7 @@ func (t *VIPTerm) Update(ctx context.Context, rec model.VIPRecord) error {
 	t.mu.Lock()
 	rev := t.rev
 	t.mu.Unlock()
-	resp, err := t.s.client.Txn(ctx).
+	resp, err := t.v.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(t.key), "=", rev)).
 		Then(clientv3.OpPut(t.key, string(body), clientv3.WithLease(t.lease))).
 		Commit()
@@ -252,7 +353,7 @@ func (t *VIPTerm) Update(ctx context.Context, rec model.VIPRecord) error {
 func (t *VIPTerm) Release(ctx context.Context) error {
 	defer func() {
 		t.cancel()
-		t.s.revoke(t.lease)
+		t.v.revoke(t.lease)
 	}()
 	rec := t.Record()
 	rec.Holder, rec.HolderAddr = "", netip.Addr{}
@@ -263,7 +364,7 @@ func (t *VIPTerm) Release(ctx context.Context) error {
 	t.mu.Lock()
 	rev := t.rev
 	t.mu.Unlock()
-	if _, err := t.s.client.Txn(ctx).
+	if _, err := t.v.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(t.key), "=", rev)).
 		Then(clientv3.OpPut(t.key, string(body))).
 		Commit(); err != nil {
@@ -276,4 +377,11 @@ func (t *VIPTerm) Release(ctx context.Context) error {
 // expires or a candidate claims it.
 func (t *VIPTerm) Abandon() {
 	t.cancel()
+}
+
+// revoke drops a lease now, best effort, with its own short deadline.
+func (v *VIPStore) revoke(lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	_, _ = v.client.Revoke(ctx, lease)
 }

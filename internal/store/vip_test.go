@@ -12,9 +12,18 @@ import (
 func TestVIPClaimRenewTakeoverRelease(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	s1 := connect(t, tc.endpoints(), cluster)
-	s2 := connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
+	reader := connect(t, tc.endpoints(), cluster)
+	var vs [2]*VIPStore
+	for i := range vs {
+		v, err := ConnectVIP(ctx, tc.endpoints(), cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close() })
+		vs[i] = v
+	}
+	s1, s2 := vs[0], vs[1]
 
 	w := s2.WatchVIP(ctx, "shop")
 	eventually(t, 5*time.Second, "the watch reads the absent key", func() bool { _, ok := w.Latest(); return ok })
@@ -60,7 +69,7 @@ func TestVIPClaimRenewTakeoverRelease(t *testing.T) {
 	if err := t2.Release(ctx); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	all, err := s1.VIPs(ctx)
+	all, err := reader.VIPs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

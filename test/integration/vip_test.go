@@ -294,6 +294,13 @@ func TestVIPFailover(t *testing.T) {
 
 	// Publishing through the VIP on 127.0.0.1: cut the gateway host that
 	// does not hold the VIP; after the first 3 s no request fails.
+	healedAt := time.Now()
+	eventually(t, 15*time.Second, "the VIP answers after the heal", func() error {
+		if !load.okSince(healedAt) {
+			return fmt.Errorf("no request through the VIP succeeded since the heal; %s", vipState(ctx, ann, hostNS))
+		}
+		return nil
+	})
 	holderNow, err := holder()
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +324,7 @@ func TestVIPFailover(t *testing.T) {
 	pcancel()
 	pwg.Wait()
 	if n := pub.failed.Load() - failedAt3s; n != 0 || pub.ok.Load() == 0 {
-		t.Errorf("through 127.0.0.1:%d with %s cut: %d failed after the first 3s (%d ok in all)", port, idle, n, pub.ok.Load())
+		t.Errorf("through 127.0.0.1:%d with %s cut: %d failed after the first 3s (%d ok in all); %s", port, idle, n, pub.ok.Load(), vipState(ctx, ann, hostNS))
 	}
 	if err := l.Heal(ctx, name, idle); err != nil {
 		t.Fatal(err)
@@ -335,3 +342,15 @@ func TestVIPFailover(t *testing.T) {
 // sleepFor waits a fixed time on purpose: the test measures failures over
 // a window, it does not wait for a condition.
 func sleepFor(d time.Duration) { time.Sleep(d) }
+
+// vipState describes the VIP's route and each gateway host's delivery, for
+// failure messages.
+func vipState(ctx context.Context, ann lab.RouteAnnouncer, hostNS []netns.NsHandle) string {
+	target, ok, err := ann.Target(ctx, vipAddr)
+	out := fmt.Sprintf("route via %s (%v, %v)", target, ok, err)
+	for i, ns := range hostNS {
+		vips, err := vip.Delivery{Table: agent.VIPTable, NetNS: int(ns)}.LiveVIPs()
+		out += fmt.Sprintf("; host%d live %v (%v)", i+1, vips, err)
+	}
+	return out
+}
