@@ -22,8 +22,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,6 +165,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		}
 	}
 	started := time.Now()
+	loadStart, busyStart := labrun.BusyNote("at the start")
 	workDir := o.WorkDir
 	if workDir == "" {
 		dir, err := os.MkdirTemp("", "weft-bench-failover-")
@@ -319,7 +320,16 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	stopClients()
 	wg.Wait()
-	return buildReport(o, started, systems), nil
+	r := buildReport(o, started, systems)
+	loadEnd, busyEnd := labrun.BusyNote("at the end")
+	r.Values["load_average_start"], r.Values["load_average_end"] = loadStart, loadEnd
+	for _, note := range []string{busyStart, busyEnd} {
+		if note != "" {
+			r.Notes = append(r.Notes, note)
+		}
+	}
+	r.Values["rounds"] = roundsOf(systems)
+	return r, nil
 }
 
 // crashRound crashes host, waits for the system's first successful request
@@ -462,4 +472,19 @@ func lastClaim(stateRoot, cluster string, hosts [2]hostInfo, crashed string) str
 		}
 	}
 	return ""
+}
+
+// roundsOf is every measured failover, for the JSON results.
+func roundsOf(systems []*system) map[string][]map[string]any {
+	out := map[string][]map[string]any{}
+	for _, s := range systems {
+		for _, r := range s.rounds {
+			out[s.name] = append(out[s.name], map[string]any{
+				"host": r.host, "crash_at": r.crashAt, "recovered": r.recovered,
+				"first_ok_ms": float64(r.firstOK.Microseconds()) / 1000, "failed": r.failed, "in_flight": r.inFlight,
+				"two_holders_reachable": r.doublesDuring,
+			})
+		}
+	}
+	return out
 }
