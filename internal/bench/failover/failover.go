@@ -333,17 +333,21 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 }
 
 // crashRound crashes host, waits for the system's first successful request
-// after the crash (or roundLimit), holds the crash one more second, then
-// restores the host.
+// started after the crash is complete (or roundLimit), holds the crash one
+// more second, then restores the host. Failed requests are counted from one
+// request timeout before the crash began.
 func crashRound(ctx context.Context, l *lab.Lab, cluster, host string, s *system, timeout time.Duration, crashed *[]string) (round, error) {
 	r := round{host: host}
 	inflightFrom := time.Now().Add(-timeout)
 	doublesBefore := s.sampler.doubles()
-	r.crashAt = time.Now()
+	crashStart := time.Now()
 	if err := l.Crash(ctx, cluster, host); err != nil {
 		return r, err
 	}
 	*crashed = append(*crashed, host)
+	// The crash is complete (frozen, then cut off) when Crash returns;
+	// requests that started while it was under way may still succeed.
+	r.crashAt = time.Now()
 	deadline := r.crashAt.Add(roundLimit)
 	for time.Now().Before(deadline) {
 		if first, ok := firstSuccess(s.client.since(r.crashAt)); ok {
@@ -367,7 +371,7 @@ func crashRound(ctx context.Context, l *lab.Lab, cluster, host string, s *system
 		if !q.ok {
 			r.failed++
 		}
-		if q.start.Before(r.crashAt) && q.end.After(r.crashAt) {
+		if q.start.Before(crashStart) && q.end.After(crashStart) {
 			r.inFlight++
 		}
 	}
