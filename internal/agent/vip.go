@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -30,9 +29,17 @@ const vipSpecPoll = time.Second
 // a probe server answering for the VIPs held here, the delivery rules of
 // the local instances, and one candidate loop per VIP (vipHost.run, vip_run.go).
 func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
-	vs, err := store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.cfg.Cluster)
-	if err != nil {
-		return fmt.Errorf("connecting the VIP election: %w", err)
+	var vs *store.VIPStore
+	for {
+		var err error
+		if vs, err = store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.cfg.Cluster); err == nil {
+			break
+		}
+		a.log.Warn("connecting the VIP election", "err", err)
+		sleepCtx(ctx, time.Second)
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 	defer vs.Close()
 	delivery := vip.Delivery{Table: VIPTable}
