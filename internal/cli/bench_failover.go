@@ -28,5 +28,6 @@ func newBenchFailoverCmd(g *globals, bf *benchFlags) *cobra.Command {
 	cmd.Flags().IntVar(&o.Rate, "rate", 200, "requests/s of the client loop through each VIP")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 200*time.Millisecond, "timeout of each request")
 	cmd.Flags().BoolVar(&o.Keepalived, "keepalived", true, "run the keepalived anchor too")
+	cmd.Flags().StringVar(&o.Fault, "fault", failoverbench.FaultCrash, "how the holder fails: crash (processes frozen, router leg down) or cut (router leg down, processes alive)")
 	return cmd
 }

@@ -44,6 +44,9 @@ type Options struct {
 	Rate       int           // requests/s of each client loop, default 200
 	Timeout    time.Duration // per request, default 200ms
 	Keepalived bool          // run the keepalived anchor too
+	// Fault is how the holder fails: "crash" (default: every process frozen
+	// and its router leg down) or "cut" (router leg down, processes alive).
+	Fault      string
 	ResultsDir string
 	Weft       string // the weft binary
 	Hello      string // the hello binary
@@ -65,7 +68,12 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Fault == "" {
+		o.Fault = FaultCrash
+	}
 	switch {
+	case o.Fault != FaultCrash && o.Fault != FaultCut:
+		return fmt.Errorf("fault %q: use crash or cut", o.Fault)
 	case o.Failovers < 1 || o.Failovers > 100:
 		return fmt.Errorf("failovers %d: use 1 to 100", o.Failovers)
 	case o.Rate < 10 || o.Rate > 2000:
@@ -77,6 +85,12 @@ func (o *Options) defaults() error {
 	}
 	return nil
 }
+
+// Faults of the holder.
+const (
+	FaultCrash = "crash"
+	FaultCut   = "cut"
+)
 
 // Addresses of the two VIPs, outside every subnet of the bench cluster.
 var (
@@ -308,7 +322,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return nil, fmt.Errorf("round %d (%s): the VIP goes to %s, not a gateway host", i+1, s.name, target)
 		}
 		o.Log.Info("crashing the holder", "round", i+1, "system", s.name, "host", host)
-		r, err := crashRound(ctx, l, name, host, s, o.Timeout, &crashed)
+		r, err := crashRound(ctx, l, name, host, s, o.Timeout, o.Fault, &crashed)
 		if err != nil {
 			return nil, fmt.Errorf("round %d (%s): %w", i+1, s.name, err)
 		}
@@ -336,12 +350,16 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 // started after the crash is complete (or roundLimit), holds the crash one
 // more second, then restores the host. Failed requests are counted from one
 // request timeout before the crash began.
-func crashRound(ctx context.Context, l *lab.Lab, cluster, host string, s *system, timeout time.Duration, crashed *[]string) (round, error) {
+func crashRound(ctx context.Context, l *lab.Lab, cluster, host string, s *system, timeout time.Duration, fault string, crashed *[]string) (round, error) {
 	r := round{host: host}
 	inflightFrom := time.Now().Add(-timeout)
 	doublesBefore := s.sampler.doubles()
 	crashStart := time.Now()
-	if err := l.Crash(ctx, cluster, host); err != nil {
+	fail := l.Crash
+	if fault == FaultCut {
+		fail = l.Cut
+	}
+	if err := fail(ctx, cluster, host); err != nil {
 		return r, err
 	}
 	*crashed = append(*crashed, host)

@@ -57,7 +57,7 @@ func ms(d time.Duration) string {
 func buildReport(o Options, started time.Time, systems []*system) *report.Report {
 	r := &report.Report{
 		Name: "failover", Started: started, Machine: report.ThisMachine(),
-		Tool:    fmt.Sprintf("built-in client in the router namespace, %d req/s per VIP, %s timeout, new connection per request", o.Rate, o.Timeout),
+		Tool:    fmt.Sprintf("built-in client in the router namespace, %d req/s per VIP, %s timeout, new connection per request; holder fault: %s", o.Rate, o.Timeout, o.Fault),
 		Columns: columns, Values: map[string]any{},
 	}
 	sums := map[string]summary{}
@@ -83,7 +83,7 @@ func buildReport(o Options, started time.Time, systems []*system) *report.Report
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("weft goal: p99 under 1s (%s ms); failed per failover <= in flight + one probe period's worth (%.1f + %.0f); measured %.1f",
 			ms(w.p99), w.inFlightMean, probeWorth, w.failedMean),
-		"first_ok: crash complete (processes frozen, then router leg down) -> end of the first successful request started after it; failed: requests started from one timeout before the crash to 1s after recovery",
+		"first_ok: fault complete (crash: processes frozen, then router leg down; cut: router leg down) -> end of the first successful request started after it; failed: requests started from one timeout before the crash to 1s after recovery",
 		"two_holders_reachable: 10ms samples where both gateway hosts deliver the VIP with their router leg up; two_holders_believed: both deliver (weft) or are MASTER (keepalived), reachable or not")
 	if k, ok := sums["keepalived"]; ok && w.p50 > 0 && w.p99 > 0 {
 		msOf := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
