@@ -175,7 +175,11 @@ func (v *vipHost) sync(ctx context.Context, wg *sync.WaitGroup, c *spec.Cluster)
 		v.runs[s.Name] = r
 		wg.Go(func() {
 			defer close(r.done)
-			v.run(rctx, r)
+			if s.Mode == spec.VIPActiveActive {
+				v.runActive(rctx, r)
+			} else {
+				v.run(rctx, r)
+			}
 		})
 	}
 }
@@ -228,7 +232,13 @@ func (v *vipHost) rules(c *spec.Cluster) []vip.Rule {
 // vipElection is the store as the election sees it.
 type vipElection interface {
 	WatchVIP(ctx context.Context, name string) vipWatch
+	WatchVIPMembers(ctx context.Context, name string) vipMembersWatch
 	ClaimVIP(ctx context.Context, name string, prevRev int64, rec model.VIPRecord) (vipTerm, error)
+}
+
+type vipMembersWatch interface {
+	Latest() (map[string]store.VIPState, bool)
+	Changes() <-chan struct{}
 }
 
 type vipWatch interface {
@@ -256,6 +266,10 @@ type storeElection struct{ s *store.VIPStore }
 
 func (e storeElection) WatchVIP(ctx context.Context, name string) vipWatch {
 	return e.s.WatchVIP(ctx, name)
+}
+
+func (e storeElection) WatchVIPMembers(ctx context.Context, name string) vipMembersWatch {
+	return e.s.WatchVIPMembers(ctx, name)
 }
 
 func (e storeElection) ClaimVIP(ctx context.Context, name string, prevRev int64, rec model.VIPRecord) (vipTerm, error) {

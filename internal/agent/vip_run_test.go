@@ -84,6 +84,10 @@ func (e *fakeElection) WatchVIP(context.Context, string) vipWatch {
 	return fakeWatch{e, c}
 }
 
+func (e *fakeElection) WatchVIPMembers(context.Context, string) vipMembersWatch {
+	panic("active-active is not driven by these fakes")
+}
+
 func (e *fakeElection) ClaimVIP(_ context.Context, _ string, prevRev int64, rec model.VIPRecord) (vipTerm, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -146,8 +150,8 @@ func (w *fakeWorld) add(ev string) {
 	defer w.mu.Unlock()
 	w.events = append(w.events, ev)
 }
-func (w *fakeWorld) Announce(_ context.Context, v, holder netip.Addr) error {
-	w.add(fmt.Sprintf("announce %s via %s", v, holder))
+func (w *fakeWorld) Announce(_ context.Context, v netip.Addr, holders ...netip.Addr) error {
+	w.add(fmt.Sprintf("announce %s via %v", v, strings.Trim(fmt.Sprint(holders), "[]")))
 	return nil
 }
 func (w *fakeWorld) Withdraw(_ context.Context, v, holder netip.Addr) error {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"sort"
+	"strings"
 
 	"github.com/weft-dev/weft/internal/api"
 	"github.com/weft-dev/weft/internal/spec"
@@ -21,6 +23,17 @@ func (a *Agent) vipStatus(ctx context.Context, c *spec.Cluster) []api.VIPStatus 
 	out := make([]api.VIPStatus, 0, len(c.VIPs))
 	for _, v := range c.VIPs {
 		vs := api.VIPStatus{Name: v.Name, Address: v.Address.String(), Port: v.Port, Mode: v.Mode}
+		if v.Mode == spec.VIPActiveActive {
+			for key, st := range states {
+				host, ok := strings.CutPrefix(key, store.VIPMemberKey(v.Name, ""))
+				if ok && st.Record != nil && st.Record.Holder != "" {
+					vs.Holders = append(vs.Holders, host)
+				}
+			}
+			sort.Strings(vs.Holders)
+			out = append(out, vs)
+			continue
+		}
 		if rec := states[v.Name].Record; rec != nil {
 			vs.Holder, vs.Epoch = rec.Holder, rec.Epoch
 			if rec.Holder != "" {

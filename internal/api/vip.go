@@ -8,8 +8,9 @@ type VIPStatus struct {
 	Address      string       `json:"address"`
 	Port         int          `json:"port"`
 	Mode         string       `json:"mode"`
-	Holder       string       `json:"holder"` // host name; "" when nobody holds it
-	Epoch        int64        `json:"epoch"`  // fencing token of the holder's term
+	Holder       string       `json:"holder"`            // host name; "" when nobody holds it (and in active-active)
+	Holders      []string     `json:"holders,omitempty"` // active-active: every member host with a live key
+	Epoch        int64        `json:"epoch"`             // fencing token of the holder's term
 	Since        *time.Time   `json:"since,omitempty"`
 	LastFailover *VIPFailover `json:"last_failover,omitempty"`
 }

@@ -20,6 +20,9 @@ func printVIPs(tw *tabwriter.Writer, vips []api.VIPStatus) {
 	fmt.Fprintf(tw, "VIP\tADDRESS\tMODE\tHOLDER\tEPOCH\tLAST FAILOVER\n")
 	for _, v := range vips {
 		holder := v.Holder
+		if len(v.Holders) > 0 {
+			holder = strings.Join(v.Holders, ",")
+		}
 		if holder == "" {
 			holder = "-"
 		}

@@ -44,21 +44,42 @@ func hostRoute(vip netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: net.IP(vip.AsSlice()), Mask: net.CIDRMask(32, 32)}
 }
 
-// Announce replaces the route for vip/32 with one via holder.
-func (a RouteAnnouncer) Announce(ctx context.Context, vip, holder netip.Addr) error {
+// Announce replaces the route for vip/32 with one via holders: a single
+// gateway for one, a multipath route for several (the kernel spreads flows
+// over them), no route for none.
+func (a RouteAnnouncer) Announce(ctx context.Context, vip netip.Addr, holders ...netip.Addr) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !vip.Is4() || !holder.Is4() {
-		return fmt.Errorf("announcing VIP %s via %s: both must be IPv4 addresses", vip, holder)
+	if !vip.Is4() {
+		return fmt.Errorf("announcing VIP %s: not an IPv4 address", vip)
+	}
+	for _, h := range holders {
+		if !h.Is4() {
+			return fmt.Errorf("announcing VIP %s via %s: not an IPv4 address", vip, h)
+		}
 	}
 	h, err := a.handle()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	if err := h.RouteReplace(&netlink.Route{Dst: hostRoute(vip), Gw: net.IP(holder.AsSlice())}); err != nil {
-		return fmt.Errorf("routing VIP %s via %s in the router of cluster %s: %w", vip, holder, a.Cluster, err)
+	route := &netlink.Route{Dst: hostRoute(vip)}
+	switch len(holders) {
+	case 0:
+		if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("removing the route of VIP %s in the router of cluster %s: %w", vip, a.Cluster, err)
+		}
+		return nil
+	case 1:
+		route.Gw = net.IP(holders[0].AsSlice())
+	default:
+		for _, gw := range holders {
+			route.MultiPath = append(route.MultiPath, &netlink.NexthopInfo{Gw: net.IP(gw.AsSlice())})
+		}
+	}
+	if err := h.RouteReplace(route); err != nil {
+		return fmt.Errorf("routing VIP %s via %v in the router of cluster %s: %w", vip, holders, a.Cluster, err)
 	}
 	return nil
 }
@@ -80,28 +101,44 @@ func (a RouteAnnouncer) Withdraw(ctx context.Context, vip, holder netip.Addr) er
 	return nil
 }
 
-// Target is where vip is routed now: the route's gateway, or false when
-// there is no route.
+// Target is where vip is routed now: the route's (first) gateway, or false
+// when there is no route.
 func (a RouteAnnouncer) Target(ctx context.Context, vip netip.Addr) (netip.Addr, bool, error) {
-	if err := ctx.Err(); err != nil {
+	all, err := a.Targets(ctx, vip)
+	if err != nil || len(all) == 0 {
 		return netip.Addr{}, false, err
+	}
+	return all[0], true, nil
+}
+
+// Targets lists every gateway of vip's route (several for a multipath
+// route), none when there is no route.
+func (a RouteAnnouncer) Targets(ctx context.Context, vip netip.Addr) ([]netip.Addr, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	h, err := a.handle()
 	if err != nil {
-		return netip.Addr{}, false, err
+		return nil, err
 	}
 	defer h.Close()
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: hostRoute(vip), Table: unix.RT_TABLE_MAIN},
 		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return netip.Addr{}, false, fmt.Errorf("reading the route of VIP %s in the router of cluster %s: %w", vip, a.Cluster, err)
+		return nil, fmt.Errorf("reading the route of VIP %s in the router of cluster %s: %w", vip, a.Cluster, err)
 	}
+	var out []netip.Addr
 	for _, r := range routes {
 		if gw, ok := netip.AddrFromSlice(r.Gw); ok {
-			return gw.Unmap(), true, nil
+			out = append(out, gw.Unmap())
+		}
+		for _, nh := range r.MultiPath {
+			if gw, ok := netip.AddrFromSlice(nh.Gw); ok {
+				out = append(out, gw.Unmap())
+			}
 		}
 	}
-	return netip.Addr{}, false, nil
+	return out, nil
 }
 
 // LegUp reports whether host's leg on the router is up (false after Cut or

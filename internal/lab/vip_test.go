@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -76,6 +77,28 @@ func TestRouteAnnouncerReplacesOneRoute(t *testing.T) {
 	}
 	if got, ok, _ := a.Target(ctx, vip); !ok || got != two {
 		t.Fatalf("after a stale withdraw the VIP goes to %s (%v), want %s", got, ok, two)
+	}
+	// Active-active: one multipath route to both, then to one, then none.
+	if err := a.Announce(ctx, vip, one, two); err != nil {
+		t.Fatalf("Announce via both: %v", err)
+	}
+	if got, err := a.Targets(ctx, vip); err != nil || !slices.Equal(got, []netip.Addr{one, two}) {
+		t.Fatalf("Targets = %v, %v; want [%s %s]", got, err, one, two)
+	}
+	if err := a.Announce(ctx, vip, two); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Targets(ctx, vip); !slices.Equal(got, []netip.Addr{two}) {
+		t.Fatalf("Targets after dropping one = %v, want [%s]", got, two)
+	}
+	if err := a.Announce(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Targets(ctx, vip); len(got) != 0 {
+		t.Fatalf("Targets after announcing no holder = %v, want none", got)
+	}
+	if err := a.Announce(ctx, vip, two); err != nil {
+		t.Fatal(err)
 	}
 	if err := a.Withdraw(ctx, vip, two); err != nil {
 		t.Fatalf("Withdraw: %v", err)

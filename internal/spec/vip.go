@@ -10,7 +10,7 @@ import (
 // VIP modes.
 const (
 	VIPActiveStandby = "active-standby" // one holder at a time, fenced by the store
-	VIPActiveActive  = "active-active"  // one multipath route to every healthy holder (not supported yet)
+	VIPActiveActive  = "active-active"  // one multipath route to every healthy holder
 )
 
 // VIP is a floating address of the underlay, outside every subnet, held by
@@ -113,12 +113,8 @@ func (c *Cluster) validateVIPs(ps *Problems) {
 		case v.TargetPort != 0 && !validPort(v.TargetPort):
 			ps.add(field+".target_port", v.TargetPort, "not a TCP port (1..65535)", "write the port the services listen on, or leave it out")
 		}
-		switch v.Mode {
-		case VIPActiveStandby:
-		case VIPActiveActive:
-			ps.add(field+".mode", v.Mode, "not supported yet: this weft moves one route to one holder", "use `mode: active-standby` (or leave mode out)")
-		default:
-			ps.add(field+".mode", v.Mode, "unknown mode", "use `active-standby` (one holder; the default)")
+		if v.Mode != VIPActiveStandby && v.Mode != VIPActiveActive {
+			ps.add(field+".mode", v.Mode, "unknown mode", "use `active-standby` (one holder; the default) or `active-active` (every healthy holder, one multipath route)")
 		}
 	}
 }

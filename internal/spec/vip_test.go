@@ -32,6 +32,16 @@ func TestVIPParsesWithDefaults(t *testing.T) {
 	}
 }
 
+func TestVIPActiveActiveParses(t *testing.T) {
+	c, err := Parse([]byte(edit(t, vipBase, "services: [api]}\npublish", "services: [api], mode: active-active}\npublish")), "/srv/lab")
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if c.VIPs[0].Mode != VIPActiveActive {
+		t.Errorf("mode = %q, want active-active", c.VIPs[0].Mode)
+	}
+}
+
 func TestVIPRefusals(t *testing.T) {
 	line := "{name: shop, address: 192.168.0.100, port: 80, services: [api]}"
 	cases := []struct {
@@ -50,7 +60,6 @@ func TestVIPRefusals(t *testing.T) {
 		{"no common port", "{name: shop, address: 192.168.0.100, port: 80, services: [api, db]}", "vips[0].target_port", "target_port"},
 		{"bad target port", "{name: shop, address: 192.168.0.100, port: 80, services: [api], target_port: -1}", "vips[0].target_port", "1..65535"},
 		{"unknown mode", "{name: shop, address: 192.168.0.100, port: 80, services: [api], mode: hot}", "vips[0].mode", "active-standby"},
-		{"active-active not yet", "{name: shop, address: 192.168.0.100, port: 80, services: [api], mode: active-active}", "vips[0].mode", "not supported yet"},
 		{"two vips one name", line + "\n  - {name: shop, address: 192.168.0.101, port: 80, services: [api]}", "vips[1].name", "vips[0]"},
 		{"two vips one address", line + "\n  - {name: shop2, address: 192.168.0.100, port: 80, services: [api]}", "vips[1].address", "vips[0]"},
 	}

@@ -385,3 +385,89 @@ func (v *VIPStore) revoke(lease clientv3.LeaseID) {
 	defer cancel()
 	_, _ = v.client.Revoke(ctx, lease)
 }
+
+// VIPMemberKey is the name (for ClaimVIP) of host's membership of an
+// active-active VIP: every healthy holder keeps its own key, under its own
+// lease, renewed like a holder's.
+func VIPMemberKey(vipName, host string) string { return vipName + "/members/" + host }
+
+// VIPMembersWatch follows the member keys of one active-active VIP.
+type VIPMembersWatch struct {
+	mu      sync.Mutex
+	members map[string]VIPState // host -> its key
+	loaded  bool
+	changed chan struct{}
+}
+
+// Latest is the newest state of every member key seen (a copy), and
+// whether it was read yet.
+func (w *VIPMembersWatch) Latest() (map[string]VIPState, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]VIPState, len(w.members))
+	for h, st := range w.members {
+		out[h] = st
+	}
+	return out, w.loaded
+}
+
+// Changes receives a value (coalesced) after every change.
+func (w *VIPMembersWatch) Changes() <-chan struct{} { return w.changed }
+
+// WatchVIPMembers follows the member keys of an active-active VIP until ctx
+// ends, with the local time each key's revision was first seen.
+func (v *VIPStore) WatchVIPMembers(ctx context.Context, vipName string) *VIPMembersWatch {
+	w := &VIPMembersWatch{members: map[string]VIPState{}, changed: make(chan struct{}, 1)}
+	prefix := v.vipKey(VIPMemberKey(vipName, ""))
+	go func() {
+		retry := newBackoff(100*time.Millisecond, time.Second)
+		for ctx.Err() == nil && !v.closed() {
+			gctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			resp, err := v.client.Get(gctx, prefix, clientv3.WithPrefix())
+			cancel()
+			if err != nil {
+				if !retry.wait(ctx) {
+					return
+				}
+				continue
+			}
+			now := time.Now()
+			fresh := map[string]VIPState{}
+			w.mu.Lock()
+			for _, kv := range resp.Kvs {
+				host := strings.TrimPrefix(string(kv.Key), prefix)
+				if old, ok := w.members[host]; ok && old.Rev == kv.ModRevision {
+					fresh[host] = old
+				} else if st, err := decodeVIP(kv, now); err == nil {
+					fresh[host] = st
+				}
+			}
+			w.members, w.loaded = fresh, true
+			w.mu.Unlock()
+			signal(w.changed)
+			retry.reset()
+			watch := v.client.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+			for wr := range watch {
+				if wr.Err() != nil || wr.CompactRevision != 0 {
+					break
+				}
+				now := time.Now()
+				w.mu.Lock()
+				for _, ev := range wr.Events {
+					host := strings.TrimPrefix(string(ev.Kv.Key), prefix)
+					if ev.Type == mvccpb.DELETE {
+						delete(w.members, host)
+					} else if st, err := decodeVIP(ev.Kv, now); err == nil {
+						w.members[host] = st
+					}
+				}
+				w.mu.Unlock()
+				signal(w.changed)
+			}
+			if !retry.wait(ctx) {
+				return
+			}
+		}
+	}()
+	return w
+}

@@ -77,3 +77,41 @@ func TestVIPClaimRenewTakeoverRelease(t *testing.T) {
 		t.Fatalf("after release = %+v, want a record without holder at epoch 2", got.Record)
 	}
 }
+
+func TestVIPMembersWatch(t *testing.T) {
+	tc := startCluster(t, 1)
+	cluster := uniqueName("c")
+	ctx := testContext(t)
+	vs, err := ConnectVIP(ctx, tc.endpoints(), cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vs.Close() })
+	w := vs.WatchVIPMembers(ctx, "shop")
+	eventually(t, 5*time.Second, "the watch reads no members", func() bool { m, ok := w.Latest(); return ok && len(m) == 0 })
+	var terms []*VIPTerm
+	for _, h := range []string{"host1", "host2"} {
+		term, err := vs.ClaimVIP(ctx, VIPMemberKey("shop", h), 0, model.VIPRecord{Holder: h, Epoch: 1})
+		if err != nil {
+			t.Fatalf("member %s: %v", h, err)
+		}
+		terms = append(terms, term)
+	}
+	eventually(t, 5*time.Second, "two members", func() bool {
+		m, _ := w.Latest()
+		return len(m) == 2 && m["host1"].Record.Holder == "host1" && m["host2"].Record.Holder == "host2"
+	})
+	before, _ := w.Latest()
+	if err := terms[0].Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "host1's renewal seen, host2 unchanged", func() bool {
+		m, _ := w.Latest()
+		return m["host1"].Rev > before["host1"].Rev && m["host2"].Rev == before["host2"].Rev && m["host2"].Seen.Equal(before["host2"].Seen)
+	})
+	if err := terms[1].Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "host2 released", func() bool { m, _ := w.Latest(); return m["host2"].Record != nil && m["host2"].Record.Holder == "" })
+	terms[0].Abandon()
+}

@@ -20,8 +20,12 @@ import (
 // disabled on the holders' ENIs (ec2:ModifyNetworkInterfaceAttribute); on a
 // flat layer-2 network, gratuitous ARP for vip from the holder.
 type Announcer interface {
-	// Announce points vip at holder, atomically.
-	Announce(ctx context.Context, vip, holder netip.Addr) error
+	// Announce points vip at holders, atomically: one holder in
+	// active-standby, every healthy holder in active-active (a multipath
+	// route; on AWS, where a route has one target, active-active needs one
+	// route table per client subnet or a load balancer). No holder removes
+	// the route.
+	Announce(ctx context.Context, vip netip.Addr, holders ...netip.Addr) error
 	// Withdraw removes the route for vip only if it still points at holder,
 	// so a late withdraw never undoes a successor's Announce.
 	Withdraw(ctx context.Context, vip, holder netip.Addr) error

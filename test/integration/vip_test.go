@@ -354,3 +354,79 @@ func vipState(ctx context.Context, ann lab.RouteAnnouncer, hostNS []netns.NsHand
 	}
 	return out
 }
+
+func TestVIPActiveActive(t *testing.T) {
+	name := uniqueName("ta")
+	port := freePort(t)
+	tmpl := strings.ReplaceAll(vipTmpl, "PUBPORT", fmt.Sprint(port))
+	tmpl = strings.Replace(tmpl, "services: [gw-1, gw-2]}", "services: [gw-1, gw-2], mode: active-active}", 1)
+	c := writeCluster(t, name, tmpl)
+	upCluster(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := &lab.Lab{}
+	ann := lab.RouteAnnouncer{Cluster: name}
+	one, two := netip.MustParseAddr("192.168.1.10"), netip.MustParseAddr("192.168.2.10")
+	crashed := false
+	t.Cleanup(func() {
+		if crashed {
+			_ = l.Restore(context.Background(), name, "host1")
+		}
+	})
+	router := naming.RouterNetns(name)
+	load := &vipLoad{}
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
+	bg.Go(func() {
+		load.run(ctx, 20*time.Millisecond, func(ctx context.Context) (net.Conn, error) {
+			var conn net.Conn
+			err := nsthread.DoNamed(router, func() error {
+				var err error
+				conn, err = (&net.Dialer{}).DialContext(ctx, "tcp4", netip.AddrPortFrom(vipAddr, 80).String())
+				return err
+			})
+			return conn, err
+		})
+	})
+	routedTo := func(want ...netip.Addr) func() error {
+		return func() error {
+			got, err := ann.Targets(ctx, vipAddr)
+			if err != nil || !slices.Equal(got, want) {
+				return fmt.Errorf("route via %v (%v), want %v", got, err, want)
+			}
+			return nil
+		}
+	}
+	eventually(t, 30*time.Second, "one multipath route to both gateway hosts", routedTo(one, two))
+	st := c.status(t)
+	if len(st.VIPs) != 1 || st.VIPs[0].Mode != "active-active" || !slices.Equal(st.VIPs[0].Holders, []string{"host1", "host2"}) {
+		t.Fatalf("status vips = %+v, want active-active held by host1 and host2", st.VIPs)
+	}
+	since := time.Now()
+	eventually(t, 10*time.Second, "requests through the VIP succeed", func() error {
+		if !load.okSince(since) {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+
+	crashAt := time.Now()
+	if err := l.Crash(ctx, name, "host1"); err != nil {
+		t.Fatal(err)
+	}
+	crashed = true
+	eventually(t, 15*time.Second, "the route leads to host2 only", routedTo(two))
+	eventually(t, 10*time.Second, "requests succeed after the crash", func() error {
+		if !load.okSince(crashAt) {
+			return fmt.Errorf("none since the crash")
+		}
+		return nil
+	})
+	t.Logf("crash of host1: the route left it after %s", time.Since(crashAt).Round(time.Millisecond))
+	if err := l.Restore(ctx, name, "host1"); err != nil {
+		t.Fatal(err)
+	}
+	crashed = false
+	eventually(t, 30*time.Second, "host1 back in the route", routedTo(one, two))
+}
