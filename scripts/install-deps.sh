@@ -14,6 +14,7 @@ command -v npm >/dev/null      || need+=(npm)
 command -v iperf3 >/dev/null   || need+=(iperf3)
 command -v wrk >/dev/null      || need+=(wrk)
 command -v nginx >/dev/null    || need+=(nginx-light)
+command -v keepalived >/dev/null || need+=(keepalived)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -152,6 +152,7 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 		out.Containers = append(out.Containers, s)
 	}
 	sort.Slice(out.Containers, func(i, j int) bool { return out.Containers[i].Container < out.Containers[j].Container })
+	out.VIPs = a.vipStatus(ctx, snap.Spec)
 	writeJSON(w, http.StatusOK, out)
 }
 

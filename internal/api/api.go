@@ -68,6 +68,7 @@ type Status struct {
 	Hosts      []HostStatus            `json:"hosts"`
 	Containers []model.ContainerStatus `json:"containers"` // one per assignment; State "pending" when its host has not reported yet
 	Expected   int                     `json:"expected"`   // containers the applied spec asks for
+	VIPs       []VIPStatus             `json:"vips,omitempty"`
 }
 
 // Client talks to one agent over its unix socket.

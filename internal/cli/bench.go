@@ -86,7 +86,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	}
 	gw.Flags().IntSliceVar(&conns, "connections", []int{64}, "concurrent keep-alive connections")
 
-	cmd.AddCommand(overlay, up, gw)
+	cmd.AddCommand(overlay, up, gw, newBenchFailoverCmd(g, &bf))
 	return cmd
 }
 

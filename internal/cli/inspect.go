@@ -82,6 +82,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(tw)
 			printContainers(tw, st.Containers, true)
+			printVIPs(tw, st.VIPs)
 			return tw.Flush()
 		},
 	}

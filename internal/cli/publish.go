@@ -117,7 +117,7 @@ func runPublisher(ctx context.Context, g *globals, cluster string, log *slog.Log
 	var pubs []*publish.Publisher
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, p := range c.Publish {
-		pub, err := publish.New(publish.Config{Listen: p.Listen, Backends: backendsFor(st, p)}, log)
+		pub, err := publish.New(publish.Config{Listen: p.Listen, Backends: backendsFor(c, st, p)}, log)
 		if err != nil {
 			return fmt.Errorf("publishing %s: %w", p.Listen, err)
 		}
@@ -142,18 +142,39 @@ func runPublisher(ctx context.Context, g *globals, cluster string, log *slog.Log
 				continue
 			}
 			for i, p := range c.Publish {
-				pubs[i].SetBackends(backendsFor(st, p))
+				pubs[i].SetBackends(backendsFor(c, st, p))
 			}
 		}
 	})
 	return eg.Wait()
 }
 
-// backendsFor lists the containers of the published services, each dialled
-// from inside its own host's namespace.
-func backendsFor(st api.Status, p spec.Publish) []publish.Backend {
+// backendsFor lists the containers of the published services on live
+// hosts, each dialled from inside its own host's namespace; or, when p
+// publishes a VIP, the VIP itself, dialled from the router namespace where
+// a client of the VPC enters, so that what 127.0.0.1 shows is exactly what
+// the VIP does.
+func backendsFor(c *spec.Cluster, st api.Status, p spec.Publish) []publish.Backend {
+	if p.VIP != "" {
+		v, ok := c.VIPByName(p.VIP)
+		if !ok {
+			return nil
+		}
+		return []publish.Backend{{
+			Name:  "vip-" + v.Name,
+			Addr:  netip.AddrPortFrom(v.Address, uint16(v.Port)),
+			Netns: naming.RouterNetns(st.Cluster),
+		}}
+	}
+	down := map[string]bool{}
+	for _, h := range st.Hosts {
+		down[h.Name] = h.Agent != "up"
+	}
 	var out []publish.Backend
 	for _, ct := range st.Containers {
+		if down[ct.Host] {
+			continue // its host's lease ran out: cut off or dead
+		}
 		for _, svc := range p.Services {
 			if ct.Service == svc && ct.IP.IsValid() {
 				out = append(out, publish.Backend{

@@ -127,7 +127,7 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 					return res, err
 				}
 				for _, p := range c.Publish {
-					say("published: http://%s -> %s", p.Listen, strings.Join(p.Services, ", "))
+					say("published: http://%s -> %s", p.Listen, publishTarget(p))
 				}
 				res.Seconds = time.Since(start).Seconds()
 				say("cluster %s is up in %.1fs: %d hosts, %d containers healthy", c.Name, res.Seconds, len(c.Hosts), ready)

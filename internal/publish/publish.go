@@ -31,6 +31,12 @@ const DefaultCheckInterval = 500 * time.Millisecond
 // same machine, so anything slower means it is gone and the next one is tried.
 const dialTimeout = time.Second
 
+// redialFor is how long a connection waits for some backend to accept when
+// every one refused: a gateway restarting after a crash, or a VIP moving to
+// another host, take a few hundred milliseconds, and the user's connection
+// is already accepted.
+const redialFor = 2 * time.Second
+
 // Backend is one gateway instance, reached from a lab host's namespace.
 type Backend struct {
 	Name  string         // shown by Healthy and in logs, e.g. "api-gateway-1"
@@ -304,19 +310,33 @@ func (p *Publisher) forward(ctx context.Context, client net.Conn) {
 	defer client.Close()
 	var upstream net.Conn
 	var errs []error
-	for _, b := range p.candidates() {
-		conn, err := dialFrom(ctx, b, dialTimeout)
-		if err != nil {
-			if ctx.Err() != nil {
+	giveUp := time.Now().Add(redialFor)
+	for round := 0; upstream == nil && time.Now().Before(giveUp); round++ {
+		if round > 0 {
+			select {
+			case <-ctx.Done():
 				return
+			case <-time.After(50 * time.Millisecond):
 			}
-			p.mark(b, false, err)
-			errs = append(errs, err)
-			continue
 		}
-		p.mark(b, true, nil)
-		upstream = conn
-		break
+		errs = errs[:0] // report the last round's
+		for _, b := range p.candidates() {
+			conn, err := dialFrom(ctx, b, dialTimeout)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				p.mark(b, false, err)
+				errs = append(errs, err)
+				continue
+			}
+			p.mark(b, true, nil)
+			upstream = conn
+			break
+		}
+		if len(errs) == 0 {
+			break // no backends at all
+		}
 	}
 	if upstream == nil {
 		p.log.Warn("publish: no backend reachable; closing the connection", "client", client.RemoteAddr().String(), "err", errors.Join(errs...))

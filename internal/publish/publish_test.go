@@ -386,3 +386,43 @@ func TestNewRejectsNonLoopbackAndBadBackends(t *testing.T) {
 		}
 	}
 }
+
+// A single backend (a VIP) that refuses for a moment (its gateway
+// restarting, or the VIP moving): the accepted connection waits for it
+// instead of failing.
+func TestPublishRedialsWhileTheOnlyBackendRefuses(t *testing.T) {
+	requireRoot(t)
+	ns := newNetns(t, "v")
+	backendAddr := netip.MustParseAddrPort(freeLoopbackAddr(t))
+	listen := freeLoopbackAddr(t)
+	pub, err := New(Config{Listen: listen, Backends: []Backend{{Name: "vip", Addr: backendAddr, Netns: ns}}, CheckInterval: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = pub.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	c := client{url: "http://" + listen + "/", http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}}
+	eventually(t, 5*time.Second, "the publisher to listen", func() bool {
+		conn, err := net.Dial("tcp", listen)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	// Nothing listens yet: the request is accepted and waits.
+	answered := make(chan error, 1)
+	go func() {
+		body, err := c.fetch()
+		if err == nil && body != "from-vip" {
+			err = fmt.Errorf("answer %q", body)
+		}
+		answered <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the backend is away for this long, on purpose
+	serveIn(t, ns, backendAddr, "from-vip")
+	if err := <-answered; err != nil {
+		t.Fatalf("request while the only backend refused for 300ms: %v", err)
+	}
+}

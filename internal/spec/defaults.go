@@ -84,7 +84,11 @@ func (c *Cluster) ApplyDefaults() {
 	if c.Gateway.Name == "" {
 		c.Gateway.Name = DefaultGatewayName
 	}
+	c.defaultVIPs()
 	for i := range c.Publish {
+		if v, ok := c.VIPByName(c.Publish[i].VIP); ok && c.Publish[i].VIP != "" && c.Publish[i].Port == 0 {
+			c.Publish[i].Port = v.Port
+		}
 		if c.Publish[i].Port == 0 {
 			c.Publish[i].Port = c.sharedPort(c.Publish[i].Services)
 		}

@@ -134,6 +134,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 				"name":           func(v *yaml.Node, p string) { c.Gateway.Name = d.str(v, p) },
 			})
 		},
+		"vips": func(v *yaml.Node, p string) { d.vips(v, p, c) },
 		"publish": func(v *yaml.Node, p string) {
 			for i, item := range d.list(v, p, "- {listen: 127.0.0.1:8080, services: [gateway]}") {
 				c.Publish = append(c.Publish, d.publish(item, index(p, i)))
@@ -251,6 +252,7 @@ func (d *decoder) publish(n *yaml.Node, path string) Publish {
 		"listen":   func(v *yaml.Node, p string) { pub.Listen = d.str(v, p) },
 		"services": func(v *yaml.Node, p string) { pub.Services = d.strings(v, p, "[gateway]") },
 		"port":     func(v *yaml.Node, p string) { pub.Port = d.integer(v, p) },
+		"vip":      func(v *yaml.Node, p string) { pub.VIP = d.str(v, p) },
 	})
 	return pub
 }

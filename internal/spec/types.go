@@ -21,6 +21,7 @@ type Cluster struct {
 	Routes  []Route         `yaml:"routes" json:"routes,omitempty"`   // the gateway's HTTP routes
 	Gateway GatewaySettings `yaml:"gateway" json:"gateway"`           // limits and ports of the gateway
 	Publish []Publish       `yaml:"publish" json:"publish,omitempty"` // loopback ports of this machine forwarded to gateway services
+	VIPs    []VIP           `yaml:"vips" json:"vips,omitempty"`       // floating addresses of the underlay (vip.go)
 
 	// Dir is the directory of the file; relative paths in commands resolve against it.
 	Dir string `yaml:"-" json:"dir"`
@@ -113,6 +114,7 @@ type Publish struct {
 	Listen   string   `yaml:"listen" json:"listen"`     // "127.0.0.1:8080" or "[::1]:8080"
 	Services []string `yaml:"services" json:"services"` // gateway services to forward to
 	Port     int      `yaml:"port" json:"port"`         // their port, default: the services' port
+	VIP      string   `yaml:"vip" json:"vip,omitempty"` // or: forward to this VIP's address and port, entering where a VPC client would
 }
 
 // Duration is a time.Duration written as "500ms", "2s" in the file.

@@ -51,6 +51,7 @@ func (c *Cluster) Validate() Problems {
 	c.validateRoutes(&ps)
 	c.validateGateway(&ps)
 	c.validatePublish(&ps)
+	c.validateVIPs(&ps)
 	return ps
 }
 
@@ -599,6 +600,10 @@ func (c *Cluster) validatePublish(ps *Problems) {
 			ps.add(field+".listen", p.Listen, fmt.Sprintf("publish[%d] listens there too", first), "give each publish its own port")
 		} else {
 			listens[p.Listen] = i
+		}
+		if p.VIP != "" {
+			c.validatePublishVIP(ps, field, p)
+			continue
 		}
 		if len(p.Services) == 0 {
 			ps.add(field+".services", nil, "missing", "list the gateway services to forward to, e.g. `services: [gateway]`")

@@ -108,7 +108,7 @@ func TestShop(t *testing.T) {
 	port := freePort(t)
 	name := uniqueName("sh")
 	body := strings.NewReplacer(
-		"name: shop", "name: "+name,
+		"\nname: shop\n", "\nname: "+name+"\n", // the cluster's name, not the VIP's
 		"../../bin/shop", shopBin,
 		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", port),
 	).Replace(string(src))

@@ -1,0 +1,89 @@
+package vip
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/weft-dev/weft/internal/nsthread"
+)
+
+func scratchNetns(t *testing.T) netns.NsHandle {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	name := fmt.Sprintf("weft-viptest-%d", time.Now().UnixNano()%1e9)
+	ns, err := nsthread.NewNamed(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Close()
+		_ = netns.DeleteNamed(name)
+	})
+	return ns
+}
+
+func TestDeliveryLiveExpiresAndFences(t *testing.T) {
+	ns := scratchNetns(t)
+	d := Delivery{Table: "weft_vip", NetNS: int(ns)}
+	vip := netip.MustParseAddr("192.168.0.100")
+	rules := []Rule{{VIP: vip, Port: 80, Target: netip.MustParseAddrPort("10.10.0.100:80")}}
+	if err := d.Set(rules); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := d.Set(rules); err != nil {
+		t.Fatalf("Set again: %v", err)
+	}
+	if live, err := d.LiveVIPs(); err != nil || len(live) != 0 {
+		t.Fatalf("live after Set = %v, %v; want none", live, err)
+	}
+	if err := d.Live(vip, 300*time.Millisecond); err != nil {
+		t.Fatalf("Live: %v", err)
+	}
+	if err := d.Live(vip, 300*time.Millisecond); err != nil {
+		t.Fatalf("Live again (refresh): %v", err)
+	}
+	if live, err := d.LiveVIPs(); err != nil || !slices.Equal(live, []netip.Addr{vip}) {
+		t.Fatalf("live = %v, %v; want [%s]", live, err, vip)
+	}
+	// Nobody refreshes: the kernel drops the element by itself.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		live, err := d.LiveVIPs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(live) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VIP still live 5s after a 300ms timeout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := d.Live(vip, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Fence(vip); err != nil {
+		t.Fatalf("Fence: %v", err)
+	}
+	if err := d.Fence(vip); err != nil {
+		t.Fatalf("Fence of a fenced VIP: %v", err)
+	}
+	if live, _ := d.LiveVIPs(); len(live) != 0 {
+		t.Fatalf("live after Fence = %v", live)
+	}
+	if err := d.Set(nil); err != nil {
+		t.Fatalf("Set(nil): %v", err)
+	}
+	if err := d.Set(nil); err != nil {
+		t.Fatalf("Set(nil) without a table: %v", err)
+	}
+}
