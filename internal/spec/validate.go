@@ -51,6 +51,7 @@ func (c *Cluster) Validate() Problems {
 	c.validateRoutes(&ps)
 	c.validateGateway(&ps)
 	c.validatePublish(&ps)
+	c.validateReschedule(&ps)
 	return ps
 }
 
