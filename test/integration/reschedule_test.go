@@ -1,0 +1,258 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/lab"
+	"github.com/weft-dev/weft/internal/naming"
+)
+
+// A stateless service pinned to host1 with an address, a stateful one with
+// a volume on host1, and clients on host2 and host3 to look from.
+const rescheduleTmpl = `version: 1
+name: NAME
+provider: lab
+network:
+  cidr: 192.168.0.0/16
+  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}
+overlay: {vni: 444, cidr: 10.10.0.0/16}
+hosts:
+  - {name: host1, subnet: a}
+  - {name: host2, subnet: b}
+  - {name: host3, subnet: c}
+services:
+  api:
+    command: [HELLO, -listen, ":8080", -name, api]
+    host: host1
+    ip: 10.10.0.5
+    port: 8080
+    health: {http: /health, interval: 200ms}
+  db:
+    command: [HELLO, -listen, ":8080", -name, db]
+    host: host1
+    port: 8080
+    volumes: [{name: data, path: /data}]
+    health: {http: /health, interval: 200ms}
+  client:
+    command: [HELLO, -listen, ":8080", -name, client]
+    replicas: 2
+    hosts: [host2, host3]
+    port: 8080
+    health: {http: /health, interval: 200ms}
+`
+
+// TestRescheduleAfterCrash: host1 freezes (crash). After reschedule_after
+// api-1 runs on another host with the same address and MAC, reachable by
+// name and address from the other hosts; db-1 (volume) stays on host1.
+// host1 comes back: its stale api-1 is stopped, one process per replica
+// runs, every FDB points at the new host, and `weft up` changes nothing.
+func TestRescheduleAfterCrash(t *testing.T) {
+	testReschedule(t, "crash")
+}
+
+// TestRescheduleAfterCut: host1's leg is cut but its processes run on; the
+// stale copy keeps running, unreachable, until host1 is back.
+func TestRescheduleAfterCut(t *testing.T) {
+	testReschedule(t, "cut")
+}
+
+func testReschedule(t *testing.T, mode string) {
+	c := writeCluster(t, uniqueName("rs"), rescheduleTmpl)
+	upCluster(t, c)
+	st := c.status(t)
+	api := find(t, st, "api-1")
+	if api.Host != "host1" || api.IP.String() != "10.10.0.5" || find(t, st, "db-1").Host != "host1" {
+		t.Fatalf("api-1 and db-1 must start on host1: %+v", st.Containers)
+	}
+	wantMAC := naming.MACFromIP(api.IP).String()
+	if n := countProcesses(t, c, "api"); n["host1"] != 1 || len(n) != 1 {
+		t.Fatalf("api processes before the failure: %v, want one on host1", n)
+	}
+
+	l := &lab.Lab{}
+	ctx := context.Background()
+	restored := false
+	restore := func() {
+		if restored {
+			return
+		}
+		restored = true
+		if err := l.Restore(ctx, c.name, "host1"); err != nil {
+			t.Errorf("restoring host1: %v", err)
+		}
+	}
+	// Thaw before `weft down` (registered earlier, so it runs later).
+	t.Cleanup(restore)
+	failed := time.Now()
+	switch mode {
+	case "crash":
+		if err := l.Crash(ctx, c.name, "host1"); err != nil {
+			t.Fatal(err)
+		}
+	case "cut":
+		if err := l.Cut(ctx, c.name, "host1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var newHost string
+	eventually(t, 60*time.Second, "api-1 running and healthy on another host", func() error {
+		st, err := statusOf(c)
+		if err != nil {
+			return err
+		}
+		for _, ct := range st.Containers {
+			if ct.Container == "api-1" {
+				if ct.Host == "host1" || !ct.Ready() {
+					return fmt.Errorf("api-1 on %s, %s/%s", ct.Host, ct.State, ct.Health)
+				}
+				if ct.IP != api.IP || ct.MAC != wantMAC {
+					t.Fatalf("api-1 moved with address %s MAC %s, want %s %s", ct.IP, ct.MAC, api.IP, wantMAC)
+				}
+				newHost = ct.Host
+				return nil
+			}
+		}
+		return fmt.Errorf("api-1 not in status")
+	})
+	t.Logf("%s of host1: api-1 healthy on %s after %s", mode, newHost, time.Since(failed).Round(time.Millisecond))
+
+	st = c.status(t)
+	if db := find(t, st, "db-1"); db.Host != "host1" {
+		t.Errorf("db-1 has a volume and must stay on host1, is on %s", db.Host)
+	}
+	for _, client := range []string{"client-1", "client-2"} {
+		for _, target := range []string{"api", "api-1", "10.10.0.5"} {
+			r := c.exec(t, client, "wget", "-q", "-T", "3", "-O", "-", "http://"+target+":8080/health")
+			if r.code != 0 || !strings.Contains(r.stdout, `"api"`) {
+				t.Errorf("%s -> %s after the move: exit %d %s%s", client, target, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+	// While host1 is away its copy still exists (frozen or cut off).
+	if n := countProcesses(t, c, "api"); n["host1"] != 1 || n[newHost] != 1 {
+		t.Errorf("api processes while host1 is away: %v, want the stale one on host1 and one on %s", n, newHost)
+	}
+
+	restore()
+	eventually(t, 60*time.Second, "host1's stale api-1 stopped", func() error {
+		n := countProcesses(t, c, "api")
+		if n["host1"] != 0 || n[newHost] != 1 || len(n) != 1 {
+			return fmt.Errorf("api processes %v", n)
+		}
+		return nil
+	})
+	for _, svc := range []string{"db", "client"} {
+		total := 0
+		for _, k := range countProcesses(t, c, svc) {
+			total += k
+		}
+		want := 1
+		if svc == "client" {
+			want = 2
+		}
+		if total != want {
+			t.Errorf("%s: %d processes, want %d", svc, total, want)
+		}
+	}
+	newAddr := map[string]string{"host2": "192.168.2.10", "host3": "192.168.3.10"}[newHost]
+	eventually(t, 30*time.Second, "every host's FDB entry for api-1's MAC points at "+newHost, func() error {
+		for _, h := range []string{"host1", "host2", "host3"} {
+			out, err := inNetns(hostNetns(c, h), "bridge", "fdb", "show", "dev", "vxlan444").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s: bridge fdb: %v %s", h, err, out)
+			}
+			var entries []string
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(line, wantMAC+" ") && strings.Contains(line, " dst ") {
+					entries = append(entries, line)
+				}
+			}
+			switch {
+			case h == newHost && len(entries) != 0:
+				return fmt.Errorf("%s runs api-1 but its vxlan FDB still sends the MAC away: %v", h, entries)
+			case h != newHost && (len(entries) != 1 || !strings.Contains(entries[0], " dst "+newAddr+" ")):
+				return fmt.Errorf("%s: vxlan FDB entries for %s: %v, want one to %s", h, wantMAC, entries, newAddr)
+			}
+		}
+		return nil
+	})
+	// host1 reaches api-1 on its new host too.
+	eventually(t, 30*time.Second, "host1 pings 10.10.0.5 on "+newHost, func() error {
+		out, err := inNetns(hostNetns(c, "host1"), "ping", "-c", "1", "-W", "1", "10.10.0.5").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if db := find(t, c.status(t), "db-1"); db.Host != "host1" {
+		t.Errorf("db-1 on %s after host1 came back, want host1", db.Host)
+	}
+
+	out := mustWeft(t, "up", "-f", c.file)
+	if !strings.Contains(out, "changes: 0") {
+		t.Errorf("weft up of the unchanged file after the move:\n%s\nwant 0 changes", out)
+	}
+	if a := find(t, c.status(t), "api-1"); a.Host != newHost {
+		t.Errorf("api-1 moved back to %s by itself", a.Host)
+	}
+}
+
+// statusOf is c.status without failing the test (for polling).
+func statusOf(c cluster) (st api.Status, err error) {
+	cmd := execCmd(weftBin, "status", "--json", "-f", c.file)
+	out, err := cmd.Output()
+	if err != nil {
+		return st, fmt.Errorf("weft status: %w", err)
+	}
+	err = jsonUnmarshal(string(out), &st)
+	return st, err
+}
+
+// countProcesses counts, per host, the processes of the cluster that run
+// service svc's program (the hello binary with `-name svc`), found by their
+// command line and cgroup.
+func countProcesses(t *testing.T, c cluster, svc string) map[string]int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "/" + naming.CgroupRelPath(c.name) + "/"
+	out := map[string]int{}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(argv) < 5 || argv[0] != helloBin || argv[len(argv)-2] != "-name" || argv[len(argv)-1] != svc {
+			continue
+		}
+		cg, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(cg), "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) != 3 || parts[1] != "pids" {
+				continue
+			}
+			if rest, ok := strings.CutPrefix(parts[2], prefix); ok {
+				out[strings.SplitN(rest, "/", 2)[0]]++
+			}
+		}
+	}
+	return out
+}
