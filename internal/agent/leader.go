@@ -44,6 +44,9 @@ func (a *Agent) placeWhileLeader(ctx context.Context, st *store.Store, l *store.
 		wake, err := a.placeOnce(ctx, st, l)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("placing containers", "err", err)
+			// A store that failed to answer (a member just lost) is asked
+			// again soon rather than at the next change or tick.
+			wake = time.Now().Add(placeRetry)
 		}
 		due.Stop()
 		if !wake.IsZero() {
@@ -61,6 +64,9 @@ func (a *Agent) placeWhileLeader(ctx context.Context, st *store.Store, l *store.
 		}
 	}
 }
+
+// placeRetry is how soon a failed placement pass is tried again.
+const placeRetry = 500 * time.Millisecond
 
 // placeOnce brings the down-since times and the assignments up to date and
 // returns when to place again for a down host's containers (zero: no need).
