@@ -1,0 +1,46 @@
+package reschedule
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAnalyse(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	run := func(pattern string) []sample {
+		// one request every 100ms from -300ms; '+' ok, '-' failed
+		var out []sample
+		for i, c := range pattern {
+			out = append(out, sample{at: at(i*100 - 300), ok: c == '+'})
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		pattern string
+		want    outage
+	}{
+		{"recovers", "+++--+-+++", outage{Requests: 5, Failed: 3, Recovered: true, ServedIn: 400 * time.Millisecond}},
+		{"never fails", "++++++", outage{Requests: 1, Failed: 0, Recovered: true, ServedIn: 0}},
+		{"never recovers", "+++----", outage{Requests: 4, Failed: 4}},
+		{"baseline failures do not count", "-+-++-++", outage{Requests: 4, Failed: 1, Recovered: true, ServedIn: 300 * time.Millisecond}},
+		{"no request after the crash", "+++", outage{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := analyse(run(tc.pattern), t0); got != tc.want {
+				t.Errorf("analyse(%s) = %+v, want %+v", tc.pattern, got, tc.want)
+			}
+		})
+	}
+	if got := (outage{Requests: 8, Failed: 2}).FailedShare(); got != 0.25 {
+		t.Errorf("FailedShare = %v, want 0.25", got)
+	}
+	if !settled(run("+++--++++++++"), t0, 500*time.Millisecond) {
+		t.Error("8 successes over 700ms after a failure should be settled for 500ms")
+	}
+	if settled(run("+++--++"), t0, 500*time.Millisecond) || settled(run("++++++++++"), t0, 500*time.Millisecond) {
+		t.Error("settled without a long enough run of successes after a failure")
+	}
+}
