@@ -108,9 +108,12 @@ func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leaders
 	if reflect.DeepEqual(prev, next) {
 		return wake, nil
 	}
+	if err := st.ReplaceAssignments(ctx, prev, next, l.Guard()); err != nil {
+		return wake, err
+	}
 	d := plan.Diff(prev, next)
 	a.log.Info("placement changed", "added", d.Added, "removed", d.Removed, "moved", d.Moved)
-	return wake, st.ReplaceAssignments(ctx, prev, next, l.Guard())
+	return wake, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

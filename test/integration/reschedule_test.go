@@ -160,6 +160,21 @@ func testReschedule(t *testing.T, mode string) {
 		}
 		return nil
 	})
+	// Its namespace and veth on host1 went with it.
+	staleNS := naming.ContainerNetns(c.name, "host1", "api-1")
+	eventually(t, 30*time.Second, "host1's api-1 namespace and link removed", func() error {
+		if _, err := os.Stat(filepath.Join("/run/netns", staleNS)); err == nil {
+			return fmt.Errorf("namespace %s still exists", staleNS)
+		}
+		out, err := inNetns(hostNetns(c, "host1"), "ip", "-o", "link", "show", "master", "br-vxlan").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("listing host1's bridge ports: %v %s", err, out)
+		}
+		if n := strings.Count(string(out), "\n"); n != 2 { // vxlan444 and db-1's veth
+			return fmt.Errorf("host1's bridge has %d ports, want 2 (vxlan and db-1):\n%s", n, out)
+		}
+		return nil
+	})
 	for _, svc := range []string{"db", "client"} {
 		total := 0
 		for _, k := range countProcesses(t, c, svc) {

@@ -1,6 +1,8 @@
 package reschedule
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -42,5 +44,29 @@ func TestAnalyse(t *testing.T) {
 	}
 	if settled(run("+++--++"), t0, 500*time.Millisecond) || settled(run("++++++++++"), t0, 500*time.Millisecond) {
 		t.Error("settled without a long enough run of successes after a failure")
+	}
+}
+
+func TestLeaderTimeline(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "c1", "hosts", "host3")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := `time=2026-12-02T10:54:20.000Z level=INFO msg="host down" host=host1
+time=2026-12-02T10:54:30.743Z level=INFO msg="host down" host=host2
+time=2026-12-02T10:54:31.000Z level=INFO msg="host down" host=host1
+time=2026-12-02T10:54:35.000Z level=INFO msg="placement changed" added=[] removed=[] moved=[api-1]
+time=2026-12-02T10:54:36.500Z level=INFO msg="placement changed" added=[] removed=[] moved="[gateway-1 web-1]"
+not a log line
+`
+	if err := os.WriteFile(filepath.Join(dir, "agent.log"), []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	crash := time.Date(2026, 12, 2, 10, 54, 25, 0, time.UTC)
+	got := leaderTimeline(root, "c1", []string{"host2", "host3"}, crash)
+	want := timeline{SeenDown: 6 * time.Second, Moved: 11500 * time.Millisecond}
+	if got != want {
+		t.Errorf("leaderTimeline = %+v, want %+v (lines before the crash, other hosts and other containers ignored)", got, want)
 	}
 }

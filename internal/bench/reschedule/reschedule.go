@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/weft-dev/weft/internal/bench/overlay/labrun"
@@ -84,7 +85,67 @@ func (o *Options) defaults() error {
 // round is one crash and what the probe saw.
 type round struct {
 	outage
+	timeline
 	MovedTo string
+}
+
+// maxInFlight bounds the probe's concurrent requests (each has a timeout of
+// a second, so at most about maxInFlight per second while nothing answers).
+const maxInFlight = 16
+
+// prober sends one request per tick without waiting for the previous one
+// (an open loop), so an outage does not slow the sampling down.
+type prober struct {
+	client   *http.Client
+	url      string
+	inflight chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	got      []sample
+}
+
+func (p *prober) send() {
+	at := time.Now()
+	select {
+	case p.inflight <- struct{}{}:
+	default:
+		p.record(sample{at: at}) // too many outstanding: counts as failed
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() { <-p.inflight }()
+		s := sample{at: at}
+		resp, err := p.client.Get(p.url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			s.ok = resp.StatusCode == http.StatusOK
+		}
+		p.record(s)
+	}()
+}
+
+func (p *prober) record(s sample) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.got = append(p.got, s)
+}
+
+// samples are the finished requests so far, by send time.
+func (p *prober) samples() []sample {
+	p.mu.Lock()
+	out := slices.Clone(p.got)
+	p.mu.Unlock()
+	slices.SortFunc(out, func(x, y sample) int { return x.at.Compare(y.at) })
+	return out
+}
+
+// wait lets every outstanding request finish and returns all samples.
+func (p *prober) wait() []sample {
+	p.wg.Wait()
+	return p.samples()
 }
 
 // Run crashes host1 once per round, each time on a fresh cluster, while a
@@ -161,36 +222,27 @@ func runRound(ctx context.Context, o Options, workDir string) (round, error) {
 		return round{}, err
 	}
 
-	var samples []sample
-	probe := func() {
-		s := sample{at: time.Now()}
-		resp, err := client.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			s.ok = resp.StatusCode == http.StatusOK
-		}
-		samples = append(samples, s)
-	}
+	p := &prober{client: client, url: url, inflight: make(chan struct{}, maxInFlight)}
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
 	for baseline := time.Now().Add(time.Second); time.Now().Before(baseline); <-tick.C {
-		probe()
+		p.send()
 	}
 	crash := time.Now()
 	if err := l.Crash(ctx, name, "host1"); err != nil {
 		return round{}, err
 	}
 	o.Log.Info("crashed host1", "cluster", name)
-	for deadline := crash.Add(o.Limit); time.Now().Before(deadline) && !settled(samples, crash, hold); {
+	for deadline := crash.Add(o.Limit); time.Now().Before(deadline) && !settled(p.samples(), crash, hold); {
 		select {
 		case <-ctx.Done():
 			return round{}, ctx.Err()
 		case <-tick.C:
 		}
-		probe()
+		p.send()
 	}
-	r := round{outage: analyse(samples, crash)}
+	samples := p.wait()
+	r := round{outage: analyse(samples, crash), timeline: leaderTimeline(o.StateRoot, name, []string{"host2", "host3"}, crash)}
 	if !r.Recovered {
 		return round{}, fmt.Errorf("GET %s was not served again within %s of the crash (%d of %d requests failed)", url, o.Limit, r.Failed, r.Requests)
 	}
@@ -263,25 +315,28 @@ services:
 func buildReport(rounds []round) *report.Report {
 	r := &report.Report{
 		Name:    "reschedule",
-		Tool:    "built-in Go HTTP/1.1 client, one request at a time, a new connection each",
-		Columns: []string{"round", "served again after (s)", "requests", "failed", "failed share", "moved to"},
+		Tool:    fmt.Sprintf("built-in Go HTTP/1.1 client, open loop, a new connection per request, at most %d in flight, 1s timeout", maxInFlight),
+		Columns: []string{"round", "host1 seen down (s)", "web-1 moved (s)", "served again after (s)", "requests", "failed", "failed share", "moved to"},
 		Values:  map[string]any{},
 	}
 	var served, shares []float64
+	var steps []map[string]float64
 	for i, x := range rounds {
 		served = append(served, x.ServedIn.Seconds())
 		shares = append(shares, x.FailedShare())
-		r.Rows = append(r.Rows, []string{strconv.Itoa(i + 1), fmt.Sprintf("%.2f", x.ServedIn.Seconds()),
+		r.Rows = append(r.Rows, []string{strconv.Itoa(i + 1), secs(x.SeenDown), secs(x.Moved), secs(x.ServedIn),
 			strconv.Itoa(x.Requests), strconv.Itoa(x.Failed), fmt.Sprintf("%.3f", x.FailedShare()), x.MovedTo})
+		steps = append(steps, map[string]float64{"seen_down_s": x.SeenDown.Seconds(), "moved_s": x.Moved.Seconds()})
 	}
 	medServed, medShare := labrun.Median(slices.Clone(served)), labrun.Median(slices.Clone(shares))
 	after := spec.DefaultRescheduleAfter.Seconds()
 	r.Rows = append(r.Rows,
-		[]string{"median", fmt.Sprintf("%.2f", medServed), "", "", fmt.Sprintf("%.3f", medShare), ""},
-		[]string{"goal: reschedule_after + 3s", fmt.Sprintf("%.2f", after+3), "", "", "", ""},
-		[]string{"Docker Swarm node-down detection (published, not measured)", fmt.Sprintf("%.2f", swarmNodeDownSeconds), "", "", "", ""},
+		[]string{"median", "", "", fmt.Sprintf("%.2f", medServed), "", "", fmt.Sprintf("%.3f", medShare), ""},
+		[]string{"goal: reschedule_after + 3s", "", "", fmt.Sprintf("%.2f", after+3), "", "", "", ""},
+		[]string{"Docker Swarm node-down detection (published, not measured)", fmt.Sprintf("%.2f", swarmNodeDownSeconds), "", "", "", "", "", ""},
 	)
 	r.Values["served_again_s"] = served
+	r.Values["steps"] = steps
 	r.Values["failed_share"] = shares
 	r.Values["served_again_median_s"] = medServed
 	r.Values["failed_share_median"] = medShare
@@ -289,6 +344,7 @@ func buildReport(rounds []round) *report.Report {
 	r.Values["swarm_node_down_s"] = swarmNodeDownSeconds
 	r.Notes = append(r.Notes,
 		"path: GET / on the published 127.0.0.1 port -> weft publish -> a gateway on host2 or host3 -> web-1 (hello, pinned 10.10.0.5); host1 (web-1's host) crashes: all its processes frozen, its router leg down",
+		"seen down, moved: when the leader noticed host1's registration gone and when it wrote web-1's new assignment, from its agent's log (0 = not found)",
 		fmt.Sprintf("served again after = from the crash to the first 200 after the last failure; it includes the host's lease running out, reschedule_after (%.0fs), the start and first health check of web-1 on its new host", after),
 		"Swarm: swarmkit's dispatcher marks a node down after 3 missed 5s heartbeats (moby/swarmkit manager/dispatcher/dispatcher.go); rescheduling starts after that, so its figure is a lower bound for Swarm's outage",
 	)
@@ -297,3 +353,5 @@ func buildReport(rounds []round) *report.Report {
 	}
 	return r
 }
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }

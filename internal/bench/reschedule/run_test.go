@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,8 +47,13 @@ func TestRunOnce(t *testing.T) {
 		t.Fatalf("rows: %v", r.Rows)
 	}
 	row := r.Rows[0]
-	if row[1] == "" || row[2] == "0" || row[5] == "" || row[5] == "host1" {
+	if len(row) != len(r.Columns) || row[4] == "0" || row[7] == "" || row[7] == "host1" {
 		t.Errorf("round row incomplete or web-1 not moved off host1: %v", row)
+	}
+	for i, col := range []string{"host1 seen down", "web-1 moved", "served again"} {
+		if v, err := strconv.ParseFloat(row[i+1], 64); err != nil || v <= 0 {
+			t.Errorf("%s = %q: every step of the recovery must have been seen after the crash", col, row[i+1])
+		}
 	}
 	served := r.Values["served_again_s"].([]float64)
 	if len(served) != 1 || served[0] <= 0 {
