@@ -17,9 +17,13 @@ import (
 	"github.com/weft-dev/weft/internal/naming"
 )
 
+// reschedule_after is long here: checkAgentDeath keeps host1's agent dead
+// for longer than the default 5s, and this test is about a restarted agent
+// adopting its containers, not about moving them (reschedule_test.go).
 const exampleTmpl = `version: 1
 name: NAME
 provider: lab
+reschedule_after: 2m
 network:
   cidr: 192.168.0.0/16
   subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}
