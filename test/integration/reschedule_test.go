@@ -231,6 +231,28 @@ func testReschedule(t *testing.T, mode string) {
 	if a := find(t, c.status(t), "api-1"); a.Host != newHost {
 		t.Errorf("api-1 moved back to %s by itself", a.Host)
 	}
+
+	// Moving it back, as docs/cluster-file.md says: apply the file once with
+	// `reschedule: false` on the service, then without.
+	c.rewrite(t, strings.Replace(rescheduleTmpl, "    ip: 10.10.0.5\n", "    ip: 10.10.0.5\n    reschedule: false\n", 1))
+	out = mustWeft(t, "up", "-f", c.file)
+	if !strings.Contains(out, "changes: 1") {
+		t.Errorf("weft up with reschedule: false:\n%s\nwant 1 change (api-1 moves home)", out)
+	}
+	if a := find(t, c.status(t), "api-1"); a.Host != "host1" || a.IP != api.IP || !a.Ready() {
+		t.Errorf("api-1 after reschedule: false = %+v, want healthy on host1 with %s", a, api.IP)
+	}
+	c.rewrite(t, rescheduleTmpl)
+	out = mustWeft(t, "up", "-f", c.file)
+	if !strings.Contains(out, "changes: 0") {
+		t.Errorf("weft up of the original file once home:\n%s\nwant 0 changes", out)
+	}
+	eventually(t, 30*time.Second, "one api process, on host1", func() error {
+		if n := countProcesses(t, c, "api"); n["host1"] != 1 || len(n) != 1 {
+			return fmt.Errorf("api processes %v", n)
+		}
+		return nil
+	})
 }
 
 // statusOf asks the agents of host3, host2, host1 in turn for the cluster's
