@@ -5,7 +5,7 @@ EXAMPLE   ?= examples/shop/weft.yaml
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: all build deps up down test vet staticcheck unit integration clean
+.PHONY: all build deps up down test vet staticcheck unit integration guard-selftest fuzz clean
 
 all: build
 
@@ -48,7 +48,17 @@ unit:
 integration: build
 	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/... 2>&1 | tee /tmp/weft-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
-test: deps build vet staticcheck unit integration
+# lab-guard (run by .ci/run around make test) can tell a leak from a clean run.
+guard-selftest: deps
+	scripts/lab-guard-selftest.sh
+
+# A short run of each fuzz target; their corpora are in testdata/fuzz and in f.Add.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/spec
+	$(GO) test -run '^$$' -fuzz FuzzAnswer -fuzztime 10s ./internal/dns
+	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 10s ./internal/gateway
+
+test: deps build vet staticcheck guard-selftest unit fuzz integration
 
 clean:
 	rm -rf bin

@@ -89,6 +89,7 @@ type Config struct {
 	MaxBodyBytes  int64   `json:"max_body_bytes"`
 	Domain        string  `json:"domain"` // cluster DNS domain: service S resolves as S.<Domain>.
 	Name          string  `json:"name"`   // this gateway's service name, reported by /health
+	Limits        Limits  `json:"limits,omitempty"`
 
 	// AccessLog receives one JSON line per request; nil means os.Stdout.
 	AccessLog io.Writer `json:"-"`
@@ -149,6 +150,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	routes := make([]Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		if r.Timeout == 0 {
@@ -171,6 +173,9 @@ func (cfg Config) validate() error {
 	}
 	if cfg.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: %d is negative; use a positive size in bytes such as 1048576", cfg.MaxBodyBytes))
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	seen := make(map[string]int, len(cfg.Routes))
 	for i, r := range cfg.Routes {

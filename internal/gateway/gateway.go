@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,6 +166,21 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 // Handler is the proxy, including the gateway's own /health.
 func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serve) }
 
+// server is the HTTP server of the proxy, with every limit of cfg.Limits.
+func (g *Gateway) server(errLog *log.Logger) *http.Server {
+	lim := g.cfg.Limits
+	return &http.Server{
+		Addr:              g.cfg.Listen,
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: lim.HeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      writeTimeout(g.cfg.Routes),
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+}
+
 // Run serves cfg.Listen and the metrics on cfg.MetricsListen (at /metrics)
 // until ctx is done, then shuts down gracefully.
 func (g *Gateway) Run(ctx context.Context) error {
@@ -173,9 +189,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", g.MetricsHandler())
+	lim := g.cfg.Limits
 	servers := []*http.Server{
-		{Addr: g.cfg.Listen, Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog},
-		{Addr: g.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog},
+		g.server(errLog),
+		{Addr: g.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: lim.HeaderTimeout, ReadTimeout: lim.ReadTimeout,
+			WriteTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes, ErrorLog: errLog},
 	}
 	listeners := make([]net.Listener, 0, len(servers))
 	for _, srv := range servers {
@@ -185,6 +203,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 				l.Close()
 			}
 			return fmt.Errorf("gateway listening on %s: %w", srv.Addr, err)
+		}
+		if srv.Addr == g.cfg.Listen {
+			ln = newCapListener(ln, lim.MaxConnections, g.metrics.connectionsRefused.Inc)
 		}
 		listeners = append(listeners, ln)
 	}

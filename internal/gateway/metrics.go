@@ -22,6 +22,9 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	retries        *prometheus.CounterVec
+	// connectionsRefused counts client connections closed at once because
+	// the gateway already had Limits.MaxConnections open.
+	connectionsRefused prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,8 +47,12 @@ func newMetrics() *metrics {
 			Name: "weft_gateway_retries_total",
 			Help: "Attempts sent to another instance after a failed one.",
 		}, []string{"route"}),
+		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_gateway_connections_refused_total",
+			Help: "Client connections closed at once because the gateway had its maximum open.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.upstreamErrors, m.retries,
+	m.registry.MustRegister(m.requests, m.duration, m.upstreamErrors, m.retries, m.connectionsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

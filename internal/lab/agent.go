@@ -9,28 +9,40 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/vishvananda/netns"
 
-	"github.com/weft-dev/weft/internal/cgroup"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/nsthread"
+	"github.com/weft-dev/weft/internal/runtime"
 )
 
-// Files of the agent in its host's state directory.
+// Files of a lab host's agent and supervisor in the host's state directory.
 const (
-	agentPidFile   = "agent.pid"
-	agentStartFile = "agent.starttime" // /proc start time of that pid, against pid reuse
-	agentLogFile   = "agent.log"
-	agentLockFile  = "agent.lock"
+	agentPidFile  = "agent.pid" // a runtime.PidFile, written by the supervisor
+	agentLogFile  = "agent.log"
+	agentLockFile = "agent.lock"
+	// supervisorName names supervisor.pid and supervisor.log (runtime.EnsureDaemon).
+	supervisorName = "supervisor"
+	// legacyAgentStartFile is where a weft before the supervisor kept the
+	// agent's start time, beside a bare pid in agent.pid.
+	legacyAgentStartFile = "agent.starttime"
 )
 
-// StartAgent starts `exe args...` in the background inside the host's
-// namespace, in its own session, with stdin from /dev/null and output
-// appended to agent.log, and records its pid in agent.pid. The process
-// outlives the caller. When the host's agent already runs, it returns that
-// pid and starts nothing.
+// agentStartTimeout bounds how long StartAgent waits for the supervisor to
+// record the agent it starts.
+const agentStartTimeout = 10 * time.Second
+
+// StartAgent makes sure the host's agent runs under its supervisor and
+// returns the agent's pid. The supervisor is `<this binary> host-supervise`
+// (see RunSupervisor; the running binary must implement that command),
+// started in the background inside the host's namespace, in its own session
+// and cgroup; it starts `exe args...` and restarts it whenever it dies.
+// Both outlive the caller. When they already run, nothing is started; when
+// only the agent runs (its supervisor was killed, or it was started by a
+// weft without supervisors), a new supervisor watches that agent instead
+// of starting a second one.
 func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, args []string) (pid int, err error) {
 	if err := validName("cluster", cluster); err != nil {
 		return 0, err
@@ -52,18 +64,19 @@ func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, 
 	}
 	defer hostNs.Close()
 
-	dir := naming.HostStateDir(l.stateRoot(), cluster, host)
+	stateRoot, err := filepath.Abs(l.stateRoot())
+	if err != nil {
+		return 0, fmt.Errorf("resolving state root %s: %w", l.stateRoot(), err)
+	}
+	dir := naming.HostStateDir(stateRoot, cluster, host)
 	unlock, err := lockFile(ctx, filepath.Join(dir, agentLockFile))
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	if pid, alive := agentPid(dir); alive {
-		return pid, nil
-	}
 
-	// The agent must not keep the caller's working directory busy, and a
-	// relative exe must still mean what the caller meant.
+	// The supervisor must not keep the caller's working directory busy, and
+	// a relative exe must still mean what the caller meant.
 	exePath, err := exec.LookPath(exe)
 	if err != nil {
 		return 0, fmt.Errorf("finding agent executable %q: %w", exe, err)
@@ -71,41 +84,48 @@ func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, 
 	if exePath, err = filepath.Abs(exePath); err != nil {
 		return 0, fmt.Errorf("resolving agent executable %q: %w", exe, err)
 	}
-	logPath := filepath.Join(dir, agentLogFile)
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	self, err := os.Executable()
 	if err != nil {
-		return 0, fmt.Errorf("opening agent log %s: %w", logPath, err)
+		return 0, fmt.Errorf("finding this binary to run the host supervisor: %w", err)
 	}
-	defer logFile.Close()
+	argv := append([]string{self, SupervisorCommand, "--cluster", cluster, "--host", host, "--state-root", stateRoot, "--", exePath}, args...)
+	var supPid int
+	var started bool
+	// The supervisor is forked from a thread inside the host namespace and
+	// inherits it; so does every agent it starts.
+	err = nsthread.Do(hostNs, func() error {
+		var err error
+		supPid, started, err = runtime.EnsureDaemon(dir, naming.CgroupRelPath(cluster, host, supervisorName), supervisorName, argv)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("starting the supervisor of host %s in namespace %s: %w", host, nsName, err)
+	}
+	if started {
+		l.log().Info("started host supervisor", "cluster", cluster, "host", host, "pid", supPid, "netns", nsName,
+			"log", filepath.Join(dir, supervisorName+".log"))
+	}
 
-	// Not CommandContext: the agent outlives ctx and the caller.
-	cmd := exec.Command(exePath, args...)
-	cmd.Dir = dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	// The child is forked from a thread inside the host namespace and
-	// inherits it.
-	if err := nsthread.Do(hostNs, cmd.Start); err != nil {
-		return 0, fmt.Errorf("starting agent %s for host %s in namespace %s: %w", exePath, host, nsName, err)
+	// The supervisor records the agent right after starting it.
+	deadline := time.NewTimer(agentStartTimeout)
+	defer deadline.Stop()
+	for {
+		if pid, alive := agentPid(dir); alive {
+			return pid, nil
+		}
+		if _, alive := runtime.PidFile(filepath.Join(dir, supervisorName+".pid")).Read(); !alive {
+			return 0, fmt.Errorf("the supervisor of host %s exited before starting the agent; see %s",
+				host, filepath.Join(dir, supervisorName+".log"))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("waiting for the agent of host %s: %w", host, ctx.Err())
+		case <-deadline.C:
+			return 0, fmt.Errorf("the supervisor of host %s did not start the agent within %s; see %s",
+				host, agentStartTimeout, filepath.Join(dir, supervisorName+".log"))
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	pid = cmd.Process.Pid
-	// Reap it if it exits while this process still runs; when this process
-	// exits first, init adopts it.
-	go func() { _ = cmd.Wait() }()
-
-	// The agent starts its containers long after this; joining right after
-	// fork puts it in the cgroup before it has any children.
-	if err := cgroup.Join(naming.CgroupRelPath(cluster, host, "agent"), pid); err != nil {
-		_ = cmd.Process.Kill()
-		return 0, fmt.Errorf("placing agent of host %s in its cgroup: %w", host, err)
-	}
-	if err := recordAgent(dir, pid); err != nil {
-		_ = cmd.Process.Kill()
-		return 0, err
-	}
-	l.log().Info("started agent", "cluster", cluster, "host", host, "pid", pid, "netns", nsName, "log", logPath)
-	return pid, nil
 }
 
 // AgentPid returns the pid recorded for the host's agent and whether that
@@ -118,7 +138,26 @@ func (l *Lab) AgentPid(cluster, host string) (pid int, alive bool) {
 	return agentPid(naming.HostStateDir(l.stateRoot(), cluster, host))
 }
 
+// SupervisorPid returns the pid of the host's supervisor and whether it runs.
+func (l *Lab) SupervisorPid(cluster, host string) (pid int, alive bool) {
+	if validName("cluster", cluster) != nil || validName("host", host) != nil {
+		return 0, false
+	}
+	return runtime.PidFile(filepath.Join(naming.HostStateDir(l.stateRoot(), cluster, host), supervisorName+".pid")).Read()
+}
+
+// agentPid reads agent.pid, also in the form of a weft before supervisors
+// (a bare pid, its start time in agent.starttime), so that a running agent
+// of such a weft is watched rather than doubled.
 func agentPid(dir string) (pid int, alive bool) {
+	pidFile := runtime.PidFile(filepath.Join(dir, agentPidFile))
+	if pid, alive = pidFile.Read(); alive {
+		return pid, true
+	}
+	recorded, err := os.ReadFile(filepath.Join(dir, legacyAgentStartFile))
+	if err != nil {
+		return pid, false
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, agentPidFile))
 	if err != nil {
 		return 0, false
@@ -131,38 +170,16 @@ func agentPid(dir string) (pid int, alive bool) {
 	if err != nil || stat.state == "Z" || stat.state == "X" {
 		return pid, false
 	}
-	if recorded, err := os.ReadFile(filepath.Join(dir, agentStartFile)); err == nil {
-		return pid, strings.TrimSpace(string(recorded)) == stat.startTime
-	}
-	// No start time recorded (pid file written by an older weft): fall back
-	// to recognising the agent by its command line.
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return pid, false
-	}
-	return pid, strings.Contains(string(cmdline), "agent")
+	return pid, strings.TrimSpace(string(recorded)) == stat.startTime
 }
 
-// recordAgent writes the pid file and the process start time, each replaced
-// atomically so a reader never sees half a number.
+// recordAgent records the agent's pid and drops the legacy start-time file.
 func recordAgent(dir string, pid int) error {
-	stat, err := readProcStat(pid)
-	if err != nil {
-		return fmt.Errorf("reading start time of agent %d: %w", pid, err)
-	}
-	if err := writeFileAtomic(filepath.Join(dir, agentStartFile), stat.startTime+"\n"); err != nil {
+	if err := runtime.PidFile(filepath.Join(dir, agentPidFile)).Write(pid); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, agentPidFile), strconv.Itoa(pid)+"\n")
-}
-
-func writeFileAtomic(path, content string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
+	if err := os.Remove(filepath.Join(dir, legacyAgentStartFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", legacyAgentStartFile, err)
 	}
 	return nil
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,6 +32,10 @@ import (
 const helperEnv = "WEFT_LAB_TEST_START_AGENT"
 
 func TestMain(m *testing.M) {
+	// StartAgent runs this binary as the host supervisor.
+	if len(os.Args) > 1 && os.Args[1] == SupervisorCommand {
+		os.Exit(superviseMain(os.Args[2:]))
+	}
 	if spec := os.Getenv(helperEnv); spec != "" {
 		parts := strings.Split(spec, ",") // stateRoot,cluster,host
 		l := &Lab{StateRoot: parts[0]}
@@ -42,6 +48,27 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// superviseMain is the test binary's `host-supervise`, as the weft CLI's.
+func superviseMain(args []string) int {
+	fs := flag.NewFlagSet(SupervisorCommand, flag.ContinueOnError)
+	var cfg SupervisorConfig
+	fs.StringVar(&cfg.Cluster, "cluster", "", "")
+	fs.StringVar(&cfg.Host, "host", "", "")
+	fs.StringVar(&cfg.StateRoot, "state-root", "", "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.Argv = fs.Args()
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := RunSupervisor(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 func requireRoot(t *testing.T) {
@@ -376,6 +403,77 @@ func TestLabLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("the supervisor restarts a killed agent and a new one adopts a running agent", func(t *testing.T) {
+		supPid, alive := labA.SupervisorPid(clusterA, "host1")
+		if !alive {
+			t.Fatal("no supervisor runs for host1")
+		}
+		if got, want := netnsInode(t, fmt.Sprintf("/proc/%d/ns/net", supPid)), netnsInode(t, netnsPath(ns1)); got != want {
+			t.Errorf("supervisor netns inode %d, want host1's %d", got, want)
+		}
+		if pids, err := cgroup.Pids(naming.CgroupRelPath(clusterA, "host1", supervisorName)); err != nil || !slices.Equal(pids, []int{supPid}) {
+			t.Errorf("supervisor cgroup holds %v (%v), want %d", pids, err, supPid)
+		}
+		if err := syscall.Kill(agentPid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var restarted int
+		eventually(t, "a new agent recorded", 2*time.Second, func() error {
+			pid, alive := labA.AgentPid(clusterA, "host1")
+			if !alive || pid == agentPid {
+				return fmt.Errorf("agent pid %d alive %v", pid, alive)
+			}
+			restarted = pid
+			return nil
+		})
+		if got, want := netnsInode(t, fmt.Sprintf("/proc/%d/ns/net", restarted)), netnsInode(t, netnsPath(ns1)); got != want {
+			t.Errorf("restarted agent netns inode %d, want host1's %d", got, want)
+		}
+		if pids, err := cgroup.Pids(naming.CgroupRelPath(clusterA, "host1", "agent")); err != nil || !slices.Equal(pids, []int{restarted}) {
+			t.Errorf("agent cgroup holds %v (%v), want only %d", pids, err, restarted)
+		}
+		supLog := filepath.Join(naming.HostStateDir(labA.StateRoot, clusterA, "host1"), supervisorName+".log")
+		eventually(t, "the restart logged with the exit status", 2*time.Second, func() error {
+			b, _ := os.ReadFile(supLog)
+			if !strings.Contains(string(b), "agent exited") || !strings.Contains(string(b), "signal: killed") {
+				return fmt.Errorf("supervisor log:\n%s", b)
+			}
+			return nil
+		})
+
+		// A dead supervisor is replaced by StartAgent; the new one watches
+		// the running agent instead of starting a second one, and restarts
+		// it in turn.
+		if err := syscall.Kill(supPid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the supervisor is gone", 2*time.Second, func() error {
+			if procAlive(supPid) {
+				return fmt.Errorf("pid %d still runs", supPid)
+			}
+			return nil
+		})
+		again, err := labA.StartAgent(ctx, clusterA, "host1", "/bin/sleep", []string{"1000"})
+		if err != nil || again != restarted {
+			t.Fatalf("StartAgent with only the agent running = %d, %v; want the running %d", again, err, restarted)
+		}
+		newSup, alive := labA.SupervisorPid(clusterA, "host1")
+		if !alive || newSup == supPid {
+			t.Fatalf("supervisor %d alive %v, want a new one", newSup, alive)
+		}
+		if err := syscall.Kill(restarted, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the adopted agent restarted", 2*time.Second, func() error {
+			pid, alive := labA.AgentPid(clusterA, "host1")
+			if !alive || pid == restarted {
+				return fmt.Errorf("agent pid %d alive %v", pid, alive)
+			}
+			agentPid = pid
+			return nil
+		})
+	})
+
 	var orphanPid int
 	t.Run("the agent outlives the process that started it", func(t *testing.T) {
 		self, err := os.Executable()
@@ -451,8 +549,8 @@ func TestLabLifecycle(t *testing.T) {
 		if !slices.Equal(removed.Namespaces, want) {
 			t.Errorf("removed namespaces %v, want %v", removed.Namespaces, want)
 		}
-		if removed.Processes != 2 || !removed.StateDir {
-			t.Errorf("removed = %+v, want 2 processes and the state dir", removed)
+		if removed.Processes != 4 || !removed.StateDir {
+			t.Errorf("removed = %+v, want 4 processes (2 agents, 2 supervisors) and the state dir", removed)
 		}
 		if names, _ := listNamedNetns(naming.NetnsPrefix(clusterA)); len(names) != 0 {
 			t.Errorf("namespaces left: %v", names)
@@ -522,8 +620,8 @@ func TestLabLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(removed.Namespaces) != 3 || removed.Processes != 1 || !removed.StateDir {
-			t.Errorf("removed = %+v, want 3 namespaces, 1 process, the state dir", removed)
+		if len(removed.Namespaces) != 3 || removed.Processes != 2 || !removed.StateDir {
+			t.Errorf("removed = %+v, want 3 namespaces, 2 processes (agent, supervisor), the state dir", removed)
 		}
 		if b, err := os.ReadFile(filepath.Join(volume, "rows")); err != nil || string(b) != "42" {
 			t.Errorf("volume content = %q, %v; want it kept", b, err)

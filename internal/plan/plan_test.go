@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -268,8 +269,16 @@ func TestExhaustion(t *testing.T) {
 		t.Fatalf("%d containers placed, want 767", len(placed))
 	}
 	assertUniqueAddresses(t, fits, placed)
-	tooMany := edited(t, "cidr: 10.10.0.0/16", "cidr: 10.10.0.0/22", "replicas: 3", "replicas: 766")
-	_, err := Place(tooMany, nil)
+	// Validation refuses a file that asks for more (spec.validateCapacity);
+	// Place still refuses a cluster that skipped it.
+	tooMany := *fits
+	tooMany.Services = slices.Clone(fits.Services)
+	for i := range tooMany.Services {
+		if tooMany.Services[i].Name == "web" {
+			tooMany.Services[i].Replicas = 766
+		}
+	}
+	_, err := Place(&tooMany, nil)
 	if err == nil || !strings.Contains(err.Error(), "service web") || !strings.Contains(err.Error(), "10.10.0.0/22") {
 		t.Fatalf("err = %v, want an exhaustion error naming service web and the cidr", err)
 	}

@@ -4,12 +4,28 @@
 // policy, adopts them after an agent restart, stops them, and runs commands
 // inside them.
 //
-// A container's process is started as `<weft> container-init`, which sets up
-// the mount namespace and then execs the user's command, so the user's
-// program is pid 1 of its PID namespace and its pid in the root namespace is
-// the container's pid. Processes are detached from the agent (own session,
-// output to a file) so they outlive it; a record in the container's state
-// directory lets the next agent adopt them.
+// A container's first process is `<weft> container-init`, pid 1 of its PID
+// namespace. It sets up the mount namespace, then runs the user's command
+// as its child (dropped to the configured user) and supervises it: it
+// restarts it per the restart policy with backoff, forwards signals to it,
+// reaps orphans, and records the workload's host pid, start time, restart
+// count and last exit code in workload.json in the container's state
+// directory on every transition. The container's pid (in status, for
+// `weft exec` and health probes) is the workload's.
+//
+// Why the restart loop lives in container-init and not in the agent: a
+// container must be restarted when it crashes while its agent is dead or
+// restarting. The init is already there for every container, is the
+// workload's parent (so it learns the real exit status, even after the
+// agent changed), and dies only with the container: it needs no process of
+// its own, no socket and no protocol. The agent keeps what needs the
+// cluster: deciding which containers run, health checks, reporting to the
+// store. Its Supervise follows the init's workload record (inotify on the
+// state directory, the init's pidfd) and turns it into Events, and restarts
+// the init itself only when the init ended without being told to (killed,
+// or its setup failed). Processes are detached from the agent (own session,
+// output to a file) so they outlive it; record.json (the init's pid and
+// config hash) lets the next agent adopt them without a restart.
 package runtime
 
 import (
@@ -134,5 +150,10 @@ type Record struct {
 	Pid       int       `json:"pid"`
 	StartTime uint64    `json:"start_time"` // /proc/<pid>/stat field 22: tells a reused pid apart
 	Started   time.Time `json:"started"`
-	Restarts  int       `json:"restarts"` // carried over on adoption
+	Restarts  int       `json:"restarts"` // at the init's start; container-init's workload record has the current count
+	// InitSupervises is set for a process started as container-init that
+	// runs and restarts the workload itself and records it in
+	// workload.json. Records of older weft lack it: their process is the
+	// workload itself.
+	InitSupervises bool `json:"init_supervises"`
 }

@@ -43,72 +43,99 @@ type initConfig struct {
 	ResolvConf string  `json:"resolv_conf"`
 	Hosts      string  `json:"hosts"`
 	Volumes    []Mount `json:"volumes"`
+	// StateDir is the container's state directory, where the init records
+	// the workload (workloadFile); Restart is the restart policy it applies
+	// and Restarts the count so far, which it continues.
+	StateDir string `json:"state_dir"`
+	Restart  string `json:"restart"`
+	Restarts int    `json:"restarts"`
 }
 
 // ContainerInitMain is the entry point of `weft container-init`. It runs as
 // pid 1 of the container's new PID namespace, sets up its mount namespace,
-// drops to the configured user and execs the command, which then is pid 1.
-// On any failure it prints why to its output (the container's log) and
-// exits 127. It never returns.
+// then runs the command as its child (dropped to the configured user),
+// restarting it per the restart policy with backoff, forwarding signals to
+// it and reaping orphans, until the policy says it is done or it is told to
+// stop (SIGTERM, SIGINT or SIGQUIT, forwarded to the command). It then exits
+// with the command's last exit code. When the container cannot be set up it
+// prints why to its output (the container's log) and exits 127. It never
+// returns.
 func ContainerInitMain() {
-	err := containerInit()
-	// containerInit only returns when the container could not be started.
-	fmt.Fprintf(os.Stderr, "weft container-init: %v\n", err)
-	os.Exit(initExitCode)
+	code, err := containerInit()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "weft container-init: %v\n", err)
+		os.Exit(initExitCode)
+	}
+	os.Exit(code)
 }
 
-func containerInit() error {
+func containerInit() (int, error) {
 	var cfg initConfig
 	payload := os.Getenv(initConfigEnv)
 	if payload == "" {
-		return fmt.Errorf("%s is not set: container-init is started by the weft agent, not by hand", initConfigEnv)
+		return 0, fmt.Errorf("%s is not set: container-init is started by the weft agent, not by hand", initConfigEnv)
 	}
 	if err := json.Unmarshal([]byte(payload), &cfg); err != nil {
-		return fmt.Errorf("decoding config from %s: %w", initConfigEnv, err)
+		return 0, fmt.Errorf("decoding config from %s: %w", initConfigEnv, err)
 	}
 	if len(cfg.Command) == 0 {
-		return errors.New("config has no command")
+		return 0, errors.New("config has no command")
+	}
+	if cfg.StateDir == "" {
+		return 0, errors.New("config has no state directory")
 	}
 	if err := awaitStartSignal(); err != nil {
-		return err
+		return 0, err
 	}
+	// The agent may itself have inherited descriptors without close-on-exec
+	// (from whatever started it); none of them belongs in the container.
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("marking inherited file descriptors close-on-exec: %w", err)
+	}
+	// The host's /proc, kept open before the container's own is mounted
+	// over it: the workload's pid as the host sees it is read there.
+	hostProc, err := os.Open("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("opening the host's /proc: %w", err)
+	}
+	defer hostProc.Close()
 	if err := setupMounts(cfg); err != nil {
-		return err
+		return 0, err
 	}
 	if cfg.Hostname != "" {
 		if err := syscall.Sethostname([]byte(cfg.Hostname)); err != nil {
-			return fmt.Errorf("setting hostname %q: %w", cfg.Hostname, err)
+			return 0, fmt.Errorf("setting hostname %q: %w", cfg.Hostname, err)
 		}
 	}
 	cred := credentials{uid: 0, gid: 0, home: "/root"}
 	if cfg.User != "" {
-		var err error
 		if cred, err = resolveUser(cfg.User); err != nil {
-			return err
-		}
-		if err := cred.apply(); err != nil {
-			return fmt.Errorf("switching to user %q: %w", cfg.User, err)
+			return 0, err
 		}
 	}
 	workdir := cfg.Workdir
 	if workdir == "" {
 		workdir = "/"
 	}
+	// A relative command resolves against the workdir, as it did when the
+	// init chdir'ed and exec'ed it itself.
 	if err := os.Chdir(workdir); err != nil {
-		return fmt.Errorf("changing to workdir %s (as user %q): %w", workdir, cfg.User, err)
+		return 0, fmt.Errorf("changing to workdir %s: %w", workdir, err)
 	}
 	env := commandEnv(cfg.Env, cred.home, cfg.Hostname)
 	path, err := lookPath(cfg.Command[0], env)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	// The agent may itself have inherited descriptors without close-on-exec
-	// (from whatever started it); none of them belongs in the container.
-	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("marking inherited file descriptors close-on-exec: %w", err)
+	w := &workloadRunner{
+		cfg:      cfg,
+		path:     path,
+		env:      env,
+		workdir:  workdir,
+		cred:     cred,
+		hostProc: fmt.Sprintf("/proc/self/fd/%d", hostProc.Fd()),
 	}
-	err = syscall.Exec(path, cfg.Command, env)
-	return fmt.Errorf("executing %s: %w", path, err)
+	return w.run(), nil
 }
 
 func awaitStartSignal() error {
@@ -213,19 +240,14 @@ func resolveUser(spec string) (credentials, error) {
 	return cred, nil
 }
 
-// apply drops privileges; groups first, the uid last, since each step needs
-// the privileges the next one removes.
-func (c credentials) apply() error {
-	if err := syscall.Setgroups(c.groups); err != nil {
-		return fmt.Errorf("setgroups %v: %w", c.groups, err)
+// sysCredential is who the workload runs as, applied by the kernel-side
+// fork: groups, then gid, then uid.
+func (c credentials) sysCredential() *syscall.Credential {
+	groups := make([]uint32, len(c.groups))
+	for i, g := range c.groups {
+		groups[i] = uint32(g)
 	}
-	if err := syscall.Setgid(c.gid); err != nil {
-		return fmt.Errorf("setgid %d: %w", c.gid, err)
-	}
-	if err := syscall.Setuid(c.uid); err != nil {
-		return fmt.Errorf("setuid %d: %w", c.uid, err)
-	}
-	return nil
+	return &syscall.Credential{Uid: uint32(c.uid), Gid: uint32(c.gid), Groups: groups}
 }
 
 // commandEnv is the command's environment: the configured variables plus

@@ -6,25 +6,42 @@ import (
 	"github.com/weft-dev/weft/internal/spec"
 )
 
+// Restart delays of a container's workload: 100ms, doubling up to 10s, and a
+// process that ran 10s counts as healthy again (the next crash restarts it
+// after 100ms rather than the grown delay).
 const (
 	firstRestartDelay = 100 * time.Millisecond
 	maxRestartDelay   = 10 * time.Second
-	// A process that ran this long counts as healthy again: the next crash
-	// restarts it after firstRestartDelay rather than the grown delay.
 	backoffResetAfter = 10 * time.Second
 )
 
-// backoff computes restart delays: 100ms, doubling up to 10s, starting over
-// after a run of at least 10s.
-type backoff struct{ next time.Duration }
+// Backoff computes restart delays: First, doubling up to Max, starting over
+// after a run of at least ResetAfter. The zero value uses the container
+// delays (100ms, 10s, 10s). Container-init uses it for the workload, the
+// runtime for container-init itself, the lab's host supervisor for the agent.
+type Backoff struct {
+	First, Max, ResetAfter time.Duration
 
-// delay returns how long to wait before restarting a process that ran for ran.
-func (b *backoff) delay(ran time.Duration) time.Duration {
-	if b.next == 0 || ran >= backoffResetAfter {
-		b.next = firstRestartDelay
+	next time.Duration
+}
+
+// Delay returns how long to wait before restarting a process that ran for ran.
+func (b *Backoff) Delay(ran time.Duration) time.Duration {
+	first, maxDelay, reset := b.First, b.Max, b.ResetAfter
+	if first <= 0 {
+		first = firstRestartDelay
+	}
+	if maxDelay <= 0 {
+		maxDelay = maxRestartDelay
+	}
+	if reset <= 0 {
+		reset = backoffResetAfter
+	}
+	if b.next == 0 || ran >= reset {
+		b.next = first
 	}
 	d := b.next
-	b.next = min(b.next*2, maxRestartDelay)
+	b.next = min(b.next*2, maxDelay)
 	return d
 }
 

@@ -5,24 +5,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
 func TestBackoffDoublesCapsAndResets(t *testing.T) {
-	var b backoff
+	var b Backoff
 	var got []time.Duration
 	for range 9 {
-		got = append(got, b.delay(time.Second))
+		got = append(got, b.Delay(time.Second))
 	}
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
 		1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second}
 	if !slices.Equal(got, want) {
 		t.Errorf("delays %v, want %v", got, want)
 	}
-	if d := b.delay(10 * time.Second); d != 100*time.Millisecond {
+	if d := b.Delay(10 * time.Second); d != 100*time.Millisecond {
 		t.Errorf("after a 10s run the delay is %s, want 100ms", d)
 	}
-	if d := b.delay(0); d != 200*time.Millisecond {
+	if d := b.Delay(0); d != 200*time.Millisecond {
 		t.Errorf("after the reset the delay grows again: got %s, want 200ms", d)
 	}
 }
@@ -149,5 +150,71 @@ func TestCommandEnv(t *testing.T) {
 	want := []string{"HOME=/home/u", "HOSTNAME=web-1", "PATH=/opt/bin", "X=1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("commandEnv = %v, want %v", got, want)
+	}
+}
+
+func TestBackoffCustomDelays(t *testing.T) {
+	b := Backoff{First: 100 * time.Millisecond, Max: time.Second, ResetAfter: 5 * time.Second}
+	var got []time.Duration
+	for range 6 {
+		got = append(got, b.Delay(time.Second))
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("delays %v, want %v", got, want)
+	}
+	if d := b.Delay(5 * time.Second); d != 100*time.Millisecond {
+		t.Errorf("after a healthy run the delay is %s, want 100ms", d)
+	}
+}
+
+func TestWorkloadViewEvents(t *testing.T) {
+	running := func(pid, restarts, exits, lastPid, lastExit int) workloadState {
+		return workloadState{State: model.StateRunning, Pid: pid, Restarts: restarts, Exits: exits, LastPid: lastPid, LastExit: lastExit}
+	}
+	backoff := func(restarts, exits, lastPid, lastExit int) workloadState {
+		return workloadState{State: model.StateBackoff, Restarts: restarts, Exits: exits, LastPid: lastPid, LastExit: lastExit}
+	}
+	type ev struct {
+		state              string
+		pid, code, restart int
+		adopted            bool
+	}
+	cases := []struct {
+		name     string
+		adopting bool
+		states   []workloadState
+		want     []ev
+	}{
+		{"fresh start", false, []workloadState{running(10, 0, 0, 0, -1)}, []ev{{model.StateRunning, 10, -1, 0, false}}},
+		{"same state twice reports once", false, []workloadState{running(10, 0, 0, 0, -1), running(10, 0, 0, 0, -1)},
+			[]ev{{model.StateRunning, 10, -1, 0, false}}},
+		{"crash seen in backoff", false, []workloadState{running(10, 0, 0, 0, -1), backoff(0, 1, 10, 137), running(11, 1, 1, 10, 137)},
+			[]ev{{model.StateRunning, 10, -1, 0, false}, {model.StateBackoff, 10, 137, 0, false}, {model.StateRunning, 11, -1, 1, false}}},
+		{"backoff missed", false, []workloadState{running(10, 0, 0, 0, -1), running(11, 1, 1, 10, 137)},
+			[]ev{{model.StateRunning, 10, -1, 0, false}, {model.StateBackoff, 10, 137, 0, false}, {model.StateRunning, 11, -1, 1, false}}},
+		{"adopting skips old exits", true, []workloadState{running(12, 2, 2, 11, 1)}, []ev{{model.StateRunning, 12, -1, 2, true}}},
+		{"adopting in backoff", true, []workloadState{backoff(2, 2, 11, 1), running(12, 3, 2, 11, 1)},
+			[]ev{{model.StateBackoff, 11, 1, 2, true}, {model.StateRunning, 12, -1, 3, false}}},
+		{"final exit is left to Supervise", false, []workloadState{running(10, 0, 0, 0, -1), {State: model.StateExited, Exits: 1, LastPid: 10, LastExit: 0}},
+			[]ev{{model.StateRunning, 10, -1, 0, false}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			v := &workloadView{adopting: tc.adopting}
+			var got []ev
+			emit := func(e Event) { got = append(got, ev{e.State, e.Pid, e.ExitCode, e.Restarts, e.Adopted}) }
+			v.update(dir, emit) // no record yet: nothing
+			for _, st := range tc.states {
+				if err := writeWorkload(dir, st); err != nil {
+					t.Fatal(err)
+				}
+				v.update(dir, emit)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("events %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/weft-dev/weft/internal/cgroup"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
@@ -148,15 +150,19 @@ func (r *Runtime) endSession(c *control, s *session) {
 
 // Supervise keeps the container running until ctx is cancelled (it then
 // returns nil WITHOUT stopping the process: the agent may be restarting) or
-// Stop is called. It first adopts a recorded process with the same config
-// hash (a recorded process with another hash is stopped); otherwise it
-// starts one. On exit it restarts per cfg.Restart with backoff (100ms,
-// doubling to 10s, reset after a run of 10s) and reports every transition
-// via onEvent (may be nil; called from this goroutine). It returns nil when
-// ctx is done or the container is stopped or exited for good, and an error
-// when cfg is invalid or, with restart policy never, the start failed.
-// Only one Supervise runs per container: a second call waits for the first
-// to return.
+// Stop is called. It first adopts a recorded container-init with the same
+// config hash (one with another hash is stopped); otherwise it starts one.
+//
+// The workload's own restarts (per cfg.Restart, with backoff 100ms doubling
+// to 10s, reset after a run of 10s) are done by container-init, with or
+// without a Supervise; Supervise follows them through the init's workload
+// record and reports them as Events. It restarts the init itself, per the
+// same policy and backoff, only when the init ends without having been
+// told to (killed, or its setup failed). Every transition is reported via
+// onEvent (may be nil; called from this goroutine). It returns nil when ctx
+// is done or the container is stopped or exited for good, and an error when
+// cfg is invalid or, with restart policy never, the start failed. Only one
+// Supervise runs per container: a second call waits for the first to return.
 func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -176,16 +182,25 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 		return nil
 	}
 	defer r.endSession(ctl, sess)
+	dir := r.dir(cfg.Cluster, cfg.Host, cfg.Container)
 
 	policy := cfg.restartPolicy()
-	var delays backoff
-	proc, restarts, err := r.adopt(ctx, ctl, cfg)
+	var delays Backoff
+	ad, err := r.adopt(ctx, ctl, cfg)
 	if err != nil {
 		log.Warn("not adopting recorded process", "err", err)
 	}
+	proc, restarts, view := ad.proc, ad.restarts, &workloadView{adopting: true, legacy: ad.legacy}
 	if proc != nil {
-		log.Info("adopted container process", "pid", proc.pid)
-		emit(Event{State: model.StateRunning, Pid: proc.pid, ExitCode: -1, Restarts: restarts, Adopted: true})
+		log.Info("adopted container", "init_pid", proc.pid)
+		if ad.legacy {
+			emit(Event{State: model.StateRunning, Pid: proc.pid, ExitCode: -1, Restarts: restarts, Adopted: true})
+		}
+	}
+	if ad.done != nil {
+		// It finished for good while nobody watched.
+		emit(Event{State: model.StateExited, Pid: ad.done.LastPid, ExitCode: ad.done.LastExit, Restarts: ad.done.Restarts})
+		return nil
 	}
 	for {
 		if proc == nil {
@@ -204,7 +219,7 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 				if policy == spec.RestartNever {
 					return err
 				}
-				d := delays.delay(0)
+				d := delays.Delay(0)
 				emit(Event{State: model.StateBackoff, ExitCode: -1, Restarts: restarts, Err: err})
 				if !pause(ctx, sess, d) {
 					if sess.stopRequested() {
@@ -215,29 +230,41 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 				restarts++
 				continue
 			}
-			log.Info("started container", "pid", proc.pid, "restarts", restarts)
-			emit(Event{State: model.StateRunning, Pid: proc.pid, ExitCode: -1, Restarts: restarts})
+			log.Info("started container", "init_pid", proc.pid, "restarts", restarts)
+			view = &workloadView{}
 		}
 
-		if err := awaitExit(ctx, proc.pidfd); err != nil {
+		if err := r.follow(ctx, dir, proc, view, emit); err != nil {
 			proc.close()
 			if ctx.Err() != nil {
 				return nil // the process stays; a later Supervise adopts it
 			}
 			return fmt.Errorf("watching container %s (pid %d): %w", cfg.Container, proc.pid, err)
 		}
+		// The init is gone. Its last record says why when it exited on its
+		// own (the policy said done, or it was told to stop); otherwise it
+		// was killed or could not set the container up.
 		code := reap(proc.pidfd)
 		ran := time.Since(proc.started)
-		pid := proc.pid
+		pid := view.pid
+		if view.legacy {
+			pid = proc.pid
+		}
 		proc.close()
 		proc = nil
+		if st := view.last; view.read {
+			restarts = st.Restarts
+			if st.State == model.StateExited {
+				pid, code = st.LastPid, st.LastExit
+			}
+		}
 		log.Info("container exited", "pid", pid, "exit_code", code, "ran", ran.Round(time.Millisecond))
 
 		if sess.stopRequested() || !shouldRestart(policy, code) {
 			emit(Event{State: model.StateExited, Pid: pid, ExitCode: code, Restarts: restarts})
 			return nil
 		}
-		d := delays.delay(ran)
+		d := delays.Delay(ran)
 		emit(Event{State: model.StateBackoff, Pid: pid, ExitCode: code, Restarts: restarts})
 		if !pause(ctx, sess, d) {
 			if sess.stopRequested() {
@@ -246,6 +273,55 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 			return nil
 		}
 		restarts++
+	}
+}
+
+// follow reports the workload record of the container's init as Events
+// until the init exits (nil) or ctx is done (ctx's error). It wakes on the
+// init's pidfd and on inotify events of the state directory, where the
+// init replaces its record on every transition.
+func (r *Runtime) follow(ctx context.Context, dir string, proc *process, view *workloadView, emit func(Event)) error {
+	if view.legacy {
+		// Started by a weft whose container process was the workload
+		// itself: there is no workload record to follow.
+		return awaitExit(ctx, proc.pidfd)
+	}
+	ino, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", dir, err)
+	}
+	defer unix.Close(ino)
+	if _, err := unix.InotifyAddWatch(ino, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
+		return fmt.Errorf("watching %s: %w", dir, err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		view.update(dir, emit)
+		fds := []unix.PollFd{{Fd: int32(proc.pidfd), Events: unix.POLLIN}, {Fd: int32(ino), Events: unix.POLLIN}}
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, err := unix.Poll(fds, int(pollInterval/time.Millisecond))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("polling pidfd and inotify: %w", err)
+			}
+			if n > 0 {
+				break
+			}
+		}
+		for fds[1].Revents != 0 {
+			if n, err := unix.Read(ino, buf); n <= 0 || err != nil {
+				break
+			}
+		}
+		if fds[0].Revents != 0 {
+			view.update(dir, emit) // the init's last word
+			return nil
+		}
 	}
 }
 
@@ -264,31 +340,48 @@ func pause(ctx context.Context, s *session, d time.Duration) bool {
 	}
 }
 
+// adoption is what adopt found in the container's state directory.
+type adoption struct {
+	proc     *process       // the recorded init, alive and running this config; nil: start one
+	restarts int            // restart count to report or continue from
+	legacy   bool           // proc is the workload itself (started by an older weft)
+	done     *workloadState // the workload finished for good while nobody watched
+}
+
 // adopt returns the recorded process when it is alive and runs cfg, with the
-// restart count carried in its record. A live recorded process with another
-// config is stopped. With no process to adopt it returns nil and the restart
-// count a fresh start continues from.
-func (r *Runtime) adopt(ctx context.Context, ctl *control, cfg Config) (*process, int, error) {
+// restart count from its records. A live recorded process with another
+// config is stopped. With no process to adopt it returns the restart count a
+// fresh start continues from, or, when the init exited for good on its own
+// (per its restart policy), its last record.
+func (r *Runtime) adopt(ctx context.Context, ctl *control, cfg Config) (adoption, error) {
 	ctl.op.Lock()
 	defer ctl.op.Unlock()
 	dir := r.dir(cfg.Cluster, cfg.Host, cfg.Container)
 	rec, err := readRecord(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
+		return adoption{}, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return adoption{}, err
+	}
+	restarts := rec.Restarts
+	st, stErr := readWorkload(dir)
+	if rec.InitSupervises && stErr == nil {
+		restarts = st.Restarts
 	}
 	proc, err := attach(rec.Pid, rec.StartTime)
 	if errors.Is(err, errGone) {
-		if rec.Hash == cfg.Hash() {
-			// It died while nobody watched: starting it again is a restart.
-			return nil, rec.Restarts + 1, nil
+		if rec.Hash != cfg.Hash() {
+			return adoption{}, nil
 		}
-		return nil, 0, nil
+		if rec.InitSupervises && stErr == nil && st.State == model.StateExited && !shouldRestart(cfg.restartPolicy(), st.LastExit) {
+			return adoption{restarts: restarts, done: &st}, nil
+		}
+		// It died while nobody watched: starting it again is a restart.
+		return adoption{restarts: restarts + 1}, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return adoption{}, err
 	}
 	stale := ""
 	switch {
@@ -303,16 +396,16 @@ func (r *Runtime) adopt(ctx context.Context, ctl *control, cfg Config) (*process
 		defer proc.close()
 		r.logger().Info("replacing container process", "container", cfg.Container, "pid", proc.pid, "reason", stale)
 		if err := terminate(ctx, proc, replaceGrace, true); err != nil {
-			return nil, 0, fmt.Errorf("stopping pid %d of container %s because %s: %w", proc.pid, cfg.Container, stale, err)
+			return adoption{}, fmt.Errorf("stopping pid %d of container %s because %s: %w", proc.pid, cfg.Container, stale, err)
 		}
-		return nil, 0, nil
+		return adoption{}, nil
 	}
 	if err := writeFiles(dir, cfg); err != nil {
 		proc.close()
-		return nil, 0, err
+		return adoption{}, err
 	}
 	proc.started = rec.Started
-	return proc, rec.Restarts, nil
+	return adoption{proc: proc, restarts: restarts, legacy: !rec.InitSupervises}, nil
 }
 
 // sameNetns reports whether pid is in the network namespace nsName (a name
@@ -346,6 +439,11 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 	if err := writeFiles(dir, cfg); err != nil {
 		return nil, err
 	}
+	// The new init writes its own workload record; an old one must not be
+	// taken for it.
+	if err := removeWorkload(dir); err != nil {
+		return nil, err
+	}
 	cg := cgroupPath(cfg.Cluster, cfg.Host, cfg.Container)
 	// Leftovers of the previous run (PID namespace teardown is asynchronous)
 	// must not be mistaken for the new process's.
@@ -373,6 +471,9 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 		ResolvConf: mountedFile(dir, resolvConfFile, cfg.ResolvConf),
 		Hosts:      mountedFile(dir, hostsFile, cfg.Hosts),
 		Volumes:    cfg.Volumes,
+		StateDir:   dir,
+		Restart:    cfg.restartPolicy(),
+		Restarts:   restarts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding init config of container %s: %w", cfg.Container, err)
@@ -411,6 +512,7 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 	rec := Record{
 		Container: cfg.Container, Service: cfg.Service, Hash: cfg.Hash(),
 		Pid: pid, StartTime: p.startTime, Started: p.started, Restarts: restarts,
+		InitSupervises: true,
 	}
 	if err := writeRecord(dir, rec); err != nil {
 		return abort(err)
@@ -476,7 +578,7 @@ func (r *Runtime) Stop(ctx context.Context, cluster, host, container string, gra
 	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing record of container %s: %w", container, err)
 	}
-	return nil
+	return removeWorkload(dir)
 }
 
 // Records lists the containers with a record on this host, sorted by name.
@@ -568,16 +670,8 @@ func readRecord(dir string) (Record, error) {
 // writeRecord replaces the record atomically, so a crash never leaves a
 // half-written one.
 func writeRecord(dir string, rec Record) error {
-	b, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding record of container %s: %w", rec.Container, err)
-	}
-	tmp := filepath.Join(dir, recordFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("writing record of container %s: %w", rec.Container, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
-		return fmt.Errorf("writing record of container %s: %w", rec.Container, err)
+	if err := writeJSONAtomic(filepath.Join(dir, recordFile), rec); err != nil {
+		return fmt.Errorf("recording container %s: %w", rec.Container, err)
 	}
 	return nil
 }

@@ -262,7 +262,9 @@ func TestContainerNamespacesMountsAndStop(t *testing.T) {
 	}
 	hostName, _ := os.Hostname()
 
+	// The workload ignores SIGTERM, so Stop must escalate to SIGKILL.
 	cfg := l.config("web-1", "sh", "-c", `
+		trap "" TERM
 		echo "pid=$$"
 		echo "hostname=$(hostname)"
 		cat /etc/resolv.conf /etc/hosts
@@ -291,7 +293,9 @@ func TestContainerNamespacesMountsAndStop(t *testing.T) {
 	if inode(t, fmt.Sprintf("/proc/%d/ns/pid", pid)) == inode(t, "/proc/self/ns/pid") {
 		t.Error("container shares the test's PID namespace")
 	}
-	for _, want := range []string{"pid=1\n", "hostname=web-1\n", "# weft-test-resolv", "# weft-test-hosts", "env=hello\n"} {
+	// container-init is pid 1 of the container and the workload its child:
+	// it prints its pid in the container's namespace.
+	for _, want := range []string{fmt.Sprintf("pid=%d\n", nsPid(t, pid)), "hostname=web-1\n", "# weft-test-resolv", "# weft-test-hosts", "env=hello\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("container output lacks %q:\n%s", want, out)
 		}
@@ -320,15 +324,14 @@ func TestContainerNamespacesMountsAndStop(t *testing.T) {
 	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid)); target != l.rt.LogPath(l.cluster, l.host, "web-1") {
 		t.Errorf("stdout is %q, want the log", target)
 	}
-	if pids := l.cgroupPids("web-1"); len(pids) != 3 {
-		t.Errorf("cgroup holds %v, want the container's 3 processes", pids)
+	if pids := l.cgroupPids("web-1"); len(pids) != 4 {
+		t.Errorf("cgroup holds %v, want the container's 4 processes (init, sh, 2 sleeps)", pids)
 	}
 	recs, err := l.rt.Records(l.cluster, l.host)
-	if err != nil || len(recs) != 1 || recs[0].Pid != pid || recs[0].Hash != cfg.Hash() || recs[0].Container != "web-1" {
-		t.Fatalf("Records = %+v, %v; want one record of pid %d", recs, err, pid)
+	if err != nil || len(recs) != 1 || recs[0].Pid != parentPid(t, pid) || recs[0].Hash != cfg.Hash() || recs[0].Container != "web-1" {
+		t.Fatalf("Records = %+v, %v; want one record of pid %d's init", recs, err, pid)
 	}
 
-	// sh as pid 1 ignores SIGTERM, so this also proves the SIGKILL escalation.
 	if err := l.rt.Stop(context.Background(), l.cluster, l.host, "web-1", 200*time.Millisecond); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -408,6 +411,7 @@ func TestRestartAlwaysAfterKill(t *testing.T) {
 	l := newLab(t)
 	s := l.supervise(l.config("api-1", "sleep", "1000"))
 	first := s.events.next(t, model.StateRunning)
+	init := parentPid(t, first.Pid)
 	if err := syscall.Kill(first.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -418,9 +422,10 @@ func TestRestartAlwaysAfterKill(t *testing.T) {
 	if second.Pid == first.Pid || second.Restarts != 1 || second.Adopted {
 		t.Errorf("after kill: %+v, want a new pid with Restarts 1", second)
 	}
+	// Restarted by the container's init, not by starting a new container.
 	recs, _ := l.rt.Records(l.cluster, l.host)
-	if len(recs) != 1 || recs[0].Pid != second.Pid || recs[0].Restarts != 1 {
-		t.Errorf("record %+v, want pid %d restarts 1", recs, second.Pid)
+	if len(recs) != 1 || recs[0].Pid != init || parentPid(t, second.Pid) != init {
+		t.Errorf("record %+v, want the same init %d, parent of pid %d", recs, init, second.Pid)
 	}
 }
 
@@ -538,9 +543,10 @@ func TestProcessSurvivesAgentDeathAndIsAdopted(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// Not this process's child: the exit is seen through the pidfd, its code is unknown.
-	if e := s.events.next(t, model.StateBackoff); e.Pid != pid || e.ExitCode != -1 {
-		t.Errorf("exit of adopted foreign process: %+v, want pid %d code -1", e, pid)
+	// Reaped by the container's init, which records the exit code even
+	// though the process was started under another agent.
+	if e := s.events.next(t, model.StateBackoff); e.Pid != pid || e.ExitCode != 137 {
+		t.Errorf("exit of adopted process: %+v, want pid %d code 137", e, pid)
 	}
 	if e := s.events.next(t, model.StateRunning); e.Adopted || e.Restarts != 1 {
 		t.Errorf("restart after adopted exit: %+v", e)
@@ -655,12 +661,12 @@ func TestExecCommand(t *testing.T) {
 	if want := fmt.Sprintf("net:[%d]", inode(t, "/run/netns/"+cfg.Netns)); strings.TrimSpace(string(out)) != want {
 		t.Errorf("exec sees netns %q, want %q", out, want)
 	}
-	out, err = ExecCommand(ctx, pid, []string{"sh", "-c", `echo "$WHERE $(pwd) $(id -u)"; ps -o pid= -p 1 >/dev/null; cat /proc/1/cmdline | tr '\0' ' '`}).Output()
+	out, err = ExecCommand(ctx, pid, []string{"sh", "-c", `echo "$WHERE $(pwd) $(id -u)"; ps -o pid= -p 1 >/dev/null; tr '\0' ' ' </proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline | tr '\0' ' '`}).Output()
 	if err != nil {
 		t.Fatalf("exec sh: %v", err)
 	}
-	if !strings.HasPrefix(string(out), "inside / 0\n") || !strings.Contains(string(out), "sleep 1000") {
-		t.Errorf("exec output %q, want the container's env, /, root, and its pid 1 being sleep", out)
+	if !strings.HasPrefix(string(out), "inside / 0\n") || !strings.Contains(string(out), "container-init \n") || !strings.Contains(string(out), "sleep 1000") {
+		t.Errorf("exec output %q, want the container's env, /, root, its pid 1 being container-init and sleep running", out)
 	}
 	err = ExecCommand(ctx, pid, []string{"sh", "-c", "exit 7"}).Run()
 	var exitErr *exec.ExitError
@@ -697,5 +703,205 @@ func TestConcurrentStopAndRestarts(t *testing.T) {
 	}
 	if pids := l.cgroupPids("flappy-1"); len(pids) != 0 {
 		t.Errorf("cgroup holds %v after Stop", pids)
+	}
+}
+
+// parentPid is the parent of pid, from /proc/<pid>/stat.
+func parentPid(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("reading stat of %d: %v", pid, err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		t.Fatalf("stat of %d: %q", pid, b)
+	}
+	return ppid
+}
+
+// workloadOf reads the container's workload record as container-init
+// wrote it.
+func (l *lab) workloadOf(container string) workloadState {
+	l.t.Helper()
+	st, err := readWorkload(l.rt.dir(l.cluster, l.host, container))
+	if err != nil {
+		l.t.Fatalf("reading the workload record of %s: %v", container, err)
+	}
+	return st
+}
+
+func TestWorkloadRestartedWithoutAgent(t *testing.T) {
+	l := newLab(t)
+	cfg := l.config("kv-1", "sh", "-c", "echo started; exec sleep 1000")
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A separate agent process, killed with SIGKILL as a crashing agent is.
+	agent := exec.Command(initExe, "supervise", string(cfgJSON), l.rt.StateRoot)
+	stdout, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+	})
+	var pid int
+	if _, err := fmt.Fscanf(stdout, "running %d\n", &pid); err != nil {
+		t.Fatalf("reading the agent's container pid: %v", err)
+	}
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = agent.Wait()
+
+	waitFor(t, "the workload's output", l.logContains("kv-1", "started\n"))
+
+	// No agent and no Supervise anywhere: the container's init restarts it.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var st workloadState
+	waitFor(t, "the workload to be restarted without an agent", func() bool {
+		st = l.workloadOf("kv-1")
+		return st.State == model.StateRunning && st.Pid != pid && st.Pid > 0
+	})
+	if st.Restarts != 1 || st.LastPid != pid || st.LastExit != 137 {
+		t.Errorf("workload record %+v, want restarts 1 after pid %d exited 137", st, pid)
+	}
+	if got, err := procStartTime(st.Pid); err != nil || got != st.StartTime {
+		t.Errorf("recorded pid %d start time %d, /proc says %d (%v)", st.Pid, st.StartTime, got, err)
+	}
+	waitFor(t, "the restarted workload's output in the same log", func() bool {
+		return strings.Count(l.log("kv-1"), "started\n") >= 2
+	})
+	if n := strings.Count(l.log("kv-1"), "started\n"); n != 2 {
+		t.Errorf("the workload started %d times, want 2; log:\n%s", n, l.log("kv-1"))
+	}
+
+	// A new agent adopts the restarted workload as it is.
+	s := l.supervise(cfg)
+	adopted := s.events.next(t, model.StateRunning)
+	if !adopted.Adopted || adopted.Pid != st.Pid || adopted.Restarts != 1 {
+		t.Fatalf("new agent: %+v, want pid %d adopted with 1 restart", adopted, st.Pid)
+	}
+	for _, e := range s.events.all() {
+		if e.State == model.StateStarting || e.State == model.StateBackoff {
+			t.Errorf("adopting a restarted workload reported %+v", e)
+		}
+	}
+	// And goes on following its restarts.
+	if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := s.events.next(t, model.StateBackoff); e.Pid != st.Pid || e.ExitCode != 137 || e.Restarts != 1 {
+		t.Errorf("backoff after the second kill: %+v, want pid %d exit 137 restarts 1", e, st.Pid)
+	}
+	if e := s.events.next(t, model.StateRunning); e.Adopted || e.Restarts != 2 || e.Pid == st.Pid {
+		t.Errorf("running after the second kill: %+v, want a new pid with 2 restarts", e)
+	}
+}
+
+func TestStopEndsRestartsWhileInitWaits(t *testing.T) {
+	l := newLab(t)
+	// on-failure: the init keeps restarting a failing workload; Stop without
+	// any Supervise must still end the container for good.
+	cfg := l.config("crash-1", "sh", "-c", "sleep 0.05; exit 4")
+	cfg.Restart = spec.RestartOnFailure
+	s := l.supervise(cfg)
+	s.events.next(t, model.StateBackoff)
+	s.cancel()
+	if err := s.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the init to restart the failing workload on its own", func() bool {
+		return l.workloadOf("crash-1").Restarts >= 2
+	})
+	if err := l.rt.Stop(context.Background(), l.cluster, l.host, "crash-1", time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if pids := l.cgroupPids("crash-1"); len(pids) != 0 {
+		t.Errorf("cgroup holds %v after Stop", pids)
+	}
+	if _, err := readWorkload(l.rt.dir(l.cluster, l.host, "crash-1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("workload record after Stop: %v, want none", err)
+	}
+}
+
+// nsPid is pid as its own PID namespace numbers it (the last NSpid field).
+func nsPid(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(v)
+			n, err := strconv.Atoi(f[len(f)-1])
+			if err != nil || len(f) < 2 {
+				t.Fatalf("NSpid of %d: %q", pid, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no NSpid in status of %d", pid)
+	return 0
+}
+
+func TestLegacyRecordIsAdoptedThenRestartedUnderInit(t *testing.T) {
+	l := newLab(t)
+	cfg := l.config("old-1", "sleep", "1000")
+	// A container started by an older weft: its recorded process is the
+	// workload itself, and no workload record exists.
+	old := exec.Command("ip", "netns", "exec", cfg.Netns, "sleep", "1000")
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old workload to exec sleep", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", old.Process.Pid))
+		return strings.HasPrefix(string(b), "sleep")
+	})
+	t.Cleanup(func() { _ = old.Process.Kill() })
+	pid := old.Process.Pid
+	if err := cgroup.Join(cgroupPath(l.cluster, l.host, "old-1"), pid); err != nil {
+		t.Fatal(err)
+	}
+	start, err := procStartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := l.rt.dir(l.cluster, l.host, "old-1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRecord(dir, Record{Container: "old-1", Service: "svc", Hash: cfg.Hash(), Pid: pid, StartTime: start, Started: time.Now(), Restarts: 4}); err != nil {
+		t.Fatal(err)
+	}
+
+	s := l.supervise(cfg)
+	if e := s.events.next(t, model.StateRunning); !e.Adopted || e.Pid != pid || e.Restarts != 4 {
+		t.Fatalf("adopting a legacy record: %+v, want pid %d adopted with 4 restarts", e, pid)
+	}
+	if err := old.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = old.Wait() }()
+	if e := s.events.next(t, model.StateBackoff); e.Pid != pid {
+		t.Errorf("exit of the legacy process: %+v, want pid %d", e, pid)
+	}
+	e := s.events.next(t, model.StateRunning)
+	if e.Adopted || e.Restarts != 5 {
+		t.Fatalf("restart of the legacy container: %+v, want a fresh start with 5 restarts", e)
+	}
+	if recs, _ := l.rt.Records(l.cluster, l.host); len(recs) != 1 || !recs[0].InitSupervises || recs[0].Pid != parentPid(t, e.Pid) {
+		t.Errorf("record after the restart: %+v, want container-init, parent of %d", recs, e.Pid)
 	}
 }

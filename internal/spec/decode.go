@@ -23,10 +23,13 @@ type decoder struct {
 	// undecodable holds fields whose value could not be read; validation
 	// problems about them (e.g. "missing") would only repeat the first one.
 	undecodable map[string]bool
+	// zeros holds the fields written as 0 (or 0s): where a left-out field
+	// gets a default, a written 0 must not silently become that default.
+	zeros map[string]*yaml.Node
 }
 
 func newDecoder() *decoder {
-	return &decoder{positions: map[string]position{}, undecodable: map[string]bool{}}
+	return &decoder{positions: map[string]position{}, undecodable: map[string]bool{}, zeros: map[string]*yaml.Node{}}
 }
 
 func (d *decoder) fail(n *yaml.Node, field, value, message, fix string) {
@@ -188,6 +191,50 @@ func (d *decoder) namedMapping(n *yaml.Node, path, what, example string, each fu
 	d.entries(n, path, what, func(key, value *yaml.Node, field string) {
 		each(key.Value, value, field)
 	})
+	d.mergeNamed(n, path, what, each)
+}
+
+// mergeNamed applies merge keys (<<: *anchor) in a mapping of user-chosen
+// names (services, subnets, env): the anchored mapping's entries are added
+// unless written explicitly, as YAML's merge key says.
+func (d *decoder) mergeNamed(n *yaml.Node, path, what string, each func(name string, value *yaml.Node, field string)) {
+	explicit := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag != "!!merge" {
+			explicit[n.Content[i].Value] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], resolve(n.Content[i+1])
+		if key.Tag != "!!merge" {
+			continue
+		}
+		sources := []*yaml.Node{value}
+		if value.Kind == yaml.SequenceNode {
+			sources = value.Content
+		}
+		for _, src := range sources {
+			src = resolve(src)
+			if src.Kind != yaml.MappingNode {
+				d.fail(key, path, "", "`<<` must merge a mapping", fmt.Sprintf("point `<<:` at an anchored mapping of %s names, e.g. `<<: *common`", what))
+				continue
+			}
+			for j := 0; j+1 < len(src.Content); j += 2 {
+				k := src.Content[j]
+				if k.Tag == "!!merge" || explicit[k.Value] {
+					continue
+				}
+				if k.Kind != yaml.ScalarNode {
+					d.fail(k, path, "", fmt.Sprintf("a %s name must be a single value, not %s", what, kindName(k)), "write the name as plain text")
+					continue
+				}
+				explicit[k.Value] = true
+				field := join(path, k.Value)
+				d.at(k, field)
+				each(k.Value, src.Content[j+1], field)
+			}
+		}
+	}
 }
 
 func (d *decoder) list(n *yaml.Node, path, example string) []*yaml.Node {
@@ -229,6 +276,9 @@ func (d *decoder) integer(n *yaml.Node, path string) int {
 		d.fail(s, path, s.Value, "must be a whole number", "write digits only, e.g. 8080")
 		return 0
 	}
+	if v == 0 {
+		d.zeros[path] = s
+	}
 	return v
 }
 
@@ -241,6 +291,9 @@ func (d *decoder) integer64(n *yaml.Node, path string) int64 {
 	if err != nil {
 		d.fail(s, path, s.Value, "must be a whole number", "write digits only, e.g. 1048576")
 		return 0
+	}
+	if v == 0 {
+		d.zeros[path] = s
 	}
 	return v
 }
@@ -260,7 +313,11 @@ func (d *decoder) duration(n *yaml.Node, path string) Duration {
 	}
 	var v Duration
 	if err := v.UnmarshalYAML(s); err != nil {
-		d.fail(s, path, s.Value, "not a duration", "write it like 500ms, 2s or 1m (a bare number means seconds)")
+		d.fail(s, path, s.Value, err.Error(), "write it like 500ms, 2s or 1m (a bare number means seconds)")
+		return Duration{}
+	}
+	if v.Duration == 0 {
+		d.zeros[path] = s
 	}
 	return v
 }
@@ -308,7 +365,7 @@ var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
 // syntaxProblem turns a YAML syntax error into a Problem with a line and
 // column. yaml.v3 reports only a line, and often the line where the enclosing
-// construct starts; the first prefix of the file that fails with the same
+// construct starts; the shortest prefix of the file that fails with the same
 // message pinpoints where the error really is.
 func syntaxProblem(data []byte, err error) Problem {
 	msg := strings.TrimPrefix(syntaxLine.ReplaceAllString(err.Error(), "yaml: "), "yaml: ")
@@ -317,16 +374,8 @@ func syntaxProblem(data []byte, err error) Problem {
 		line, _ = strconv.Atoi(m[1])
 	}
 	lines := strings.Split(string(data), "\n")
-	const maxScannedLines = 5000
-	if len(lines) <= maxScannedLines {
-		for i := 1; i <= len(lines); i++ {
-			var n yaml.Node
-			perr := yaml.Unmarshal([]byte(strings.Join(lines[:i], "\n")), &n)
-			if perr != nil && syntaxLine.ReplaceAllString(perr.Error(), "yaml: ") == syntaxLine.ReplaceAllString(err.Error(), "yaml: ") {
-				line = i
-				break
-			}
-		}
+	if l := firstFailingPrefix(lines, err); l > 0 {
+		line = l
 	}
 	column := 0
 	fix := "correct the YAML syntax at this line (indent with spaces, close brackets and quotes)"
@@ -340,4 +389,30 @@ func syntaxProblem(data []byte, err error) Problem {
 		}
 	}
 	return Problem{Field: "(yaml)", Message: msg, Fix: fix, Line: line, Column: column}
+}
+
+// firstFailingPrefix finds the shortest prefix of lines (a count of lines)
+// that fails to parse with the same message as err, by binary search: about
+// log2(lines) parses, so a big file's syntax error is located in O(n log n)
+// rather than the O(n^2) of trying every prefix. 0 when none was found.
+func firstFailingPrefix(lines []string, err error) int {
+	want := syntaxLine.ReplaceAllString(err.Error(), "yaml: ")
+	fails := func(i int) bool {
+		var n yaml.Node
+		perr := yaml.Unmarshal([]byte(strings.Join(lines[:i], "\n")), &n)
+		return perr != nil && syntaxLine.ReplaceAllString(perr.Error(), "yaml: ") == want
+	}
+	if !fails(len(lines)) {
+		return 0
+	}
+	lo, hi := 0, len(lines) // fails(hi) holds; fails(lo) is taken as false
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }

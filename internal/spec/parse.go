@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,7 +14,7 @@ import (
 // Load reads, defaults and validates the cluster file at path. Every problem
 // of the file comes back at once as Problems.
 func Load(path string) (*Cluster, error) {
-	data, err := os.ReadFile(path)
+	data, err := readCapped(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, Problems{{Field: "-f", Value: path, Message: "the cluster file does not exist",
 			Fix: "run weft in the directory of your weft.yaml, or pass another file with -f FILE"}}
@@ -48,9 +49,15 @@ func Parse(data []byte, dir string) (*Cluster, error) {
 		}
 		dir = abs
 	}
+	if p := checkSize(data); p != nil {
+		return nil, Problems{*p}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Problems{syntaxProblem(data, err)}
+	}
+	if p := checkExpansion(&root); p != nil {
+		return nil, Problems{*p}
 	}
 	c := &Cluster{Dir: dir}
 	d := newDecoder()
@@ -60,7 +67,7 @@ func Parse(data []byte, dir string) (*Cluster, error) {
 	}
 	d.cluster(root.Content[0], c)
 	c.ApplyDefaults()
-	problems := d.problems
+	problems := append(d.problems, d.writtenZeroProblems()...)
 	for _, p := range c.Validate() {
 		if d.coveredByDecodeProblem(p.Field) {
 			continue
@@ -251,4 +258,15 @@ func (d *decoder) publish(n *yaml.Node, path string) Publish {
 		"port":     func(v *yaml.Node, p string) { pub.Port = d.integer(v, p) },
 	})
 	return pub
+}
+
+// readCapped reads at most MaxFileBytes+1 bytes of path, so that a huge file
+// (or /dev/zero) is refused by size instead of read whole.
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 }

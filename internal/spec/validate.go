@@ -266,13 +266,54 @@ func (c *Cluster) validateServices(ps *Problems) {
 			}
 		}
 	}
+	// A service named like a container of another ("web-2") would share its
+	// DNS name. Checked from the names, not by listing every replica: a
+	// huge replica count must not cost time.
+	replicas := map[string]int{}
 	for _, s := range c.Services {
-		for i := 1; i <= s.Replicas; i++ {
-			container := fmt.Sprintf("%s-%d", s.Name, i)
-			if container != s.Name && names[container] {
-				ps.add("services."+container, nil, fmt.Sprintf("same name as container %d of service %s; DNS names would collide", i, s.Name),
-					"rename service "+container)
-			}
+		replicas[s.Name] = s.Replicas
+	}
+	for _, s := range c.Services {
+		cut := strings.LastIndexByte(s.Name, '-')
+		if cut <= 0 {
+			continue
+		}
+		i, err := strconv.Atoi(s.Name[cut+1:])
+		owner := s.Name[:cut]
+		if err != nil || i < 1 || strconv.Itoa(i) != s.Name[cut+1:] {
+			continue
+		}
+		if n, ok := replicas[owner]; ok && i <= n {
+			ps.add("services."+s.Name, nil, fmt.Sprintf("same name as container %d of service %s; DNS names would collide", i, owner),
+				"rename service "+s.Name)
+		}
+	}
+	c.validateCapacity(ps)
+}
+
+// validateCapacity checks that the containers asked for fit in the overlay:
+// each needs an address outside the reserved block.
+func (c *Cluster) validateCapacity(ps *Problems) {
+	if !isIPv4Prefix(c.Overlay.CIDR) {
+		return
+	}
+	first := toUint32(c.Overlay.CIDR.Masked().Addr()) + 1
+	last := toUint32(reservedStart(c.Overlay.CIDR))
+	room := int64(0)
+	if last > first {
+		room = int64(last - first)
+	}
+	var total int64
+	for _, s := range c.Services {
+		if s.Replicas <= 0 {
+			continue
+		}
+		total += int64(s.Replicas)
+		if total > room {
+			ps.add("services."+s.Name+".replicas", s.Replicas,
+				fmt.Sprintf("the overlay %s has room for %d containers in all, and the services up to this one ask for %d", c.Overlay.CIDR, room, total),
+				"lower replicas, or use a larger overlay.cidr")
+			return
 		}
 	}
 }

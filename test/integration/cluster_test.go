@@ -13,17 +13,15 @@ import (
 	"time"
 
 	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/cgroup"
+	"github.com/weft-dev/weft/internal/lab"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 )
 
-// reschedule_after is long here: checkAgentDeath keeps host1's agent dead
-// for longer than the default 5s, and this test is about a restarted agent
-// adopting its containers, not about moving them (reschedule_test.go).
 const exampleTmpl = `version: 1
 name: NAME
 provider: lab
-reschedule_after: 2m
 network:
   cidr: 192.168.0.0/16
   subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}
@@ -70,7 +68,8 @@ func exampleFile(storeHost string, webReplicas int, extra bool) string {
 
 // TestExampleCluster walks the platform's promises on one three-host
 // cluster, in order: reachability, no flooding, MTU, re-apply, container
-// restart, agent death, change of file; and a second cluster beside it.
+// restart, agent death, container death while its agent is dead, change of
+// file; and a second cluster beside it.
 func TestExampleCluster(t *testing.T) {
 	c := writeCluster(t, uniqueName("ex"), exampleFile("host3", 3, true))
 	upCluster(t, c)
@@ -92,6 +91,7 @@ func TestExampleCluster(t *testing.T) {
 	t.Run("re-apply changes nothing", func(t *testing.T) { checkReapply(t, c) })
 	t.Run("kill -9 of a container", func(t *testing.T) { checkContainerRestart(t, c) })
 	t.Run("kill -9 of a manager agent", func(t *testing.T) { checkAgentDeath(t, c) })
+	t.Run("kill -9 of a container while its agent is dead", func(t *testing.T) { checkContainerDeathWithoutAgent(t, c) })
 	t.Run("changing the file converges", func(t *testing.T) { checkChange(t, c) })
 }
 
@@ -269,47 +269,172 @@ func checkContainerRestart(t *testing.T, c cluster) {
 	}
 }
 
+// checkAgentDeath kills a manager's agent: its host supervisor starts a new
+// one by itself (no weft up), which registers within 2s and adopts the
+// host's containers without restarting them.
 func checkAgentDeath(t *testing.T, c cluster) {
 	st := c.status(t)
-	var host1 api.HostStatus
-	for _, h := range st.Hosts {
-		if h.Name == "host1" {
-			host1 = h
-		}
-	}
+	host1 := findHost(t, st, "host1")
 	if !host1.Manager || host1.AgentPid == 0 {
 		t.Fatalf("host1 should be a manager with an agent: %+v", host1)
 	}
-	pidsBefore := map[string]int{}
+	before := map[string]model.ContainerStatus{}
 	for _, ct := range st.Containers {
 		if ct.Host == "host1" {
-			pidsBefore[ct.Container] = ct.Pid
+			before[ct.Container] = ct
 		}
 	}
 	if err := syscall.Kill(host1.AgentPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "host1 shows as down", func() error {
-		for _, h := range c.status(t).Hosts {
-			if h.Name == "host1" && h.Agent != "down" {
-				return fmt.Errorf("agent %s", h.Agent)
+	killed := time.Now()
+	eventually(t, 2*time.Second, "a new agent of host1 registered", func() error {
+		h := findHost(t, c.status(t), "host1")
+		if h.AgentPid == host1.AgentPid || h.Agent != "up" {
+			return fmt.Errorf("agent %s pid %d", h.Agent, h.AgentPid)
+		}
+		return nil
+	})
+	t.Logf("host1's agent registered again %s after kill -9", time.Since(killed).Round(time.Millisecond))
+	// The new agent adopts the containers: same pids, no restart, and it
+	// reports them ready again (their health checks start over).
+	eventually(t, 10*time.Second, "host1's containers adopted and ready", func() error {
+		for _, ct := range c.status(t).Containers {
+			old, ok := before[ct.Container]
+			if !ok {
+				continue
+			}
+			if ct.Pid != old.Pid || ct.Restarts != old.Restarts {
+				t.Fatalf("%s restarted by the new agent: pid %d -> %d, restarts %d -> %d", ct.Container, old.Pid, ct.Pid, old.Restarts, ct.Restarts)
+			}
+			if !ct.Ready() {
+				return fmt.Errorf("%s %s/%s", ct.Container, ct.State, ct.Health)
 			}
 		}
 		return nil
 	})
-	checkReachability(t, c)
-	mustWeft(t, "up", "-f", c.file)
-	st = c.status(t)
-	for _, h := range st.Hosts {
+	for _, h := range c.status(t).Hosts {
 		if h.Agent != "up" {
-			t.Errorf("host %s agent %s after up", h.Name, h.Agent)
+			t.Errorf("host %s agent %s", h.Name, h.Agent)
 		}
 	}
+	checkReachability(t, c)
+}
+
+// checkContainerDeathWithoutAgent stops host2's supervisor, kills its agent,
+// then kills a container's workload: the container's init restarts it with
+// no agent alive. The agent, once back, reports the restart.
+func checkContainerDeathWithoutAgent(t *testing.T, c cluster) {
+	st := c.status(t)
+	var victim model.ContainerStatus
 	for _, ct := range st.Containers {
-		if p, ok := pidsBefore[ct.Container]; ok && p != ct.Pid {
-			t.Errorf("%s restarted by the new agent: pid %d -> %d", ct.Container, p, ct.Pid)
+		if ct.Host == "host2" && ct.Ready() {
+			victim = ct
+			break
 		}
 	}
+	if victim.Container == "" {
+		t.Fatalf("no ready container on host2: %+v", st.Containers)
+	}
+	l := &lab.Lab{}
+	sup, alive := l.SupervisorPid(c.name, "host2")
+	if !alive {
+		t.Fatal("host2 has no supervisor")
+	}
+	agentPid, alive := l.AgentPid(c.name, "host2")
+	if !alive || agentPid != findHost(t, st, "host2").AgentPid {
+		t.Fatalf("host2's agent: recorded %d (alive %v), registered %d", agentPid, alive, findHost(t, st, "host2").AgentPid)
+	}
+	// Frozen, the supervisor cannot bring the agent back.
+	if err := syscall.Kill(sup, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := syscall.Kill(sup, syscall.SIGCONT); err != nil {
+				t.Errorf("resuming the supervisor: %v", err)
+			}
+		}
+	}
+	t.Cleanup(resume)
+	if err := syscall.Kill(agentPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "host2's agent is dead", func() error {
+		if _, alive := l.AgentPid(c.name, "host2"); alive {
+			return fmt.Errorf("pid %d still runs", agentPid)
+		}
+		return nil
+	})
+	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var restarted int
+	eventually(t, 5*time.Second, victim.Container+" restarted with no agent", func() error {
+		pid, err := workloadPid(c, "host2", victim.Container)
+		if err != nil {
+			return err
+		}
+		if pid == victim.Pid {
+			return fmt.Errorf("still the killed pid %d", pid)
+		}
+		restarted = pid
+		return nil
+	})
+	t.Logf("%s restarted with no agent after %s", victim.Container, time.Since(killed).Round(time.Millisecond))
+	if _, alive := l.AgentPid(c.name, "host2"); alive {
+		t.Fatal("an agent of host2 ran meanwhile: the test proves nothing")
+	}
+
+	resume()
+	eventually(t, 10*time.Second, "host2's agent back, reporting the restarted "+victim.Container, func() error {
+		st := c.status(t)
+		if h := findHost(t, st, "host2"); h.AgentPid == agentPid || h.Agent != "up" {
+			return fmt.Errorf("agent %s pid %d", h.Agent, h.AgentPid)
+		}
+		ct := find(t, st, victim.Container)
+		if ct.Pid != restarted || ct.Restarts != victim.Restarts+1 || !ct.Ready() {
+			return fmt.Errorf("%s pid %d restarts %d %s/%s, want pid %d restarts %d ready", ct.Container, ct.Pid, ct.Restarts, ct.State, ct.Health, restarted, victim.Restarts+1)
+		}
+		if ct.IP != victim.IP || ct.MAC != victim.MAC {
+			return fmt.Errorf("address changed: %s/%s -> %s/%s", victim.IP, victim.MAC, ct.IP, ct.MAC)
+		}
+		return nil
+	})
+	r := c.exec(t, victim.Container, "wget", "-q", "-T", "3", "-O", "-", "http://127.0.0.1:8080/health")
+	if r.code != 0 {
+		t.Errorf("the restarted %s does not serve: exit %d %s", victim.Container, r.code, r.stderr)
+	}
+}
+
+// workloadPid finds the container's workload in its cgroup: the process
+// running the hello binary.
+func workloadPid(c cluster, host, container string) (int, error) {
+	pids, err := cgroup.Pids(naming.CgroupRelPath(c.name, host, "c", container))
+	if err != nil {
+		return 0, err
+	}
+	for _, pid := range pids {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.HasPrefix(string(cmdline), helloBin+"\x00") {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no hello process among %v", pids)
+}
+
+func findHost(t *testing.T, st api.Status, name string) api.HostStatus {
+	t.Helper()
+	for _, h := range st.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	t.Fatalf("host %s not in status", name)
+	return api.HostStatus{}
 }
 
 func checkChange(t *testing.T, c cluster) {

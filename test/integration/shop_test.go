@@ -115,9 +115,11 @@ func TestShop(t *testing.T) {
 	c := writeCluster(t, name, body)
 	upCluster(t, c)
 	api := &shopAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/v1", port), http: &http.Client{Timeout: 20 * time.Second}}
+	admin := adminLogin(t, api, c.file)
 
 	t.Run("names, not addresses", func(t *testing.T) { checkNamesNotAddresses(t, c.file) })
-	t.Run("the walk", func(t *testing.T) { shopWalk(t, api) })
+	t.Run("the walk", func(t *testing.T) { shopWalk(t, api, admin) })
+	t.Run("authorization through the gateway", func(t *testing.T) { shopAuthorization(t, api, admin) })
 	t.Run("postman collection via newman", func(t *testing.T) {
 		newman, err := exec.LookPath("newman")
 		if err != nil {
@@ -129,8 +131,8 @@ func TestShop(t *testing.T) {
 			t.Fatalf("newman: %v\n%s", err, out)
 		}
 	})
-	t.Run("concurrent orders never oversell", func(t *testing.T) { shopConcurrency(t, api) })
-	t.Run("bad input", func(t *testing.T) { shopBadInput(t, api) })
+	t.Run("concurrent orders never oversell", func(t *testing.T) { shopConcurrency(t, api, admin) })
+	t.Run("bad input", func(t *testing.T) { shopBadInput(t, api, admin) })
 	t.Run("resilience", func(t *testing.T) { shopResilience(t, c, api) })
 }
 
@@ -167,7 +169,86 @@ func registerAndLogin(t *testing.T, api *shopAPI, email string) float64 {
 	return num(u.body["id"])
 }
 
-func shopWalk(t *testing.T, api *shopAPI) {
+// adminLogin logs in the admin account user-service makes from its
+// ADMIN_EMAIL and ADMIN_PASSWORD in the cluster file.
+func adminLogin(t *testing.T, api *shopAPI, file string) *shopAPI {
+	c, err := spec.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]string
+	for _, s := range c.Services {
+		if s.Name == "user-service" {
+			env = s.Env
+		}
+	}
+	if env["ADMIN_EMAIL"] == "" || env["ADMIN_PASSWORD"] == "" {
+		t.Fatalf("user-service in %s has no ADMIN_EMAIL and ADMIN_PASSWORD", file)
+	}
+	admin := &shopAPI{t: t, base: api.base, http: api.http}
+	tok := admin.want(admin.do("POST", "/auth/login", url.Values{"username": {env["ADMIN_EMAIL"]}, "password": {env["ADMIN_PASSWORD"]}}), 200, "admin login")
+	admin.token, _ = tok.body["access_token"].(string)
+	if me := admin.want(admin.do("GET", "/users/me", nil), 200, "admin me"); me.body["role"] != "admin" {
+		t.Fatalf("the ADMIN_EMAIL account is not an admin: %s", me.raw)
+	}
+	return admin
+}
+
+// shopAuthorization: through the gateway, orders need a token and are the
+// token's user's, writes need the admin, and verify is unreachable.
+func shopAuthorization(t *testing.T, api *shopAPI, admin *shopAPI) {
+	uid := registerAndLogin(t, api, "authz@example.com")
+	anon := &shopAPI{t: t, base: api.base, http: api.http}
+	p := admin.want(admin.do("POST", "/products/", map[string]any{"name": "Guarded", "description": "x", "category": "authz", "price": 3.0, "quantity": 5}), 201, "admin creates a product")
+	pid := p.body["_id"].(string)
+	ship := map[string]any{"line1": "x", "city": "x", "state": "x", "postal_code": "x", "country": "x"}
+	order := func(userID any) map[string]any {
+		return map[string]any{"user_id": userID, "shipping_address": ship, "items": []any{map[string]any{"product_id": pid, "quantity": 1, "price": 3.0}}}
+	}
+	anon.want(anon.do("POST", "/orders/", order(uid)), 401, "order without a token")
+	api.want(api.do("POST", "/orders/", order(uid+1000)), 403, "order for another user")
+	o := api.want(api.do("POST", "/orders/", order(uid)), 201, "order for oneself (order-service verified the user over the internal route)")
+	oid := o.body["_id"].(string)
+	api.want(api.do("POST", "/products/", map[string]any{"name": "x", "category": "authz", "price": 1.0, "quantity": 1}), 403, "customer creates a product")
+	api.want(api.do("PUT", "/products/"+pid, map[string]any{"price": 0.01}), 403, "customer reprices a product")
+	api.want(api.do("POST", "/inventory/adjust", map[string]any{"product_id": pid, "quantity_change": 100, "reason": "x"}), 403, "customer adjusts stock")
+	api.want(api.do("POST", "/inventory/reserve", map[string]any{"product_id": pid, "quantity": 1}), 403, "customer reserves stock")
+	api.want(api.do("PUT", "/orders/"+oid+"/status", map[string]any{"status": "paid"}), 403, "customer pays by status")
+	anon.want(anon.do("PUT", "/orders/"+oid+"/status", map[string]any{"status": "paid"}), 401, "anonymous status change")
+	admin.want(admin.do("PUT", "/orders/"+oid+"/status", map[string]any{"status": "paid"}), 200, "admin pays")
+	if r := api.do("GET", "/users/"+fmt.Sprint(uid)+"/verify", nil); r.code != 404 || strings.Contains(r.raw, "authz@example.com") {
+		t.Errorf("GET /api/v1/users/%v/verify through the gateway: %d %s, want 404 without the email", uid, r.code, r.raw)
+	}
+	// Failed logins through the gateway: the 11th answer for the email is
+	// 429 with Retry-After (user-service's default limit is 10).
+	for i := range 10 {
+		anon.want(anon.do("POST", "/auth/login", url.Values{"username": {"authz@example.com"}, "password": {"Wrong123"}}), 401, fmt.Sprint("failed login ", i+1))
+	}
+	loginReq, err := http.NewRequest("POST", api.base+"/auth/login", strings.NewReader(url.Values{"username": {"authz@example.com"}, "password": {"Secret123"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loginReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	limited, err := api.http.Do(loginReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited.Body.Close()
+	if limited.StatusCode != http.StatusTooManyRequests || limited.Header.Get("Retry-After") == "" {
+		t.Errorf("11th login after 10 failures: %d, Retry-After %q; want 429 with Retry-After", limited.StatusCode, limited.Header.Get("Retry-After"))
+	}
+	resp, err := api.http.Get(strings.TrimSuffix(api.base, "/api/v1") + "/internal/v1/users/" + fmt.Sprint(uid) + "/verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || strings.Contains(string(raw), "authz@example.com") {
+		t.Errorf("GET /internal/v1/users/%v/verify through the gateway: %d %s, want 404", uid, resp.StatusCode, raw)
+	}
+}
+
+func shopWalk(t *testing.T, api *shopAPI, admin *shopAPI) {
 	var ids walkIDs
 	ids.userID = registerAndLogin(t, api, "ada@example.com")
 	me := api.want(api.do("GET", "/users/me", nil), 200, "me")
@@ -180,7 +261,7 @@ func shopWalk(t *testing.T, api *shopAPI) {
 		t.Fatalf("first address should be the default: %s", a.raw)
 	}
 	mk := func(name, cat string, price float64, qty int) string {
-		r := api.want(api.do("POST", "/products/", map[string]any{"name": name, "description": name, "category": cat, "price": price, "quantity": qty}), 201, "create "+name)
+		r := admin.want(admin.do("POST", "/products/", map[string]any{"name": name, "description": name, "category": cat, "price": price, "quantity": qty}), 201, "create "+name)
 		id, _ := r.body["_id"].(string)
 		if len(id) != 24 {
 			t.Fatalf("product id %q", id)
@@ -219,8 +300,8 @@ func shopWalk(t *testing.T, api *shopAPI) {
 	if l := api.want(api.do("GET", "/orders/", nil), 200, "list orders"); len(l.list) < 2 {
 		t.Fatalf("orders: %s", l.raw)
 	}
-	api.want(api.do("PUT", "/orders/"+ids.order1+"/status", map[string]any{"status": "paid"}), 200, "pay order 1")
-	api.want(api.do("PUT", "/orders/"+ids.order2+"/status", map[string]any{"status": "cancelled"}), 200, "cancel order 2")
+	admin.want(admin.do("PUT", "/orders/"+ids.order1+"/status", map[string]any{"status": "paid"}), 200, "pay order 1")
+	admin.want(admin.do("PUT", "/orders/"+ids.order2+"/status", map[string]any{"status": "cancelled"}), 200, "cancel order 2")
 	for id, want := range map[string][2]float64{ids.headphones: {100, 0}, ids.phone: {49, 1}, ids.watch: {75, 0}} {
 		r := api.want(api.do("GET", "/inventory/"+id, nil), 200, "inventory")
 		if num(r.body["available_quantity"]) != want[0] || num(r.body["reserved_quantity"]) != want[1] {
@@ -229,9 +310,9 @@ func shopWalk(t *testing.T, api *shopAPI) {
 	}
 }
 
-func shopConcurrency(t *testing.T, api *shopAPI) {
+func shopConcurrency(t *testing.T, api *shopAPI, admin *shopAPI) {
 	uid := registerAndLogin(t, api, "many@example.com")
-	p := api.want(api.do("POST", "/products/", map[string]any{"name": "Scarce", "description": "x", "category": "scarce", "price": 10.0, "quantity": 20}), 201, "scarce")
+	p := admin.want(admin.do("POST", "/products/", map[string]any{"name": "Scarce", "description": "x", "category": "scarce", "price": 10.0, "quantity": 20}), 201, "scarce")
 	id := p.body["_id"].(string)
 	ship := map[string]any{"line1": "x", "city": "x", "state": "x", "postal_code": "x", "country": "x"}
 	var wg sync.WaitGroup
@@ -242,7 +323,14 @@ func shopConcurrency(t *testing.T, api *shopAPI) {
 			defer wg.Done()
 			b, _ := json.Marshal(map[string]any{"user_id": uid, "shipping_address": ship,
 				"items": []any{map[string]any{"product_id": id, "quantity": 1, "price": 10.0}}})
-			resp, err := api.http.Post(api.base+"/orders/", "application/json", bytes.NewReader(b))
+			req, err := http.NewRequest("POST", api.base+"/orders/", bytes.NewReader(b))
+			if err != nil {
+				codes[i] = -1
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+api.token)
+			resp, err := api.http.Do(req)
 			if err != nil {
 				codes[i] = -1
 				return
@@ -272,8 +360,10 @@ func shopConcurrency(t *testing.T, api *shopAPI) {
 	}
 }
 
-func shopBadInput(t *testing.T, api *shopAPI) {
+func shopBadInput(t *testing.T, api *shopAPI, admin *shopAPI) {
 	registerAndLogin(t, api, "bad@example.com")
+	customer := api
+	api = admin // the product writes below are the admin's; the account ones anyone's
 	before := api.want(api.do("GET", "/products/?limit=100", nil), 200, "list").list
 	cases := []struct {
 		method, path string
@@ -298,20 +388,20 @@ func shopBadInput(t *testing.T, api *shopAPI) {
 			t.Errorf("%s %s %v: %d %s, want %d naming %q", tc.method, tc.path, tc.body, r.code, r.raw, tc.code, tc.detail)
 		}
 	}
-	tok := api.token
-	api.token = ""
-	if r := api.do("GET", "/users/me", nil); r.code != 401 {
+	tok := customer.token
+	customer.token = ""
+	if r := customer.do("GET", "/users/me", nil); r.code != 401 {
 		t.Errorf("no token: %d", r.code)
 	}
-	api.token = tok + "x"
-	if r := api.do("GET", "/users/me", nil); r.code != 401 {
+	customer.token = tok + "x"
+	if r := customer.do("GET", "/users/me", nil); r.code != 401 {
 		t.Errorf("bad token: %d", r.code)
 	}
-	api.token = tok
+	customer.token = tok
 	// Illegal status transition.
-	uid := num(api.want(api.do("GET", "/users/me", nil), 200, "me").body["id"])
+	uid := num(customer.want(customer.do("GET", "/users/me", nil), 200, "me").body["id"])
 	p := api.want(api.do("POST", "/products/", map[string]any{"name": "T", "description": "x", "category": "t", "price": 5.0, "quantity": 5}), 201, "p")
-	o := api.want(api.do("POST", "/orders/", map[string]any{"user_id": uid, "shipping_address": map[string]any{"line1": "x", "city": "x", "state": "x", "postal_code": "x", "country": "x"},
+	o := customer.want(customer.do("POST", "/orders/", map[string]any{"user_id": uid, "shipping_address": map[string]any{"line1": "x", "city": "x", "state": "x", "postal_code": "x", "country": "x"},
 		"items": []any{map[string]any{"product_id": p.body["_id"], "quantity": 1, "price": 5.0}}}), 201, "o")
 	if r := api.do("PUT", "/orders/"+o.body["_id"].(string)+"/status", map[string]any{"status": "delivered"}); r.code != 400 || !strings.Contains(r.raw, "paid") {
 		t.Errorf("pending -> delivered: %d %s", r.code, r.raw)

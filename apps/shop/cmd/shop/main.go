@@ -12,8 +12,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
+	"github.com/weft-dev/weft/apps/shop/internal/auth"
 	"github.com/weft-dev/weft/apps/shop/internal/httpx"
 	"github.com/weft-dev/weft/apps/shop/internal/inventory"
 	"github.com/weft-dev/weft/apps/shop/internal/order"
@@ -26,10 +29,11 @@ import (
 const usage = `usage: shop <command>
 
 commands:
-  user        run user-service       (PORT, DATABASE_URL, JWT_SECRET)
-  product     run product-service    (PORT, DATABASE_URL, INVENTORY_SERVICE_URL)
-  inventory   run inventory-service  (PORT, DATABASE_URL, PRODUCT_SERVICE_URL)
-  order       run order-service      (PORT, DATABASE_URL, USER_SERVICE_URL, PRODUCT_SERVICE_URL, INVENTORY_SERVICE_URL)
+  user        run user-service       (PORT, DATABASE_URL, JWT_SECRET, ADMIN_EMAIL, ADMIN_PASSWORD,
+                                      LOGIN_MAX_FAILURES_PER_EMAIL, LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW)
+  product     run product-service    (PORT, DATABASE_URL, JWT_SECRET, INVENTORY_SERVICE_URL)
+  inventory   run inventory-service  (PORT, DATABASE_URL, JWT_SECRET, PRODUCT_SERVICE_URL)
+  order       run order-service      (PORT, DATABASE_URL, JWT_SECRET, USER_SERVICE_URL, PRODUCT_SERVICE_URL, INVENTORY_SERVICE_URL)
   pg-start    initialise a PostgreSQL data directory if empty, then exec postgres
               (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA, PGPORT, PG_BIN_DIR)
 `
@@ -69,9 +73,23 @@ func run(log *slog.Logger, command string, args []string) error {
 		handler http.Handler
 		port    string
 	)
+	// Every service checks tokens itself with the shared secret.
+	keys, err := auth.NewKeys(os.Getenv("JWT_SECRET"))
+	if err != nil {
+		return err
+	}
 	switch command {
 	case "user":
-		svc, err := user.New(pool, log, os.Getenv("JWT_SECRET"))
+		limits, err := loginLimits()
+		if err != nil {
+			return err
+		}
+		svc, err := user.New(pool, log, user.Config{
+			JWTSecret:     os.Getenv("JWT_SECRET"),
+			AdminEmail:    os.Getenv("ADMIN_EMAIL"),
+			AdminPassword: os.Getenv("ADMIN_PASSWORD"),
+			Login:         limits,
+		})
 		if err != nil {
 			return err
 		}
@@ -81,14 +99,14 @@ func run(log *slog.Logger, command string, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc := product.New(pool, log, inventoryService)
+		svc := product.New(pool, log, keys, inventoryService)
 		base, handler, port = svc.Base, svc.Handler(), "8000"
 	case "inventory":
 		productService, err := upstream("product-service", "PRODUCT_SERVICE_URL")
 		if err != nil {
 			return err
 		}
-		svc := inventory.New(pool, log, productService)
+		svc := inventory.New(pool, log, keys, productService)
 		base, handler, port = svc.Base, svc.Handler(), "8002"
 	case "order":
 		userService, err := upstream("user-service", "USER_SERVICE_URL")
@@ -103,10 +121,35 @@ func run(log *slog.Logger, command string, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc := order.New(pool, log, userService, productService, inventoryService)
+		svc := order.New(pool, log, keys, userService, productService, inventoryService)
 		base, handler, port = svc.Base, svc.Handler(), "8001"
 	default:
 		return fmt.Errorf("unknown command %q: want user, product, inventory, order or pg-start", command)
 	}
 	return service.Run(base, handler, port)
+}
+
+// loginLimits reads the login limits from env; unset ones take the defaults.
+func loginLimits() (user.LoginLimits, error) {
+	var limits user.LoginLimits
+	for _, v := range []struct {
+		name string
+		into *int
+	}{{"LOGIN_MAX_FAILURES_PER_EMAIL", &limits.PerEmail}, {"LOGIN_MAX_FAILURES_PER_ADDRESS", &limits.PerAddress}} {
+		if raw := os.Getenv(v.name); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 1 {
+				return limits, fmt.Errorf("%s=%q must be a positive integer", v.name, raw)
+			}
+			*v.into = n
+		}
+	}
+	if raw := os.Getenv("LOGIN_FAILURE_WINDOW"); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return limits, fmt.Errorf("LOGIN_FAILURE_WINDOW=%q must be a positive duration such as 15m", raw)
+		}
+		limits.Window = d
+	}
+	return limits, nil
 }

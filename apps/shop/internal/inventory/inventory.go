@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/weft-dev/weft/apps/shop/internal/auth"
 	"github.com/weft-dev/weft/apps/shop/internal/db"
 	"github.com/weft-dev/weft/apps/shop/internal/httpx"
 	"github.com/weft-dev/weft/apps/shop/internal/service"
@@ -47,28 +48,33 @@ var migrations = []string{
 // Service is the inventory-service.
 type Service struct {
 	*service.Base
+	keys     *auth.Keys
 	products *httpx.Upstream
 }
 
-// New builds the service; products is asked whether a product exists before
-// its stock row is created.
-func New(pool *db.Pool, log *slog.Logger, products *httpx.Upstream) *Service {
-	return &Service{Base: service.NewBase("inventory-service", pool, log, migrations), products: products}
+// New builds the service; keys check the callers' tokens, products is asked
+// whether a product exists before its stock row is created.
+func New(pool *db.Pool, log *slog.Logger, keys *auth.Keys, products *httpx.Upstream) *Service {
+	return &Service{Base: service.NewBase("inventory-service", pool, log, migrations), keys: keys, products: products}
 }
 
 // Handler is the service's HTTP API.
 func (s *Service) Handler() http.Handler {
 	rt := s.NewRouter()
-	rt.Handle("POST /api/v1/inventory", s.create)
+	// Reading stock is public; every write, and the history (it names
+	// orders), needs an admin's token or a caller inside the cluster
+	// (product-service creates rows, order-service reserves and releases).
+	adminOrInternal := s.keys.AdminOrInternal
+	rt.Handle("POST /api/v1/inventory", adminOrInternal(s.create))
 	rt.Handle("GET /api/v1/inventory", s.list)
 	rt.Handle("GET /api/v1/inventory/low-stock", s.lowStock)
 	rt.Handle("GET /api/v1/inventory/check", s.check)
-	rt.Handle("POST /api/v1/inventory/reserve", s.reserve)
-	rt.Handle("POST /api/v1/inventory/release", s.release)
-	rt.Handle("POST /api/v1/inventory/adjust", s.adjust)
-	rt.Handle("GET /api/v1/inventory/history/{product_id}", s.history)
+	rt.Handle("POST /api/v1/inventory/reserve", adminOrInternal(s.reserve))
+	rt.Handle("POST /api/v1/inventory/release", adminOrInternal(s.release))
+	rt.Handle("POST /api/v1/inventory/adjust", adminOrInternal(s.adjust))
+	rt.Handle("GET /api/v1/inventory/history/{product_id}", adminOrInternal(s.history))
 	rt.Handle("GET /api/v1/inventory/{product_id}", s.get)
-	rt.Handle("PUT /api/v1/inventory/{product_id}", s.update)
+	rt.Handle("PUT /api/v1/inventory/{product_id}", adminOrInternal(s.update))
 	return rt.Handler()
 }
 

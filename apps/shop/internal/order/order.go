@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/weft-dev/weft/apps/shop/internal/auth"
 	"github.com/weft-dev/weft/apps/shop/internal/db"
 	"github.com/weft-dev/weft/apps/shop/internal/httpx"
 	"github.com/weft-dev/weft/apps/shop/internal/service"
@@ -84,28 +85,33 @@ func releasesStock(from, to string) bool {
 // Service is the order-service.
 type Service struct {
 	*service.Base
+	keys      *auth.Keys
 	users     *httpx.Upstream
 	products  *httpx.Upstream
 	inventory *httpx.Upstream
 }
 
-// New builds the service with the three services it checks orders against.
-func New(pool *db.Pool, log *slog.Logger, users, products, inventory *httpx.Upstream) *Service {
+// New builds the service with the keys that check the callers' tokens and
+// the three services it checks orders against.
+func New(pool *db.Pool, log *slog.Logger, keys *auth.Keys, users, products, inventory *httpx.Upstream) *Service {
 	return &Service{
-		Base:  service.NewBase("order-service", pool, log, migrations),
-		users: users, products: products, inventory: inventory,
+		Base: service.NewBase("order-service", pool, log, migrations),
+		keys: keys, users: users, products: products, inventory: inventory,
 	}
 }
 
 // Handler is the service's HTTP API.
 func (s *Service) Handler() http.Handler {
 	rt := s.NewRouter()
-	rt.Handle("POST /api/v1/orders", s.create)
-	rt.Handle("GET /api/v1/orders", s.list)
-	rt.Handle("GET /api/v1/orders/user/{user_id}", s.listForUser)
-	rt.Handle("GET /api/v1/orders/{id}", s.get)
-	rt.Handle("PUT /api/v1/orders/{id}/status", s.updateStatus)
-	rt.Handle("DELETE /api/v1/orders/{id}", s.cancel)
+	// A customer places, reads and cancels their own orders; an admin sees
+	// and changes all of them; status changes (paying, shipping...) are an
+	// admin's or come from inside the cluster.
+	rt.Handle("POST /api/v1/orders", s.keys.User(s.create))
+	rt.Handle("GET /api/v1/orders", s.keys.User(s.list))
+	rt.Handle("GET /api/v1/orders/user/{user_id}", s.keys.User(s.listForUser))
+	rt.Handle("GET /api/v1/orders/{id}", s.keys.User(s.get))
+	rt.Handle("PUT /api/v1/orders/{id}/status", s.keys.AdminOrInternal(s.updateStatus))
+	rt.Handle("DELETE /api/v1/orders/{id}", s.ownerAdminOrInternal(s.cancel))
 	return rt.Handler()
 }
 
@@ -169,7 +175,7 @@ func scanOrder(row pgx.Row) (Order, error) {
 
 func parseOrder(body *httpx.Object) (Order, error) {
 	o := Order{Status: StatusPending}
-	o.UserID, _ = body.StringOrInt("user_id", true)
+	o.UserID, _ = body.StringOrInt("user_id", false)
 	if items, ok := body.Objects("items", true); ok {
 		for _, itemBody := range items {
 			var it Item
@@ -195,7 +201,7 @@ func parseOrder(body *httpx.Object) (Order, error) {
 }
 
 func (s *Service) verifyUser(ctx context.Context, userID string) error {
-	resp, err := s.users.Do(ctx, http.MethodGet, "/api/v1/users/"+url.PathEscape(userID)+"/verify", nil)
+	resp, err := s.users.Do(ctx, http.MethodGet, "/internal/v1/users/"+url.PathEscape(userID)+"/verify", nil)
 	if err != nil {
 		return err
 	}
@@ -290,6 +296,13 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The order is the token's user's: a user_id in the body (the seed's
+	// clients send one) must name that user.
+	caller, _ := auth.Caller(r)
+	if o.UserID != "" && o.UserID != caller.Subject() {
+		return httpx.Errorf(http.StatusForbidden, "user_id %s is not the authenticated user %s: orders are placed for the user of the access token", o.UserID, caller.Subject())
+	}
+	o.UserID = caller.Subject()
 	o.ID = httpx.NewObjectID()
 	ctx := r.Context()
 	if err := s.verifyUser(ctx, o.UserID); err != nil {
@@ -333,6 +346,13 @@ func (s *Service) query(w http.ResponseWriter, r *http.Request, userID string) e
 	}
 	if err := query.Err(); err != nil {
 		return err
+	}
+	// A customer sees their own orders only; an admin sees everyone's.
+	if caller, _ := auth.Caller(r); !caller.IsAdmin() {
+		if userID != "" && userID != caller.Subject() {
+			return httpx.Errorf(http.StatusForbidden, "Not allowed: the orders of user %s are theirs (you are user %s)", userID, caller.Subject())
+		}
+		userID = caller.Subject()
 	}
 	var conditions []string
 	var args []any
@@ -387,7 +407,8 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 		o, err = scanOrder(q.QueryRow(r.Context(), `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
 		return err
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	// Another customer's order is answered as if it did not exist.
+	if caller, _ := auth.Caller(r); errors.Is(err, pgx.ErrNoRows) || (err == nil && !caller.IsAdmin() && o.UserID != caller.Subject()) {
 		return httpx.Errorf(http.StatusNotFound, "Order %s not found", id)
 	}
 	if err != nil {
@@ -471,7 +492,11 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	caller, authenticated := auth.Caller(r)
 	_, err = s.transition(r.Context(), id, StatusCancelled, func(o Order) error {
+		if authenticated && !caller.IsAdmin() && o.UserID != caller.Subject() {
+			return httpx.Errorf(http.StatusNotFound, "Order %s not found", id)
+		}
 		if !holdsStock(o.Status) {
 			return httpx.Errorf(http.StatusBadRequest, "Order %s cannot be cancelled: it is %s", id, o.Status)
 		}
@@ -482,4 +507,16 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// ownerAdminOrInternal lets h run for a caller inside the cluster without a
+// token, or for any authenticated user; h itself limits a customer to their
+// own orders.
+func (s *Service) ownerAdminOrInternal(h httpx.HandlerFunc) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if auth.Internal(r) && r.Header.Get("Authorization") == "" {
+			return h(w, r)
+		}
+		return s.keys.User(h)(w, r)
+	}
 }

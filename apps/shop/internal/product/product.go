@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/weft-dev/weft/apps/shop/internal/auth"
 	"github.com/weft-dev/weft/apps/shop/internal/db"
 	"github.com/weft-dev/weft/apps/shop/internal/httpx"
 	"github.com/weft-dev/weft/apps/shop/internal/service"
@@ -35,24 +36,27 @@ var migrations = []string{
 // Service is the product-service.
 type Service struct {
 	*service.Base
+	keys      *auth.Keys
 	inventory *httpx.Upstream
 }
 
-// New builds the service; inventory is where a new product's stock row is
-// created.
-func New(pool *db.Pool, log *slog.Logger, inventory *httpx.Upstream) *Service {
-	return &Service{Base: service.NewBase("product-service", pool, log, migrations), inventory: inventory}
+// New builds the service; keys check the callers' tokens, inventory is where
+// a new product's stock row is created.
+func New(pool *db.Pool, log *slog.Logger, keys *auth.Keys, inventory *httpx.Upstream) *Service {
+	return &Service{Base: service.NewBase("product-service", pool, log, migrations), keys: keys, inventory: inventory}
 }
 
 // Handler is the service's HTTP API.
 func (s *Service) Handler() http.Handler {
 	rt := s.NewRouter()
-	rt.Handle("POST /api/v1/products", s.create)
+	// Browsing is public; the catalogue is written by admins (or from
+	// inside the cluster).
+	rt.Handle("POST /api/v1/products", s.keys.AdminOrInternal(s.create))
 	rt.Handle("GET /api/v1/products", s.list)
 	rt.Handle("GET /api/v1/products/category/list", s.categories)
 	rt.Handle("GET /api/v1/products/{id}", s.get)
-	rt.Handle("PUT /api/v1/products/{id}", s.update)
-	rt.Handle("DELETE /api/v1/products/{id}", s.delete)
+	rt.Handle("PUT /api/v1/products/{id}", s.keys.AdminOrInternal(s.update))
+	rt.Handle("DELETE /api/v1/products/{id}", s.keys.AdminOrInternal(s.delete))
 	return rt.Handler()
 }
 

@@ -26,7 +26,10 @@ type Base struct {
 	DB         *db.Pool
 	Log        *slog.Logger
 	migrations []string
-	ready      atomic.Bool
+	// Setup, if set, runs after the migrations in their transaction, before
+	// the service serves its API (user-service makes its admin account there).
+	Setup func(ctx context.Context, q db.Querier) error
+	ready atomic.Bool
 }
 
 // NewBase prepares a service whose schema is made by migrations, statements
@@ -46,6 +49,9 @@ func (b *Base) Migrate(ctx context.Context) error {
 			if _, err := q.Exec(ctx, statement); err != nil {
 				return fmt.Errorf("running migration %d: %w", i+1, err)
 			}
+		}
+		if b.Setup != nil {
+			return b.Setup(ctx, q)
 		}
 		return nil
 	})

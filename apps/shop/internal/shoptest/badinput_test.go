@@ -33,7 +33,7 @@ func TestBadProductInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp := call(t, request{method: "POST", url: f.products("/products/"), body: []byte(c.body)}).
+			resp := call(t, request{method: "POST", url: f.products("/products/"), token: f.s.adminToken, body: []byte(c.body)}).
 				expect(t, http.StatusUnprocessableEntity, c.name)
 			if got := resp.fieldErrors(t); !slices.Equal(got, c.fields) {
 				t.Errorf("422 names %v, want %v", got, c.fields)
@@ -45,8 +45,8 @@ func TestBadProductInput(t *testing.T) {
 	}
 
 	id := f.product("Kept", 5, 10)
-	call(t, request{method: "PUT", url: f.products("/products/" + id), body: `{"price": -3}`}).expect(t, 422, "negative price update")
-	call(t, request{method: "PUT", url: f.products("/products/" + id), body: `{"price": 7.25}`}).expect(t, 200, "price update")
+	call(t, request{method: "PUT", url: f.products("/products/" + id), token: f.s.adminToken, body: `{"price": -3}`}).expect(t, 422, "negative price update")
+	call(t, request{method: "PUT", url: f.products("/products/" + id), token: f.s.adminToken, body: `{"price": 7.25}`}).expect(t, 200, "price update")
 	got := call(t, request{method: "GET", url: f.products("/products/" + id + "/")}).expect(t, 200, "read product").object(t)
 	if num(t, got, "price") != "7.25" {
 		t.Errorf("price after one good and one bad update = %s, want 7.25", num(t, got, "price"))
@@ -81,18 +81,23 @@ func TestMalformedAndUnknownIDs(t *testing.T) {
 		{"GET", f.users("/users/me/addresses/999999"), nil, 404, "not found"},
 		{"GET", f.products("/no/such/route"), nil, 404, "Not Found"},
 	} {
-		resp := call(t, request{method: c.method, url: c.url, body: c.body, token: f.token}).expect(t, c.status, c.method+" "+c.url)
+		token := f.token
+		if strings.HasPrefix(c.url, f.s.productURL) {
+			token = f.s.adminToken
+		}
+		resp := call(t, request{method: c.method, url: c.url, body: c.body, token: token}).expect(t, c.status, c.method+" "+c.url)
 		if detail := resp.detail(t); !strings.Contains(detail, c.detail) {
 			t.Errorf("%s %s: detail %q lacks %q", c.method, c.url, detail, c.detail)
 		}
 	}
-	if v := call(t, request{method: "GET", url: f.users("/users/abc/verify")}).expect(t, 200, "verify malformed").object(t); v["valid"] != false {
+	verify := func(id string) string { return f.s.userURL + "/internal/v1/users/" + id + "/verify" }
+	if v := call(t, request{method: "GET", url: verify("abc")}).expect(t, 200, "verify malformed").object(t); v["valid"] != false {
 		t.Errorf("verify of a malformed id = %v", v)
 	}
-	if v := call(t, request{method: "GET", url: f.users("/users/99999999/verify")}).expect(t, 200, "verify unknown").object(t); v["valid"] != false {
+	if v := call(t, request{method: "GET", url: verify("99999999")}).expect(t, 200, "verify unknown").object(t); v["valid"] != false {
 		t.Errorf("verify of an unknown id = %v", v)
 	}
-	v := call(t, request{method: "GET", url: f.users("/users/" + f.userID + "/verify")}).expect(t, 200, "verify").object(t)
+	v := call(t, request{method: "GET", url: verify(f.userID)}).expect(t, 200, "verify").object(t)
 	if v["valid"] != true || v["email"] != f.email || v["full_name"] != "Test User" {
 		t.Errorf("verify of the fixture user = %v", v)
 	}
@@ -200,16 +205,16 @@ func TestOrderRefusals(t *testing.T) {
 		{"not enough stock", f.orderBody(item(plenty, 1, 20), item(scarce, 3, 5)), 400, "Insufficient stock for product " + scarce, nil},
 		{"price mismatch", f.orderBody(item(plenty, 1, 19)), 400, "Price mismatch for product " + plenty, nil},
 		{"unknown product", f.orderBody(item(unknown, 1, 1)), 400, "Product " + unknown + " not found", nil},
-		{"unknown user", map[string]any{"user_id": 987654321, "shipping_address": shippingAddress(), "items": []any{item(plenty, 1, 20)}}, 400, "User 987654321 not found", nil},
+		{"another user's id", map[string]any{"user_id": 987654321, "shipping_address": shippingAddress(), "items": []any{item(plenty, 1, 20)}}, 403, "is not the authenticated user", nil},
 		{"malformed JSON", `{"user_id": 1, "items": [`, 422, "", []string{"body"}},
-		{"missing fields", map[string]any{"items": []any{}}, 422, "", []string{"body.user_id", "body.items", "body.shipping_address"}},
+		{"missing fields", map[string]any{"items": []any{}}, 422, "", []string{"body.items", "body.shipping_address"}},
 		{"bad items", f.orderBody(map[string]any{"product_id": "nope", "quantity": 0, "price": -1}), 422, "",
 			[]string{"body.items.0.product_id", "body.items.0.quantity", "body.items.0.price"}},
 		{"wrong types", map[string]any{"user_id": true, "items": "many", "shipping_address": "here"}, 422, "",
 			[]string{"body.user_id", "body.items", "body.shipping_address"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			resp := call(t, request{method: "POST", url: f.orders("/orders/"), body: c.body}).expect(t, c.status, c.name)
+			resp := call(t, request{method: "POST", url: f.orders("/orders/"), token: f.token, body: c.body}).expect(t, c.status, c.name)
 			if c.detail != "" && !strings.Contains(resp.detail(t), c.detail) {
 				t.Errorf("detail %q lacks %q", resp.detail(t), c.detail)
 			}
@@ -230,22 +235,23 @@ func TestOrderRefusals(t *testing.T) {
 		t.Errorf("%d orders stored after only refused ones", n)
 	}
 
-	placed := call(t, request{method: "POST", url: f.orders("/orders/"), body: f.orderBody(item(scarce, 2, 5))}).expect(t, 201, "order").object(t)
+	placed := call(t, request{method: "POST", url: f.orders("/orders/"), token: f.token, body: f.orderBody(item(scarce, 2, 5))}).expect(t, 201, "order").object(t)
 	id := str(t, placed, "_id")
 	status := f.orders("/orders/" + id + "/status")
-	if detail := call(t, request{method: "PUT", url: status, body: map[string]any{"status": "shipped"}}).expect(t, 400, "pending to shipped").detail(t); !strings.Contains(detail, "allowed: paid, cancelled") {
+	admin := f.s.adminToken
+	if detail := call(t, request{method: "PUT", url: status, token: admin, body: map[string]any{"status": "shipped"}}).expect(t, 400, "pending to shipped").detail(t); !strings.Contains(detail, "allowed: paid, cancelled") {
 		t.Errorf("illegal transition detail = %q", detail)
 	}
-	call(t, request{method: "PUT", url: status, body: map[string]any{"status": "teleported"}}).expect(t, 422, "unknown status")
-	call(t, request{method: "PUT", url: status, body: `{"status":`}).expect(t, 422, "malformed status body")
-	call(t, request{method: "DELETE", url: f.orders("/orders/" + id)}).expect(t, 204, "cancel by DELETE")
+	call(t, request{method: "PUT", url: status, token: admin, body: map[string]any{"status": "teleported"}}).expect(t, 422, "unknown status")
+	call(t, request{method: "PUT", url: status, token: admin, body: `{"status":`}).expect(t, 422, "malformed status body")
+	call(t, request{method: "DELETE", url: f.orders("/orders/" + id), token: f.token}).expect(t, 204, "cancel by DELETE")
 	if a, r := f.stock(scarce); a != "2" || r != "0" {
 		t.Errorf("scarce after cancelling: %s available, %s reserved; want 2 and 0", a, r)
 	}
-	if detail := call(t, request{method: "PUT", url: status, body: map[string]any{"status": "paid"}}).expect(t, 400, "cancelled to paid").detail(t); !strings.Contains(detail, "cancelled is final") {
+	if detail := call(t, request{method: "PUT", url: status, token: admin, body: map[string]any{"status": "paid"}}).expect(t, 400, "cancelled to paid").detail(t); !strings.Contains(detail, "cancelled is final") {
 		t.Errorf("transition from cancelled detail = %q", detail)
 	}
-	if detail := call(t, request{method: "DELETE", url: f.orders("/orders/" + id)}).expect(t, 400, "cancel twice").detail(t); !strings.Contains(detail, "cannot be cancelled") {
+	if detail := call(t, request{method: "DELETE", url: f.orders("/orders/" + id), token: f.token}).expect(t, 400, "cancel twice").detail(t); !strings.Contains(detail, "cannot be cancelled") {
 		t.Errorf("second cancel detail = %q", detail)
 	}
 	if a, r := f.stock(scarce); a != "2" || r != "0" {
@@ -253,19 +259,19 @@ func TestOrderRefusals(t *testing.T) {
 	}
 
 	// A shipped order can no longer be cancelled; its stock stays with it.
-	shipped := str(t, call(t, request{method: "POST", url: f.orders("/orders"), body: f.orderBody(item(plenty, 4, 20))}).expect(t, 201, "order").object(t), "_id")
+	shipped := str(t, call(t, request{method: "POST", url: f.orders("/orders"), token: f.token, body: f.orderBody(item(plenty, 4, 20))}).expect(t, 201, "order").object(t), "_id")
 	for _, next := range []string{"paid", "processing", "shipped"} {
-		call(t, request{method: "PUT", url: f.orders("/orders/" + shipped + "/status"), body: map[string]any{"status": next}}).expect(t, 200, "to "+next)
+		call(t, request{method: "PUT", url: f.orders("/orders/" + shipped + "/status"), token: admin, body: map[string]any{"status": next}}).expect(t, 200, "to "+next)
 	}
-	call(t, request{method: "DELETE", url: f.orders("/orders/" + shipped)}).expect(t, 400, "cancel a shipped order")
+	call(t, request{method: "DELETE", url: f.orders("/orders/" + shipped), token: f.token}).expect(t, 400, "cancel a shipped order")
 	if a, r := f.stock(plenty); a != "96" || r != "4" {
 		t.Errorf("plenty after shipping 4: %s available, %s reserved; want 96 and 4", a, r)
 	}
-	filtered := call(t, request{method: "GET", url: f.orders("/orders/?status=shipped&user_id=" + f.userID)}).expect(t, 200, "filter by status").list(t)
+	filtered := call(t, request{method: "GET", url: f.orders("/orders/?status=shipped&user_id=" + f.userID), token: f.token}).expect(t, 200, "filter by status").list(t)
 	if len(filtered) != 1 || str(t, filtered[0], "_id") != shipped {
 		t.Errorf("shipped orders of the user = %v", filtered)
 	}
-	call(t, request{method: "GET", url: f.orders("/orders/?limit=0")}).expect(t, 422, "limit 0")
+	call(t, request{method: "GET", url: f.orders("/orders/?limit=0"), token: f.token}).expect(t, 422, "limit 0")
 	call(t, request{method: "GET", url: f.products("/products/?limit=101")}).expect(t, 422, "limit 101")
 }
 
@@ -275,7 +281,7 @@ func TestInventoryOperations(t *testing.T) {
 	f := newFixture(t)
 	id := f.product("Stocked", 3, 10)
 	post := func(path string, body any, status int) response {
-		return call(t, request{method: "POST", url: f.inv(path), body: body}).expect(t, status, "POST "+path)
+		return call(t, request{method: "POST", url: f.inv(path), token: f.s.adminToken, body: body}).expect(t, status, "POST "+path)
 	}
 	post("/inventory/reserve", map[string]any{"product_id": id, "quantity": 0}, 422)
 	post("/inventory/reserve", map[string]any{"product_id": id, "quantity": -2}, 422)
@@ -296,7 +302,7 @@ func TestInventoryOperations(t *testing.T) {
 		t.Errorf("check = %v", check)
 	}
 	call(t, request{method: "GET", url: f.inv("/inventory/check?quantity=1")}).expect(t, 422, "check without product")
-	updated := call(t, request{method: "PUT", url: f.inv("/inventory/" + id), body: map[string]any{"reorder_threshold": 20}}).expect(t, 200, "update").object(t)
+	updated := call(t, request{method: "PUT", url: f.inv("/inventory/" + id), token: f.s.adminToken, body: map[string]any{"reorder_threshold": 20}}).expect(t, 200, "update").object(t)
 	if num(t, updated, "reorder_threshold") != "20" || num(t, updated, "available_quantity") != "12" {
 		t.Errorf("partial inventory update = %v", updated)
 	}
@@ -304,7 +310,7 @@ func TestInventoryOperations(t *testing.T) {
 	if !slices.ContainsFunc(low, func(it map[string]any) bool { return it["product_id"] == id }) {
 		t.Errorf("product with 12 available and threshold 20 is not low on stock: %v", low)
 	}
-	history := call(t, request{method: "GET", url: f.inv("/inventory/history/" + id)}).expect(t, 200, "history").list(t)
+	history := call(t, request{method: "GET", url: f.inv("/inventory/history/" + id), token: f.s.adminToken}).expect(t, 200, "history").list(t)
 	var kinds []string
 	for _, h := range history {
 		kinds = append(kinds, h["change_type"].(string))

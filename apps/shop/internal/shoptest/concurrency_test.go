@@ -23,7 +23,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 		go func() {
 			defer done.Done()
 			start.Wait()
-			resp, err := send(request{method: "POST", url: f.orders("/orders/"), body: f.orderBody(item(productID, 1, 10.50))})
+			resp, err := send(request{method: "POST", url: f.orders("/orders/"), token: f.token, body: f.orderBody(item(productID, 1, 10.50))})
 			if err != nil {
 				details[i] = err.Error()
 				return

@@ -35,9 +35,10 @@ func (f *fixture) products(path string) string { return f.s.productURL + "/api/v
 func (f *fixture) inv(path string) string      { return f.s.invURL + "/api/v1" + path }
 func (f *fixture) orders(path string) string   { return f.s.orderURL + "/api/v1" + path }
 
-// product creates a product in the fixture's own category and returns its id.
+// product creates a product, as the admin, in the fixture's own category
+// and returns its id.
 func (f *fixture) product(name string, price float64, quantity int) string {
-	p := call(f.t, request{method: "POST", url: f.products("/products/"), body: map[string]any{
+	p := call(f.t, request{method: "POST", url: f.products("/products/"), token: f.s.adminToken, body: map[string]any{
 		"name": name + " " + f.suffix, "category": f.category(), "price": price, "quantity": quantity,
 	}}).expect(f.t, 201, "create product "+name).object(f.t)
 	return str(f.t, p, "_id")
@@ -55,7 +56,7 @@ func (f *fixture) stock(productID string) (available, reserved string) {
 }
 
 func (f *fixture) orderCount() int {
-	return len(call(f.t, request{method: "GET", url: f.orders("/orders/?limit=100&user_id=" + f.userID)}).expect(f.t, 200, "list orders").list(f.t))
+	return len(call(f.t, request{method: "GET", url: f.orders("/orders/?limit=100&user_id=" + f.userID), token: f.token}).expect(f.t, 200, "list orders").list(f.t))
 }
 
 func shippingAddress() map[string]any {

@@ -19,12 +19,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/weft-dev/weft/apps/shop/internal/auth"
 	"github.com/weft-dev/weft/apps/shop/internal/db"
 	"github.com/weft-dev/weft/apps/shop/internal/httpx"
 	"github.com/weft-dev/weft/apps/shop/internal/inventory"
@@ -39,6 +42,10 @@ const (
 	pgUser     = "shop"
 	pgPassword = "test-secret"
 	jwtSecret  = "test-jwt-secret-0123456789"
+	// The admin account user-service makes at start (ADMIN_EMAIL and
+	// ADMIN_PASSWORD in a deployment).
+	adminEmail    = "admin@shop.test"
+	adminPassword = "Admin-Secret-123"
 	// roleEnv makes the test binary act as `shop pg-start` when re-executed
 	// as the postgres OS user.
 	roleEnv = "SHOPTEST_ROLE"
@@ -58,6 +65,40 @@ type testShop struct {
 	pools      []*db.Pool
 	servers    []*httptest.Server
 	productSvc *product.Service
+	keys       *auth.Keys
+	// adminToken is an access token of the admin account.
+	adminToken string
+	// compares counts user-service's password checks by password.
+	compares passwordCompares
+}
+
+// passwordCompares wraps bcrypt's check and counts its calls per password
+// and the cost of the hashes it was given, so a test can see that a login
+// ran bcrypt, and at which cost, without timing it.
+type passwordCompares struct {
+	mu    sync.Mutex
+	calls map[string][]int // password -> bcrypt cost of each hash compared
+}
+
+func (c *passwordCompares) compare(hash, password []byte) error {
+	cost, costErr := bcrypt.Cost(hash)
+	if costErr != nil {
+		cost = -1
+	}
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = map[string][]int{}
+	}
+	c.calls[string(password)] = append(c.calls[string(password)], cost)
+	c.mu.Unlock()
+	return bcrypt.CompareHashAndPassword(hash, password)
+}
+
+// costs are the bcrypt costs of the hashes password was compared with.
+func (c *passwordCompares) costs(password string) []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.calls[password]...)
 }
 
 func TestMain(m *testing.M) {
@@ -168,13 +209,19 @@ func (s *testShop) start() error {
 	if err != nil {
 		return err
 	}
-	userSvc, err := user.New(usersDB, log, jwtSecret)
+	userSvc, err := user.New(usersDB, log, user.Config{
+		JWTSecret: jwtSecret, AdminEmail: adminEmail, AdminPassword: adminPassword,
+		ComparePassword: s.compares.compare,
+	})
 	if err != nil {
 		return err
 	}
-	s.productSvc = product.New(productsDB, log, upstream("inventory-service", "INVENTORY_SERVICE_URL", s.invURL))
-	invSvc := inventory.New(inventoryDB, log, upstream("product-service", "PRODUCT_SERVICE_URL", s.productURL))
-	orderSvc := order.New(ordersDB, log,
+	if s.keys, err = auth.NewKeys(jwtSecret); err != nil {
+		return err
+	}
+	s.productSvc = product.New(productsDB, log, s.keys, upstream("inventory-service", "INVENTORY_SERVICE_URL", s.invURL))
+	invSvc := inventory.New(inventoryDB, log, s.keys, upstream("product-service", "PRODUCT_SERVICE_URL", s.productURL))
+	orderSvc := order.New(ordersDB, log, s.keys,
 		upstream("user-service", "USER_SERVICE_URL", s.userURL),
 		upstream("product-service", "PRODUCT_SERVICE_URL", s.productURL),
 		upstream("inventory-service", "INVENTORY_SERVICE_URL", s.invURL))
@@ -190,6 +237,18 @@ func (s *testShop) start() error {
 	for _, srv := range s.servers {
 		srv.Start()
 	}
+	login, err := send(request{method: "POST", url: s.userURL + "/api/v1/auth/login",
+		form: url.Values{"username": {adminEmail}, "password": {adminPassword}}})
+	if err != nil {
+		return err
+	}
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+	}
+	if login.status != http.StatusOK || json.Unmarshal(login.body, &tokens) != nil || tokens.AccessToken == "" {
+		return fmt.Errorf("logging in as the admin %s: %d %s", adminEmail, login.status, login.body)
+	}
+	s.adminToken = tokens.AccessToken
 	return nil
 }
 
@@ -356,6 +415,8 @@ type request struct {
 	body   any // marshalled as JSON; a string or []byte is sent as-is
 	token  string
 	form   url.Values
+	// header is sent as is, e.g. the X-Forwarded-For the gateway adds.
+	header map[string]string
 }
 
 func call(t *testing.T, req request) response {
@@ -399,6 +460,9 @@ func send(req request) (response, error) {
 	}
 	if req.token != "" {
 		httpReq.Header.Set("Authorization", "Bearer "+req.token)
+	}
+	for k, v := range req.header {
+		httpReq.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(httpReq)
 	if err != nil {

@@ -53,14 +53,14 @@ func TestDependencyDown(t *testing.T) {
 		{"inventory-service", f.s.userURL, deadURL(t)},
 		{"user-service", deadURL(t), f.s.invURL},
 	} {
-		svc := order.New(pool, log, upstream("user-service", c.users), upstream("product-service", f.s.productURL), upstream("inventory-service", c.invBase))
+		svc := order.New(pool, log, f.s.keys, upstream("user-service", c.users), upstream("product-service", f.s.productURL), upstream("inventory-service", c.invBase))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := svc.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
 		srv := httptest.NewServer(svc.Handler())
-		resp := call(t, request{method: "POST", url: srv.URL + "/api/v1/orders/", body: f.orderBody(item(productID, 1, 2))}).
+		resp := call(t, request{method: "POST", url: srv.URL + "/api/v1/orders/", token: f.token, body: f.orderBody(item(productID, 1, 2))}).
 			expect(t, http.StatusServiceUnavailable, "order with "+c.down+" down")
 		if detail := resp.detail(t); !strings.Contains(detail, c.down+" is unavailable") {
 			t.Errorf("detail %q does not name %s", detail, c.down)
@@ -118,5 +118,5 @@ func TestDatabaseRestart(t *testing.T) {
 	if a, _ := f.stock(productID); a != "7" {
 		t.Errorf("stock after the restart = %s, want 7", a)
 	}
-	call(t, request{method: "POST", url: f.orders("/orders/"), body: f.orderBody(item(productID, 2, 12.34))}).expect(t, 201, "order after the restart")
+	call(t, request{method: "POST", url: f.orders("/orders/"), token: f.token, body: f.orderBody(item(productID, 2, 12.34))}).expect(t, 201, "order after the restart")
 }

@@ -57,7 +57,7 @@ func TestShopWalk(t *testing.T) {
 	createProduct := func(name, category, price string, quantity int) map[string]any {
 		body := `{"name":"` + name + `","description":"` + name + ` of the walk","category":"` + category +
 			`","price":` + price + `,"quantity":` + itoa(quantity) + `}`
-		p := call(t, request{method: "POST", url: products("/products/"), body: body}).expect(t, 201, "create "+name).object(t)
+		p := call(t, request{method: "POST", url: products("/products/"), token: s.adminToken, body: body}).expect(t, 201, "create "+name).object(t)
 		if id := str(t, p, "_id"); len(id) != 24 {
 			t.Errorf("product id %q is not 24 hex characters", id)
 		}
@@ -106,7 +106,7 @@ func TestShopWalk(t *testing.T) {
 	}
 
 	shipping := map[string]any{"line1": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701", "country": "US"}
-	first1 := call(t, request{method: "POST", url: orders("/orders/"), body: map[string]any{
+	first1 := call(t, request{method: "POST", url: orders("/orders/"), token: token, body: map[string]any{
 		"user_id": mustAtoi(t, userID), "shipping_address": shipping,
 		"items": []map[string]any{{"product_id": phoneID, "quantity": 1, "price": 899.99}},
 	}}).expect(t, 201, "first order").object(t)
@@ -114,7 +114,7 @@ func TestShopWalk(t *testing.T) {
 	if num(t, first1, "total_price") != "899.99" || first1["status"] != "pending" {
 		t.Errorf("first order = %v", first1)
 	}
-	second := call(t, request{method: "POST", url: orders("/orders"), body: map[string]any{
+	second := call(t, request{method: "POST", url: orders("/orders"), token: token, body: map[string]any{
 		"user_id": userID, "shipping_address": shipping,
 		"items": []map[string]any{
 			{"product_id": headphonesID, "quantity": 1, "price": 249.99},
@@ -129,25 +129,25 @@ func TestShopWalk(t *testing.T) {
 		t.Errorf("headphones after ordering: %s available, %s reserved; want 99 and 1", a, r)
 	}
 
-	read := call(t, request{method: "GET", url: orders("/orders/" + order2)}).expect(t, 200, "read order").object(t)
+	read := call(t, request{method: "GET", url: orders("/orders/" + order2), token: token}).expect(t, 200, "read order").object(t)
 	if str(t, read, "user_id") != userID || num(t, read, "total_price") != "609.97" || len(read["items"].([]any)) != 2 {
 		t.Errorf("order read back = %v", read)
 	}
-	listed := call(t, request{method: "GET", url: orders("/orders/?user_id=" + userID)}).expect(t, 200, "list orders").list(t)
+	listed := call(t, request{method: "GET", url: orders("/orders/?user_id=" + userID), token: token}).expect(t, 200, "list orders").list(t)
 	if len(listed) != 2 || str(t, listed[0], "_id") != order2 || str(t, listed[1], "_id") != order1 {
 		t.Errorf("orders of user %s listed as %v, want newest first [%s %s]", userID, listed, order2, order1)
 	}
-	ofUser := call(t, request{method: "GET", url: orders("/orders/user/" + userID)}).expect(t, 200, "orders of user").list(t)
+	ofUser := call(t, request{method: "GET", url: orders("/orders/user/" + userID), token: token}).expect(t, 200, "orders of user").list(t)
 	if len(ofUser) != 2 {
 		t.Errorf("GET /orders/user/%s lists %d orders, want 2", userID, len(ofUser))
 	}
 
-	paid := call(t, request{method: "PUT", url: orders("/orders/" + order1 + "/status"), body: map[string]any{"status": "paid"}}).
+	paid := call(t, request{method: "PUT", url: orders("/orders/" + order1 + "/status"), token: s.adminToken, body: map[string]any{"status": "paid"}}).
 		expect(t, 200, "pay first order").object(t)
 	if paid["status"] != "paid" {
 		t.Errorf("paid order = %v", paid)
 	}
-	cancelled := call(t, request{method: "PUT", url: orders("/orders/" + order2 + "/status/"), body: map[string]any{"status": "cancelled"}}).
+	cancelled := call(t, request{method: "PUT", url: orders("/orders/" + order2 + "/status/"), token: s.adminToken, body: map[string]any{"status": "cancelled"}}).
 		expect(t, 200, "cancel second order").object(t)
 	if cancelled["status"] != "cancelled" {
 		t.Errorf("cancelled order = %v", cancelled)
@@ -164,7 +164,7 @@ func TestShopWalk(t *testing.T) {
 			t.Errorf("%s: %s available, %s reserved; want %s and %s", want.name, a, r, want.available, want.reserved)
 		}
 	}
-	history := call(t, request{method: "GET", url: inv("/inventory/history/" + phoneID)}).expect(t, 200, "phone history").list(t)
+	history := call(t, request{method: "GET", url: inv("/inventory/history/" + phoneID), token: s.adminToken}).expect(t, 200, "phone history").list(t)
 	if len(history) != 2 || history[0]["change_type"] != "reserve" || history[0]["reference_id"] != order1 {
 		t.Errorf("phone history = %v, want a reserve for %s on top of the initial stock", history, order1)
 	}

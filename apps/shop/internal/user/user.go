@@ -4,9 +4,12 @@ package user
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/mail"
 	"strconv"
@@ -14,10 +17,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/weft-dev/weft/apps/shop/internal/auth"
 	"github.com/weft-dev/weft/apps/shop/internal/db"
 	"github.com/weft-dev/weft/apps/shop/internal/httpx"
 	"github.com/weft-dev/weft/apps/shop/internal/service"
@@ -53,20 +56,151 @@ var migrations = []string{
 		created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 	)`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS addresses_one_default ON addresses (user_id) WHERE is_default`,
+	`ALTER TABLE users ADD COLUMN IF NOT EXISTS role TEXT NOT NULL DEFAULT 'customer' CHECK (role IN ('customer', 'admin'))`,
 }
+
+// Config is the user-service's configuration (from env in cmd/shop).
+type Config struct {
+	// JWTSecret signs the tokens (JWT_SECRET, shared with the other services).
+	JWTSecret string
+	// AdminEmail and AdminPassword (ADMIN_EMAIL, ADMIN_PASSWORD), when set,
+	// make or update the admin account before the API is served.
+	AdminEmail, AdminPassword string
+	// Login limits failed logins per email and per client address within
+	// the window; zero values take the defaults.
+	Login LoginLimits
+	// ComparePassword checks a password against a bcrypt hash; nil is
+	// bcrypt.CompareHashAndPassword. Tests wrap it to see that every login
+	// runs it.
+	ComparePassword func(hash, password []byte) error
+	// Now is the clock of the login limits; nil is time.Now.
+	Now func() time.Time
+}
+
+// LoginLimits bound failed logins: once a key reached its maximum within
+// Window, logins for it answer 429 until the oldest failure leaves it.
+type LoginLimits struct {
+	PerEmail   int           // LOGIN_MAX_FAILURES_PER_EMAIL, default 10
+	PerAddress int           // LOGIN_MAX_FAILURES_PER_ADDRESS, default 100
+	Window     time.Duration // LOGIN_FAILURE_WINDOW, default 15m
+}
+
+// DefaultLoginLimits are the limits of a zero LoginLimits.
+var DefaultLoginLimits = LoginLimits{PerEmail: 10, PerAddress: 100, Window: 15 * time.Minute}
 
 // Service is the user-service.
 type Service struct {
 	*service.Base
-	jwtSecret []byte
+	keys            *auth.Keys
+	comparePassword func(hash, password []byte) error
+	// dummyHash is compared against when the email is unknown, so a login
+	// costs one bcrypt whether or not the account exists.
+	dummyHash  []byte
+	perEmail   *failureLimiter
+	perAddress *failureLimiter
 }
 
-// New builds the service; jwtSecret signs and checks the tokens.
-func New(pool *db.Pool, log *slog.Logger, jwtSecret string) (*Service, error) {
-	if len(jwtSecret) < 16 {
-		return nil, errors.New("JWT_SECRET must be set to a secret of at least 16 characters")
+// New builds the service.
+func New(pool *db.Pool, log *slog.Logger, cfg Config) (*Service, error) {
+	keys, err := auth.NewKeys(cfg.JWTSecret)
+	if err != nil {
+		return nil, err
 	}
-	return &Service{Base: service.NewBase("user-service", pool, log, migrations), jwtSecret: []byte(jwtSecret)}, nil
+	limits := cfg.Login
+	if limits.PerEmail == 0 {
+		limits.PerEmail = DefaultLoginLimits.PerEmail
+	}
+	if limits.PerAddress == 0 {
+		limits.PerAddress = DefaultLoginLimits.PerAddress
+	}
+	if limits.Window == 0 {
+		limits.Window = DefaultLoginLimits.Window
+	}
+	if limits.PerEmail < 0 || limits.PerAddress < 0 || limits.Window < 0 {
+		return nil, errors.New("login limits must be positive (LOGIN_MAX_FAILURES_PER_EMAIL, LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW)")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	compare := cfg.ComparePassword
+	if compare == nil {
+		compare = bcrypt.CompareHashAndPassword
+	}
+	random := make([]byte, 32)
+	_, _ = rand.Read(random)
+	dummy, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(random)[:64]), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("making the dummy password hash: %w", err)
+	}
+	s := &Service{
+		Base:            service.NewBase("user-service", pool, log, migrations),
+		keys:            keys,
+		comparePassword: compare,
+		dummyHash:       dummy,
+		perEmail:        newFailureLimiter(limits.PerEmail, limits.Window, now),
+		perAddress:      newFailureLimiter(limits.PerAddress, limits.Window, now),
+	}
+	if cfg.AdminEmail != "" || cfg.AdminPassword != "" {
+		setup, err := s.adminSetup(cfg.AdminEmail, cfg.AdminPassword)
+		if err != nil {
+			return nil, err
+		}
+		s.Setup = setup
+	}
+	return s, nil
+}
+
+// adminSetup returns the step that makes the admin account: created with
+// the admin role if the email is free, its password brought in line with
+// ADMIN_PASSWORD if it is already the admin. An email that belongs to a
+// customer is not promoted (whoever registered it would become admin): the
+// error is logged and the shop runs without that admin.
+func (s *Service) adminSetup(rawEmail, password string) (func(context.Context, db.Querier) error, error) {
+	email, ok := normalizeEmail(rawEmail)
+	if !ok {
+		return nil, fmt.Errorf("ADMIN_EMAIL=%q is not an email address (set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither)", rawEmail)
+	}
+	if !strongPassword(password) {
+		return nil, errors.New("ADMIN_PASSWORD: " + passwordRule)
+	}
+	return func(ctx context.Context, q db.Querier) error {
+		var (
+			id   int64
+			role string
+			hash string
+		)
+		err := q.QueryRow(ctx, `SELECT id, role, password_hash FROM users WHERE email = $1`, email).Scan(&id, &role, &hash)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			newHash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+			if err != nil {
+				return fmt.Errorf("hashing ADMIN_PASSWORD: %w", err)
+			}
+			if _, err := q.Exec(ctx, `INSERT INTO users (email, password_hash, first_name, last_name, role) VALUES ($1, $2, 'Shop', 'Admin', 'admin')`,
+				email, string(newHash)); err != nil {
+				return fmt.Errorf("creating the admin account %s: %w", email, err)
+			}
+			s.Log.Info("admin account created", "email", email)
+			return nil
+		case err != nil:
+			return fmt.Errorf("looking up the admin account %s: %w", email, err)
+		case role != auth.RoleAdmin:
+			s.Log.Error("ADMIN_EMAIL belongs to an existing customer account, which is not promoted: choose another ADMIN_EMAIL, or promote it in the database (UPDATE users SET role = 'admin' WHERE email = ...)",
+				"email", email, "user_id", id)
+			return nil
+		case bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil:
+			newHash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+			if err != nil {
+				return fmt.Errorf("hashing ADMIN_PASSWORD: %w", err)
+			}
+			if _, err := q.Exec(ctx, `UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1`, id, string(newHash)); err != nil {
+				return fmt.Errorf("setting the admin password of %s: %w", email, err)
+			}
+			s.Log.Info("admin password set from ADMIN_PASSWORD", "email", email)
+		}
+		return nil
+	}, nil
 }
 
 // Handler is the service's HTTP API.
@@ -81,7 +215,7 @@ func (s *Service) Handler() http.Handler {
 	rt.Handle("GET /api/v1/users/me/addresses", s.authenticated(s.listAddresses))
 	rt.Handle("POST /api/v1/users/me/addresses", s.authenticated(s.addAddress))
 	rt.Handle("GET /api/v1/users/me/addresses/{id}", s.authenticated(s.getAddress))
-	rt.Handle("GET /api/v1/users/{id}/verify", s.verify)
+	rt.Handle("GET /internal/v1/users/{id}/verify", auth.InternalOnly(s.verify))
 	return rt.Handler()
 }
 
@@ -92,6 +226,7 @@ type User struct {
 	FirstName string    `json:"first_name"`
 	LastName  string    `json:"last_name"`
 	Phone     *string   `json:"phone"`
+	Role      string    `json:"role"`
 	IsActive  bool      `json:"is_active"`
 	CreatedAt time.Time `json:"created_at"`
 	Addresses []Address `json:"addresses"`
@@ -159,7 +294,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 	if hasPhone && phone != "" {
 		phoneValue = &phone
 	}
-	user := User{Email: email, FirstName: firstName, LastName: lastName, Phone: phoneValue, IsActive: true, Addresses: []Address{}}
+	user := User{Email: email, FirstName: firstName, LastName: lastName, Phone: phoneValue, Role: auth.RoleCustomer, IsActive: true, Addresses: []Address{}}
 	err = s.DB.Do(r.Context(), func(q db.Querier) error {
 		return q.QueryRow(r.Context(),
 			`INSERT INTO users (email, password_hash, first_name, last_name, phone) VALUES ($1, $2, $3, $4, $5)
@@ -176,11 +311,6 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type tokenClaims struct {
-	Type string `json:"type"`
-	jwt.RegisteredClaims
-}
-
 // TokenPair is what login and refresh answer.
 type TokenPair struct {
 	AccessToken  string `json:"access_token"`
@@ -188,60 +318,29 @@ type TokenPair struct {
 	TokenType    string `json:"token_type"`
 }
 
-func (s *Service) sign(userID int64, tokenType string, lifetime time.Duration) (string, error) {
-	now := time.Now()
-	claims := tokenClaims{
-		Type: tokenType,
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   strconv.FormatInt(userID, 10),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(lifetime)),
-		},
-	}
-	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.jwtSecret)
-	if err != nil {
-		return "", fmt.Errorf("signing %s token: %w", tokenType, err)
-	}
-	return signed, nil
-}
-
-func (s *Service) issuePair(userID int64) (TokenPair, error) {
-	access, err := s.sign(userID, "access", accessTokenLifetime)
+func (s *Service) issuePair(userID int64, role string) (TokenPair, error) {
+	access, err := s.keys.Sign(userID, role, auth.TypeAccess, accessTokenLifetime)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	refresh, err := s.sign(userID, "refresh", refreshTokenLifetime)
+	refresh, err := s.keys.Sign(userID, role, auth.TypeRefresh, refreshTokenLifetime)
 	if err != nil {
 		return TokenPair{}, err
 	}
 	return TokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "bearer"}, nil
 }
 
-// parseToken checks signature, expiry and type, and returns the user id, or
-// the reason the token is refused.
-func (s *Service) parseToken(raw, wantType string) (id int64, refusal string) {
-	var claims tokenClaims
-	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return s.jwtSecret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired())
-	if errors.Is(err, jwt.ErrTokenExpired) {
-		return 0, "Token has expired: log in again or use /api/v1/auth/refresh"
-	}
-	if err != nil {
-		return 0, "Could not validate credentials"
-	}
-	if claims.Type != wantType {
-		return 0, fmt.Sprintf("Invalid token type %q: expected a %s token", claims.Type, wantType)
-	}
-	id, err = strconv.ParseInt(claims.Subject, 10, 64)
-	if err != nil {
-		return 0, "Could not validate credentials"
-	}
-	return id, ""
-}
+// Bounds of the login limiter's keys.
+const (
+	maxEmailLength      = 254
+	maxAddressKeyLength = 64
+)
 
-func unauthorized(w http.ResponseWriter, detail string) error {
-	w.Header().Set("WWW-Authenticate", "Bearer")
-	return httpx.Errorf(http.StatusUnauthorized, "%s", detail)
+// tooManyFailures is the 429 answer of a blocked login.
+func tooManyFailures(w http.ResponseWriter, wait time.Duration) error {
+	seconds := int64(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.FormatInt(max(seconds, 1), 10))
+	return httpx.Errorf(http.StatusTooManyRequests, "Too many failed logins: try again in %d s", max(seconds, 1))
 }
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
@@ -251,9 +350,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		username, _ = body.String("username", !body.Has("email"), 254)
+		username, _ = body.String("username", !body.Has("email"), maxEmailLength)
 		if username == "" {
-			username, _ = body.String("email", false, 254)
+			username, _ = body.String("email", false, maxEmailLength)
 		}
 		password, _ = body.String("password", true, 0)
 		if err := body.Err(); err != nil {
@@ -270,32 +369,52 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 				missing = append(missing, httpx.FieldError{Loc: []any{"body", name}, Msg: "Field required (form-encoded username and password)", Type: "missing"})
 			}
 		}
+		if len(username) > maxEmailLength {
+			missing = append(missing, httpx.FieldError{Loc: []any{"body", "username"}, Msg: fmt.Sprintf("String should have at most %d characters", maxEmailLength), Type: "string_too_long"})
+		}
 		if len(missing) > 0 {
 			return &httpx.ValidationError{Fields: missing}
 		}
 	}
+	// Both keys are bounded: the email by the checks above, the address
+	// (a header an internal caller could fill) here.
+	emailKey, addressKey := strings.ToLower(username), auth.ClientAddress(r)
+	if len(addressKey) > maxAddressKeyLength {
+		addressKey = addressKey[:maxAddressKeyLength]
+	}
+	emailWait, emailBlocked := s.perEmail.Blocked(emailKey)
+	addressWait, addressBlocked := s.perAddress.Blocked(addressKey)
+	if emailBlocked || addressBlocked {
+		return tooManyFailures(w, max(emailWait, addressWait))
+	}
 	var (
 		id       int64
 		hash     string
+		role     string
 		isActive bool
 	)
 	err := s.DB.Do(r.Context(), func(q db.Querier) error {
-		return q.QueryRow(r.Context(), `SELECT id, password_hash, is_active FROM users WHERE email = $1`,
-			strings.ToLower(username)).Scan(&id, &hash, &isActive)
+		return q.QueryRow(r.Context(), `SELECT id, password_hash, role, is_active FROM users WHERE email = $1`,
+			emailKey).Scan(&id, &hash, &role, &isActive)
 	})
+	known := err == nil
 	if errors.Is(err, pgx.ErrNoRows) {
-		return unauthorized(w, "Incorrect email or password")
-	}
-	if err != nil {
+		// An unknown email costs the same bcrypt as a known one, so the
+		// answer's timing does not tell which emails have accounts.
+		hash = string(s.dummyHash)
+	} else if err != nil {
 		return fmt.Errorf("looking up user %s: %w", username, err)
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
-		return unauthorized(w, "Incorrect email or password")
+	if s.comparePassword([]byte(hash), []byte(password)) != nil || !known {
+		s.perEmail.Fail(emailKey)
+		s.perAddress.Fail(addressKey)
+		return auth.Unauthorized(w, "Incorrect email or password")
 	}
+	s.perEmail.Forget(emailKey)
 	if !isActive {
 		return httpx.Errorf(http.StatusForbidden, "User account is inactive")
 	}
-	pair, err := s.issuePair(id)
+	pair, err := s.issuePair(id, role)
 	if err != nil {
 		return err
 	}
@@ -312,17 +431,22 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err := body.Err(); err != nil {
 		return err
 	}
-	id, refusal := s.parseToken(token, "refresh")
+	p, refusal := s.keys.Parse(token, auth.TypeRefresh)
 	if refusal != "" {
-		return unauthorized(w, refusal)
+		return auth.Unauthorized(w, refusal)
 	}
-	if _, err := s.loadUser(r.Context(), id); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return unauthorized(w, "User no longer exists")
-		}
+	user, err := s.loadUser(r.Context(), p.UserID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.Unauthorized(w, "User no longer exists")
+	}
+	if err != nil {
 		return err
 	}
-	pair, err := s.issuePair(id)
+	if !user.IsActive {
+		return httpx.Errorf(http.StatusForbidden, "User account is inactive")
+	}
+	// The new tokens carry the account's role as it is now.
+	pair, err := s.issuePair(user.ID, user.Role)
 	if err != nil {
 		return err
 	}
@@ -335,18 +459,14 @@ type userIDKey struct{}
 // authenticated lets h run only with a valid access token of an active user.
 func (s *Service) authenticated(h httpx.HandlerFunc) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		header := r.Header.Get("Authorization")
-		scheme, token, found := strings.Cut(header, " ")
-		if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			return unauthorized(w, "Not authenticated: send Authorization: Bearer <access_token>")
+		p, err := s.keys.Authenticate(w, r)
+		if err != nil {
+			return err
 		}
-		id, refusal := s.parseToken(strings.TrimSpace(token), "access")
-		if refusal != "" {
-			return unauthorized(w, refusal)
-		}
+		id := p.UserID
 		user, err := s.loadUser(r.Context(), id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return unauthorized(w, "User no longer exists")
+			return auth.Unauthorized(w, "User no longer exists")
 		}
 		if err != nil {
 			return err
@@ -368,8 +488,8 @@ func (s *Service) loadUser(ctx context.Context, id int64) (User, error) {
 	user := User{ID: id}
 	err := s.DB.Do(ctx, func(q db.Querier) error {
 		err := q.QueryRow(ctx,
-			`SELECT email, first_name, last_name, phone, is_active, created_at FROM users WHERE id = $1`, id,
-		).Scan(&user.Email, &user.FirstName, &user.LastName, &user.Phone, &user.IsActive, &user.CreatedAt)
+			`SELECT email, first_name, last_name, phone, role, is_active, created_at FROM users WHERE id = $1`, id,
+		).Scan(&user.Email, &user.FirstName, &user.LastName, &user.Phone, &user.Role, &user.IsActive, &user.CreatedAt)
 		if err != nil {
 			return err
 		}
@@ -559,7 +679,8 @@ func (s *Service) getAddress(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Verification is what other services learn about a user id.
+// Verification is what other services learn about a user id. It is served
+// only to callers inside the cluster (auth.InternalOnly): it names emails.
 type Verification struct {
 	Valid    bool   `json:"valid"`
 	UserID   int64  `json:"user_id,omitempty"`

@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Limits protect the gateway from slow and greedy clients (slowloris and
+// friends): every phase of a request has a deadline and every resource a
+// cap. Zero fields take the defaults below.
+type Limits struct {
+	// HeaderTimeout bounds reading a request's headers.
+	HeaderTimeout time.Duration `json:"header_timeout,omitempty"`
+	// ReadTimeout bounds reading a whole request, headers and body.
+	ReadTimeout time.Duration `json:"read_timeout,omitempty"`
+	// IdleTimeout closes a keep-alive connection with no request.
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
+	// MaxHeaderBytes caps a request's header block.
+	MaxHeaderBytes int `json:"max_header_bytes,omitempty"`
+	// MaxConnections caps the open client connections; one more is closed
+	// at once (and counted) instead of waiting in the accept queue.
+	MaxConnections int `json:"max_connections,omitempty"`
+}
+
+// Defaults of Limits. The write deadline of a response is not a setting: it
+// is the longest a routed request may take (its timeout times its attempts)
+// plus writeMargin.
+const (
+	DefaultHeaderTimeout  = 5 * time.Second
+	DefaultReadTimeout    = 30 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	DefaultMaxHeaderBytes = 64 << 10
+	DefaultMaxConnections = 4096
+	writeMargin           = 10 * time.Second
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.HeaderTimeout == 0 {
+		l.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if l.ReadTimeout == 0 {
+		l.ReadTimeout = DefaultReadTimeout
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	return l
+}
+
+func (l Limits) validate() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"header_timeout", l.HeaderTimeout}, {"read_timeout", l.ReadTimeout}, {"idle_timeout", l.IdleTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("limits.%s: %s is negative; use a positive duration or leave it out", d.name, d.v))
+		}
+	}
+	if l.ReadTimeout > 0 && l.HeaderTimeout > l.ReadTimeout {
+		errs = append(errs, fmt.Errorf("limits.header_timeout: %s is longer than read_timeout %s, which covers the headers too; shorten it", l.HeaderTimeout, l.ReadTimeout))
+	}
+	if l.MaxHeaderBytes < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_header_bytes: %d is negative; use a size in bytes such as 65536", l.MaxHeaderBytes))
+	}
+	if l.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_connections: %d is negative; use a count such as 4096", l.MaxConnections))
+	}
+	return errors.Join(errs...)
+}
+
+// writeTimeout is how long a response may take to write: the slowest a
+// route may be (every attempt timing out) plus a margin.
+func writeTimeout(routes []Route) time.Duration {
+	longest := DefaultRouteTimeout
+	for _, r := range routes {
+		longest = max(longest, r.Timeout*time.Duration(r.Retries+1))
+	}
+	return longest + writeMargin
+}
+
+// capListener accepts at most max connections at a time; over the cap it
+// closes a new connection at once, so a flood never queues up behind the
+// ones already served.
+type capListener struct {
+	net.Listener
+	max     int
+	refused func()
+
+	mu   sync.Mutex
+	open int
+}
+
+func newCapListener(ln net.Listener, max int, refused func()) *capListener {
+	return &capListener{Listener: ln, max: max, refused: refused}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		if l.open >= l.max {
+			l.mu.Unlock()
+			c.Close()
+			if l.refused != nil {
+				l.refused()
+			}
+			continue
+		}
+		l.open++
+		l.mu.Unlock()
+		return &cappedConn{Conn: c, l: l}, nil
+	}
+}
+
+// Open is the number of connections accepted and not yet closed.
+func (l *capListener) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+type cappedConn struct {
+	net.Conn
+	l    *capListener
+	once sync.Once
+}
+
+func (c *cappedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.open--
+		c.l.mu.Unlock()
+	})
+	return err
+}
