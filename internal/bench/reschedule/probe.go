@@ -6,8 +6,9 @@ import (
 
 // sample is one request of the probe loop.
 type sample struct {
-	at time.Time // when the request was sent
-	ok bool      // 200 within the timeout
+	at   time.Time // when the request was sent
+	done time.Time // when its answer (or failure) came
+	ok   bool      // 200 within the timeout
 }
 
 // outage is what the probe saw around one crash.
@@ -15,7 +16,7 @@ type outage struct {
 	Requests  int           // sent from the crash until served again
 	Failed    int           // of those, failed
 	Recovered bool          // requests succeed again (and kept succeeding)
-	ServedIn  time.Duration // from the crash to the first success after the last failure
+	ServedIn  time.Duration // from the crash to the answer of the first success sent after the last failure
 }
 
 // FailedShare is the share of requests that failed from the crash until
@@ -29,7 +30,8 @@ func (o outage) FailedShare() float64 {
 
 // analyse reads the samples of one run: requests sent before crash are the
 // baseline and do not count. Served again is the first success after the
-// last failure; a run whose last request failed has not recovered.
+// last failure (in send order), at the time its answer came; a run whose
+// last request failed has not recovered.
 func analyse(samples []sample, crash time.Time) outage {
 	var o outage
 	lastFail := -1
@@ -54,7 +56,7 @@ func analyse(samples []sample, crash time.Time) outage {
 		o.Recovered, o.ServedIn, end = true, 0, first+1
 	case lastFail+1 < len(samples):
 		o.Recovered = true
-		o.ServedIn = samples[lastFail+1].at.Sub(crash)
+		o.ServedIn = samples[lastFail+1].done.Sub(crash)
 		end = lastFail + 2
 	}
 	for _, s := range samples[first:end] {

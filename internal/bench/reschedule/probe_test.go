@@ -14,7 +14,8 @@ func TestAnalyse(t *testing.T) {
 		// one request every 100ms from -300ms; '+' ok, '-' failed
 		var out []sample
 		for i, c := range pattern {
-			out = append(out, sample{at: at(i*100 - 300), ok: c == '+'})
+			// an answer takes 30ms
+			out = append(out, sample{at: at(i*100 - 300), done: at(i*100 - 270), ok: c == '+'})
 		}
 		return out
 	}
@@ -23,10 +24,10 @@ func TestAnalyse(t *testing.T) {
 		pattern string
 		want    outage
 	}{
-		{"recovers", "+++--+-+++", outage{Requests: 5, Failed: 3, Recovered: true, ServedIn: 400 * time.Millisecond}},
+		{"recovers", "+++--+-+++", outage{Requests: 5, Failed: 3, Recovered: true, ServedIn: 430 * time.Millisecond}},
 		{"never fails", "++++++", outage{Requests: 1, Failed: 0, Recovered: true, ServedIn: 0}},
 		{"never recovers", "+++----", outage{Requests: 4, Failed: 4}},
-		{"baseline failures do not count", "-+-++-++", outage{Requests: 4, Failed: 1, Recovered: true, ServedIn: 300 * time.Millisecond}},
+		{"baseline failures do not count", "-+-++-++", outage{Requests: 4, Failed: 1, Recovered: true, ServedIn: 330 * time.Millisecond}},
 		{"no request after the crash", "+++", outage{}},
 	}
 	for _, tc := range cases {

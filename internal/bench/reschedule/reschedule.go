@@ -109,7 +109,7 @@ func (p *prober) send() {
 	select {
 	case p.inflight <- struct{}{}:
 	default:
-		p.record(sample{at: at}) // too many outstanding: counts as failed
+		p.record(sample{at: at, done: at}) // too many outstanding: counts as failed
 		return
 	}
 	p.wg.Add(1)
@@ -123,6 +123,7 @@ func (p *prober) send() {
 			resp.Body.Close()
 			s.ok = resp.StatusCode == http.StatusOK
 		}
+		s.done = time.Now()
 		p.record(s)
 	}()
 }
@@ -345,7 +346,7 @@ func buildReport(rounds []round) *report.Report {
 	r.Notes = append(r.Notes,
 		"path: GET / on the published 127.0.0.1 port -> weft publish -> a gateway on host2 or host3 -> web-1 (hello, pinned 10.10.0.5); host1 (web-1's host) crashes: all its processes frozen, its router leg down",
 		"seen down, moved: when the leader noticed host1's registration gone and when it wrote web-1's new assignment, from its agent's log (0 = not found)",
-		fmt.Sprintf("served again after = from the crash to the first 200 after the last failure; it includes the host's lease running out, reschedule_after (%.0fs), the start and first health check of web-1 on its new host", after),
+		fmt.Sprintf("served again after = from the crash to the answer of the first request that succeeded after the last failed one; it includes the host's lease running out, reschedule_after (%.0fs), the start and first health check of web-1 on its new host", after),
 		"Swarm: swarmkit's dispatcher marks a node down after 3 missed 5s heartbeats (moby/swarmkit manager/dispatcher/dispatcher.go); rescheduling starts after that, so its figure is a lower bound for Swarm's outage",
 	)
 	if medServed > after+3 {
