@@ -204,10 +204,16 @@ func (a *Agent) staleContainers(local map[string]model.Assignment, recorded map[
 	return dedupe(gone)
 }
 
+// statusWriteTimeout bounds one status report, so a store member that
+// stopped answering delays a reconcile pass by this much at most.
+const statusWriteTimeout = 3 * time.Second
+
 // reportStatus writes a status of this host's container, guarded by its
 // assignment: when the container has moved to another host meanwhile, the
 // write is skipped, never overwriting the new instance's status.
 func reportStatus(ctx context.Context, st *store.Store, cur model.ContainerStatus) error {
+	ctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+	defer cancel()
 	err := st.PutStatusAssigned(ctx, cur)
 	if errors.Is(err, store.ErrNotAssignedHere) {
 		return nil
@@ -406,7 +412,9 @@ func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name strin
 	if s, ok := status[name]; ok && s.Host == a.self.Name {
 		// Only a container gone from the file loses its status; one that
 		// moved keeps the key for its new host to write.
-		return st.DeleteStatusUnassigned(ctx, name)
+		dctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+		defer cancel()
+		return st.DeleteStatusUnassigned(dctx, name)
 	}
 	a.log.Info("container removed", "container", name)
 	return nil

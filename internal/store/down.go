@@ -22,6 +22,18 @@ import (
 //	              UTC, nanoseconds); written and cleared by the leader only,
 //	              under its guard, so a new leader continues the same clock.
 
+// downCallTimeout bounds each call of this file whose context has no
+// deadline of its own, so a member that stopped answering cannot hang the
+// caller.
+const downCallTimeout = 5 * time.Second
+
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, downCallTimeout)
+}
+
 func (s *Store) downPrefix() string         { return s.root + "down/" }
 func (s *Store) downKey(host string) string { return s.downPrefix() + host }
 
@@ -37,6 +49,8 @@ type LeaderView struct {
 // LeaderView reads the spec, the live hosts, the assignments and the
 // down-since times in one transaction.
 func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	resp, err := s.client.Txn(ctx).Then(
 		clientv3.OpGet(s.specKey()),
 		clientv3.OpGet(s.hostsPrefix(), clientv3.WithPrefix()),
@@ -81,6 +95,8 @@ func (s *Store) DownSince(ctx context.Context) (map[string]time.Time, error) {
 // next in one transaction that applies only while guard holds (the
 // leadership's Guard); a failed guard returns ErrNotLeader.
 func (s *Store) ReplaceDown(ctx context.Context, prev, next map[string]time.Time, guard []clientv3.Cmp) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var ops []clientv3.Op
 	for _, host := range slices.Sorted(maps.Keys(next)) {
 		if old, ok := prev[host]; ok && old.Equal(next[host]) {
@@ -115,6 +131,8 @@ var ErrNotAssignedHere = errors.New("the container is not assigned to this host 
 // container moved can never overwrite the new instance's status. The check
 // and the write are one transaction (on the assignment's revision).
 func (s *Store) PutStatusAssigned(ctx context.Context, st model.ContainerStatus) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	s.statusMu.Lock()
 	delete(s.statusWritten, st.Container) // PutStatus's cache must not trust this write
 	s.statusMu.Unlock()
@@ -154,6 +172,8 @@ func (s *Store) PutStatusAssigned(ctx context.Context, st model.ContainerStatus)
 // container has no assignment at all (it was removed from the file); the
 // status of a container that moved belongs to its new host.
 func (s *Store) DeleteStatusUnassigned(ctx context.Context, container string) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	s.statusMu.Lock()
 	delete(s.statusWritten, container)
 	s.statusMu.Unlock()
