@@ -47,7 +47,7 @@ func (a *Agent) startRun(st *store.Store, svc spec.Service, as model.Assignment,
 		cur := run.snapshot()
 		rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer rcancel()
-		if err := st.PutStatusForce(rctx, cur); err != nil {
+		if err := reportStatus(rctx, st, cur); err != nil {
 			a.log.Warn("reporting container status", "container", cur.Container, "err", err)
 		}
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"maps"
 	"reflect"
 	"time"
 
@@ -29,13 +30,27 @@ func (a *Agent) leaderLoop(ctx context.Context, st *store.Store) error {
 	return nil
 }
 
+// placeWhileLeader places on every store change, on the resync tick, and at
+// the moment a down host's containers become due to move (a timer, so a
+// move happens reschedule_after after the host went down, not at the next
+// tick).
 func (a *Agent) placeWhileLeader(ctx context.Context, st *store.Store, l *store.Leadership) {
 	changes := st.Changes(ctx)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
 	for {
-		if err := a.placeOnce(ctx, st, l); err != nil && ctx.Err() == nil {
+		wake, err := a.placeOnce(ctx, st, l)
+		if err != nil && ctx.Err() == nil {
 			a.log.Warn("placing containers", "err", err)
+			// A store that failed to answer (a member just lost) is asked
+			// again soon rather than at the next change or tick.
+			wake = time.Now().Add(placeRetry)
+		}
+		due.Stop()
+		if !wake.IsZero() {
+			due.Reset(max(time.Until(wake), 0))
 		}
 		select {
 		case <-ctx.Done():
@@ -45,29 +60,60 @@ func (a *Agent) placeWhileLeader(ctx context.Context, st *store.Store, l *store.
 				return
 			}
 		case <-tick.C:
+		case <-due.C:
 		}
 	}
 }
 
-func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leadership) error {
-	c, err := st.Spec(ctx)
-	if err != nil || c == nil {
-		return err
+// placeRetry is how soon a failed placement pass is tried again.
+const placeRetry = 500 * time.Millisecond
+
+// placeOnce brings the down-since times and the assignments up to date and
+// returns when to place again for a down host's containers (zero: no need).
+func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leadership) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	view, err := st.LeaderView(ctx)
+	if err != nil || view.Spec == nil {
+		return time.Time{}, err
 	}
-	prev, _, err := st.Assignments(ctx)
-	if err != nil {
-		return err
+	c := view.Spec
+	now := time.Now()
+	live := map[string]bool{}
+	for name := range view.Hosts {
+		live[name] = true
 	}
+	down := plan.NextDown(c, live, view.DownSince, now)
+	if !maps.EqualFunc(down, view.DownSince, time.Time.Equal) {
+		for host := range down {
+			if _, was := view.DownSince[host]; !was {
+				a.log.Info("host down", "host", host)
+			}
+		}
+		for host := range view.DownSince {
+			if _, still := down[host]; !still {
+				a.log.Info("host back", "host", host, "down_for", now.Sub(view.DownSince[host]).Round(time.Millisecond))
+			}
+		}
+		if err := st.ReplaceDown(ctx, view.DownSince, down, l.Guard()); err != nil {
+			return time.Time{}, err
+		}
+	}
+	prev := view.Assign
 	next, err := plan.Place(c, prev)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
+	next, wake := plan.Reschedule(c, next, plan.Liveness{Now: now, Live: live, DownSince: down})
 	if reflect.DeepEqual(prev, next) {
-		return nil
+		return wake, nil
+	}
+	if err := st.ReplaceAssignments(ctx, prev, next, l.Guard()); err != nil {
+		return wake, err
 	}
 	d := plan.Diff(prev, next)
 	a.log.Info("placement changed", "added", d.Added, "removed", d.Removed, "moved", d.Moved)
-	return st.ReplaceAssignments(ctx, prev, next, l.Guard())
+	return wake, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

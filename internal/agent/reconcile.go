@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -83,6 +84,31 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 	if c == nil {
 		return nil
 	}
+	local := map[string]model.Assignment{}
+	for name, as := range snap.Assign {
+		if as.Host == a.self.Name {
+			local[name] = as
+		}
+	}
+	recorded := map[string]bool{}
+	if recs, err := a.rt.Records(a.cfg.Cluster, a.self.Name); err == nil {
+		for _, r := range recs {
+			recorded[r.Container] = true
+		}
+	}
+	// Stale copies first: containers running here (or left on disk by an
+	// earlier agent) that are no longer assigned here, e.g. because they
+	// were moved while this host was down. They stop, and lose their links
+	// and namespaces, before this pass programs peers, starts or reports
+	// anything, so a returning host never runs a second instance.
+	var errs []string
+	for _, name := range a.staleContainers(local, recorded) {
+		if err := a.removeContainer(ctx, st, name, snap.Status); err != nil {
+			errs = append(errs, fmt.Sprintf("removing %s: %v", name, err))
+		}
+		delete(recorded, name)
+	}
+
 	hc := a.hostConfig(c)
 	kernel := full || !last.ok || last.host != hc
 	if kernel {
@@ -122,20 +148,6 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		last.host, last.peers, last.ok = hc, peers, true
 	}
 
-	local := map[string]model.Assignment{}
-	for name, as := range snap.Assign {
-		if as.Host == a.self.Name {
-			local[name] = as
-		}
-	}
-	recorded := map[string]bool{}
-	if recs, err := a.rt.Records(a.cfg.Cluster, a.self.Name); err == nil {
-		for _, r := range recs {
-			recorded[r.Container] = true
-		}
-	}
-
-	var errs []string
 	names := make([]string, 0, len(local))
 	for n := range local {
 		names = append(names, n)
@@ -152,8 +164,30 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		}
 	}
 
-	// Containers that are no longer assigned here: running ones and ones
-	// left on disk by an earlier agent.
+	// Re-report statuses the store lost or that another writer overwrote.
+	a.mu.Lock()
+	runs := make([]*containerRun, 0, len(a.containers))
+	for _, r := range a.containers {
+		runs = append(runs, r)
+	}
+	a.mu.Unlock()
+	for _, r := range runs {
+		cur := r.snapshot()
+		if have, ok := snap.Status[cur.Container]; !ok || !sameStatus(have, cur) {
+			if err := reportStatus(ctx, st, cur); err != nil {
+				errs = append(errs, fmt.Sprintf("reporting %s: %v", cur.Container, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// staleContainers lists the containers supervised or recorded on this host
+// that are not assigned to it.
+func (a *Agent) staleContainers(local map[string]model.Assignment, recorded map[string]bool) []string {
 	a.mu.Lock()
 	var gone []string
 	for name := range a.containers {
@@ -167,31 +201,32 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 			gone = append(gone, name)
 		}
 	}
-	for _, name := range dedupe(gone) {
-		if err := a.removeContainer(ctx, st, name, snap.Status); err != nil {
-			errs = append(errs, fmt.Sprintf("removing %s: %v", name, err))
-		}
-	}
+	return dedupe(gone)
+}
 
-	// Re-report statuses the store lost or that another writer overwrote.
-	a.mu.Lock()
-	runs := make([]*containerRun, 0, len(a.containers))
-	for _, r := range a.containers {
-		runs = append(runs, r)
+// statusWriteTimeout bounds one status report, so a store member that
+// stopped answering delays a reconcile pass by this much at most.
+const statusWriteTimeout = 3 * time.Second
+
+// reportStatus writes a status of this host's container, guarded by its
+// assignment: when the container has moved to another host meanwhile, the
+// write is skipped, never overwriting the new instance's status.
+func reportStatus(ctx context.Context, st *store.Store, cur model.ContainerStatus) error {
+	ctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+	defer cancel()
+	err := st.PutStatusAssigned(ctx, cur)
+	if errors.Is(err, store.ErrNotAssignedHere) {
+		return nil
 	}
-	a.mu.Unlock()
-	for _, r := range runs {
-		cur := r.snapshot()
-		if have, ok := snap.Status[cur.Container]; !ok || !sameStatus(have, cur) {
-			if err := st.PutStatusForce(ctx, cur); err != nil {
-				errs = append(errs, fmt.Sprintf("reporting %s: %v", cur.Container, err))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
+	return err
+}
+
+// sameSlot reports whether two assignments run the same container in the
+// same place; Home (where placement had put it) does not matter to the
+// running process.
+func sameSlot(x, y model.Assignment) bool {
+	x.Home, y.Home = "", ""
+	return x == y
 }
 
 func dedupe(in []string) []string {
@@ -301,7 +336,7 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 	a.mu.Lock()
 	run := a.containers[as.Container]
 	a.mu.Unlock()
-	if run != nil && run.hash == hash && run.assign == as {
+	if run != nil && run.hash == hash && sameSlot(run.assign, as) {
 		if !full {
 			return nil
 		}
@@ -334,7 +369,7 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 			base.Message = "waiting for a healthy instance of " + dep
 			base.Updated = time.Now().UTC()
 			if have, ok := snap.Status[as.Container]; !ok || !sameStatus(have, base) {
-				return st.PutStatusForce(ctx, base)
+				return reportStatus(ctx, st, base)
 			}
 			return nil
 		}
@@ -375,7 +410,11 @@ func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name strin
 		return err
 	}
 	if s, ok := status[name]; ok && s.Host == a.self.Name {
-		return st.DeleteStatus(ctx, name)
+		// Only a container gone from the file loses its status; one that
+		// moved keeps the key for its new host to write.
+		dctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+		defer cancel()
+		return st.DeleteStatusUnassigned(dctx, name)
 	}
 	a.log.Info("container removed", "container", name)
 	return nil

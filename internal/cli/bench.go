@@ -13,6 +13,7 @@ import (
 	gatewaybench "github.com/weft-dev/weft/internal/bench/gateway"
 	overlaybench "github.com/weft-dev/weft/internal/bench/overlay"
 	"github.com/weft-dev/weft/internal/bench/report"
+	reschedulebench "github.com/weft-dev/weft/internal/bench/reschedule"
 	upbench "github.com/weft-dev/weft/internal/bench/up"
 )
 
@@ -28,7 +29,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	var bf benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the overlay, bring-up at scale and the gateway, each against its baseline",
+		Short: "Measure the overlay, bring-up at scale, the gateway and rescheduling, each against its baseline",
 	}
 	cmd.PersistentFlags().StringVar(&bf.results, "results", "bench-results", "folder for the CSV, JSON and PNG results")
 	cmd.PersistentFlags().DurationVar(&bf.duration, "duration", 10*time.Second, "length of one measurement in a round")
@@ -86,7 +87,21 @@ func newBenchCmd(g *globals) *cobra.Command {
 	}
 	gw.Flags().IntSliceVar(&conns, "connections", []int{64}, "concurrent keep-alive connections")
 
-	cmd.AddCommand(overlay, up, gw, newBenchFailoverCmd(g, &bf))
+	resched := &cobra.Command{
+		Use:   "reschedule",
+		Short: "Time until a service is served again after its host crashes, against Swarm's node-down detection",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd.Context(), g, bf, func(ctx context.Context, exe, work string, log *slog.Logger) (*report.Report, error) {
+				return reschedulebench.Run(ctx, reschedulebench.Options{
+					Rounds: bf.rounds, ResultsDir: bf.results, Log: log, Weft: exe, Hello: helloPath(bf, exe),
+					WorkDir: work, StateRoot: g.stateRoot,
+				})
+			})
+		},
+	}
+
+	cmd.AddCommand(overlay, up, gw, newBenchFailoverCmd(g, &bf), resched)
 	return cmd
 }
 

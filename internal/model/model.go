@@ -16,6 +16,9 @@ type Assignment struct {
 	Host      string     `json:"host"`
 	IP        netip.Addr `json:"ip"`
 	MAC       string     `json:"mac"` // naming.MACFromIP(IP).String()
+	// Home is where placement put the container before the leader moved it
+	// off a down host (rescheduling); empty while it runs where placed.
+	Home string `json:"home,omitempty"`
 }
 
 // Changes is the difference between two sets of assignments.

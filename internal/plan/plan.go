@@ -43,6 +43,11 @@ type placement struct {
 // host is no longer allowed, gets a new assignment (it "moves"); a container
 // that only changes host keeps its address. Errors (e.g. CIDR exhausted)
 // name the service.
+//
+// A container the leader moved off a down host (Reschedule; prev has Home
+// set) stays where it was moved while the file still places it at Home: a
+// `host:` is where a container starts, not a chain. Only when the service
+// says `reschedule: false` does it go back to Home, keeping its address.
 func Place(c *spec.Cluster, prev map[string]model.Assignment) (map[string]model.Assignment, error) {
 	if len(c.Hosts) == 0 {
 		return nil, fmt.Errorf("placing containers of cluster %s: the cluster has no hosts", c.Name)
@@ -103,6 +108,9 @@ func (p *placement) keep(want []wanted, prev map[string]model.Assignment) map[st
 			continue
 		}
 		ipFits := p.addressFits(w, old.IP)
+		if ipFits && p.keepMoved(w, old) {
+			continue
+		}
 		if ipFits && p.hostAllowed(w.service, old.Host) {
 			p.assign(w, old.Host, old.IP)
 			continue
@@ -182,6 +190,12 @@ func (p *placement) address(w wanted) (netip.Addr, error) {
 }
 
 func (p *placement) assign(w wanted, host string, ip netip.Addr) {
+	p.assignMoved(w, host, "", ip)
+}
+
+// assignMoved assigns a container that runs on host although placement put
+// it on home (it was rescheduled); home is empty when it runs where placed.
+func (p *placement) assignMoved(w wanted, host, home string, ip netip.Addr) {
 	p.owner[ip] = w.name
 	p.load[host]++
 	p.next[w.name] = model.Assignment{
@@ -191,6 +205,7 @@ func (p *placement) assign(w wanted, host string, ip netip.Addr) {
 		Host:      host,
 		IP:        ip,
 		MAC:       naming.MACFromIP(ip).String(),
+		Home:      home,
 	}
 }
 

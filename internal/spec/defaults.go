@@ -67,8 +67,12 @@ func (c *Cluster) ApplyDefaults() {
 	}
 	c.defaultHostAddresses()
 	c.defaultManagers()
+	if c.RescheduleAfter.Duration == 0 {
+		c.RescheduleAfter.Duration = DefaultRescheduleAfter
+	}
 	for i := range c.Services {
 		c.Services[i].applyDefaults(c.Dir)
+		c.Services[i].applyRescheduleDefaults(c.RescheduleAfter)
 	}
 	for i := range c.Routes {
 		if c.Routes[i].Timeout.Duration == 0 {

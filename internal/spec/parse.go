@@ -140,6 +140,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 				c.Publish = append(c.Publish, d.publish(item, index(p, i)))
 			}
 		},
+		"reschedule_after": func(v *yaml.Node, p string) { c.RescheduleAfter = d.rescheduleAfter(v, p) },
 	})
 }
 
@@ -198,6 +199,10 @@ func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 		"replicas":   func(v *yaml.Node, p string) { s.Replicas = d.integer(v, p) },
 		"depends_on": func(v *yaml.Node, p string) { s.DependsOn = d.strings(v, p, "[db, cache]") },
 		"restart":    func(v *yaml.Node, p string) { s.Restart = d.str(v, p) },
+		"reschedule": func(v *yaml.Node, p string) { s.Reschedule = d.boolean(v, p) },
+		"reschedule_after": func(v *yaml.Node, p string) {
+			s.RescheduleAfter = d.rescheduleAfter(v, p)
+		},
 		"health": func(v *yaml.Node, p string) {
 			if v = resolve(v); !isNull(v) {
 				s.Health = d.health(v, p)

@@ -23,6 +23,10 @@ type Cluster struct {
 	Publish []Publish       `yaml:"publish" json:"publish,omitempty"` // loopback ports of this machine forwarded to gateway services
 	VIPs    []VIP           `yaml:"vips" json:"vips,omitempty"`       // floating addresses of the underlay (vip.go)
 
+	// RescheduleAfter is the services' default for how long a host must be
+	// down before its movable containers move to live hosts (default 5s).
+	RescheduleAfter Duration `yaml:"reschedule_after" json:"reschedule_after"`
+
 	// Dir is the directory of the file; relative paths in commands resolve against it.
 	Dir string `yaml:"-" json:"dir"`
 }
@@ -73,6 +77,14 @@ type Service struct {
 	Health    *Health           `yaml:"health" json:"health,omitempty"`
 	Restart   string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
 	Volumes   []Volume          `yaml:"volumes" json:"volumes,omitempty"`
+
+	// Reschedule says whether the service's containers move to a live host
+	// when theirs is down; default true, false when the service has volumes.
+	// Set by ApplyDefaults; read it with Reschedules.
+	Reschedule *bool `yaml:"reschedule" json:"reschedule,omitempty"`
+	// RescheduleAfter is how long the host must be down before they move;
+	// default the cluster's reschedule_after.
+	RescheduleAfter Duration `yaml:"reschedule_after" json:"reschedule_after"`
 }
 
 // Health is how weft decides a container is healthy. Exactly one of HTTP, TCP, Exec.

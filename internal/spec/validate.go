@@ -52,6 +52,7 @@ func (c *Cluster) Validate() Problems {
 	c.validateGateway(&ps)
 	c.validatePublish(&ps)
 	c.validateVIPs(&ps)
+	c.validateReschedule(&ps)
 	return ps
 }
 
