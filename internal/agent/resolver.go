@@ -32,8 +32,9 @@ func (a *Agent) ensureResolver() error {
 }
 
 // RunResolver serves the host's DNS on its bridge address from the store:
-// healthy instances only, updated on every store change. It keeps its last
-// answers while the store is unreachable.
+// healthy instances on live hosts only, updated on every store change. It
+// keeps its last answers while the store is unreachable (the mirror keeps its
+// last snapshot, and with no quorum no lease expires either).
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -68,7 +69,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		case <-mirror.Changes():
 		}
 		if snap, ok := mirror.Snapshot(); ok {
-			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
+			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, snap.Hosts))
 		}
 	}
 }

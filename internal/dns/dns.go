@@ -215,11 +215,16 @@ func preferForPTR(candidate, current string) bool {
 // Containers that are not Ready, have no status, or whose status was
 // reported for another host or address (a stale report from before a move)
 // are absent, so their names, and services with no Ready container, answer
-// NXDOMAIN.
-func RecordsFrom(assign map[string]model.Assignment, status map[string]model.ContainerStatus) map[string][]netip.Addr {
+// NXDOMAIN. So are the containers of hosts that have no live host record
+// (hosts, keyed by host name): a host whose lease expired is down, and the
+// last status its agent wrote says nothing about it any more.
+func RecordsFrom(assign map[string]model.Assignment, status map[string]model.ContainerStatus, hosts map[string]model.HostRecord) map[string][]netip.Addr {
 	records := make(map[string][]netip.Addr)
 	for name, a := range assign {
 		container := cmp.Or(a.Container, name)
+		if _, live := hosts[a.Host]; !live {
+			continue
+		}
 		st, ok := status[container]
 		if !ok || !st.Ready() || !a.IP.IsValid() {
 			continue
