@@ -100,7 +100,7 @@ func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, e
 		DialKeepAliveTime:    keepAliveTime,
 		DialKeepAliveTimeout: keepAliveTimeout,
 		PermitWithoutStream:  true,
-		Context:     context.WithoutCancel(ctx),
+		Context:              context.WithoutCancel(ctx),
 		// The client's own warnings (retries while a member restarts) are noise
 		// for weft, which reports the errors its callers get.
 		Logger: zap.NewNop(),
