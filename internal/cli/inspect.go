@@ -116,7 +116,7 @@ func printPartial(g *globals, st api.Status) {
 	if st.Stale {
 		age := "unknown age"
 		if st.StaleSeconds > 0 {
-			age = time.Duration(st.StaleSeconds * float64(time.Second)).Round(time.Second).String() + " old"
+			age = time.Duration(st.StaleSeconds*float64(time.Second)).Round(time.Second).String() + " old"
 		}
 		fmt.Fprintf(g.stdout, "\nSTALE: the store could not be read; hosts and containers are %s's last copy (%s), with each answering agent's own containers as they are now\n", st.Source, age)
 	}
