@@ -44,7 +44,7 @@ func anyAgent(ctx context.Context, g *globals, cluster string) (*api.Client, err
 
 // agentTimeout bounds one agent's status answer; agents answer within
 // about 2.5s whatever is down (from the store, else from their last copy).
-const agentTimeout = 4 * time.Second
+const agentTimeout = 3 * time.Second
 
 // agentSockets lists the cluster's agents on this machine: host -> socket.
 func agentSockets(g *globals, cluster string) (map[string]string, error) {

@@ -85,7 +85,9 @@ func (s *Store) LastView() (snap Snapshot, synced time.Time, ok bool) {
 const reloadTimeout = time.Second
 
 func (m *Mirror) run(ctx context.Context) {
-	retry := newBackoff(100*time.Millisecond, 2*time.Second)
+	// Retries stay frequent: after an election the copy must catch up at
+	// once (resolvers answer from it), and a reload is one small read.
+	retry := newBackoff(100*time.Millisecond, 500*time.Millisecond)
 	for ctx.Err() == nil && !m.s.closed() {
 		lctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 		snap, err := m.s.Snapshot(lctx)

@@ -29,6 +29,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
@@ -100,7 +102,13 @@ func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, e
 		DialKeepAliveTime:    keepAliveTime,
 		DialKeepAliveTimeout: keepAliveTimeout,
 		PermitWithoutStream:  true,
-		Context:              context.WithoutCancel(ctx),
+		// gRPC's reconnect backoff grows to 120s: after a cut of a few
+		// seconds a connection would stay down long after the member is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: dialTimeout,
+		})},
+		Context: context.WithoutCancel(ctx),
 		// The client's own warnings (retries while a member restarts) are noise
 		// for weft, which reports the errors its callers get.
 		Logger: zap.NewNop(),
