@@ -88,24 +88,32 @@ func (m *Mirror) run(ctx context.Context) {
 	// Retries stay frequent: after an election the copy must catch up at
 	// once (resolvers answer from it), and a reload is one small read.
 	retry := newBackoff(100*time.Millisecond, 500*time.Millisecond)
+	reload := true
 	for ctx.Err() == nil && !m.s.closed() {
-		lctx, cancel := context.WithTimeout(ctx, reloadTimeout)
-		snap, err := m.s.Snapshot(lctx)
-		cancel()
-		if err != nil {
-			// Keep the last snapshot: stale answers beat none.
-			if !retry.wait(ctx) {
-				return
+		if reload {
+			lctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+			snap, err := m.s.Snapshot(lctx)
+			cancel()
+			if err != nil {
+				// Keep the last snapshot: stale answers beat none.
+				if !retry.wait(ctx) {
+					return
+				}
+				continue
 			}
-			continue
+			retry.reset()
+			m.mu.Lock()
+			m.snap, m.loaded, m.synced = snap, true, time.Now()
+			m.mu.Unlock()
+			m.s.lastView.Store(m)
+			signal(m.changed)
 		}
-		retry.reset()
-		m.mu.Lock()
-		m.snap, m.loaded, m.synced = snap, true, time.Now()
-		m.mu.Unlock()
-		m.s.lastView.Store(m)
-		signal(m.changed)
-		m.follow(ctx, snap.Revision+1)
+		m.mu.RLock()
+		from := m.snap.Revision + 1
+		m.mu.RUnlock()
+		// A watch that only went silent is made again from where it was;
+		// anything else (compaction, an error) reloads everything.
+		reload = !m.follow(ctx, from)
 		if !retry.wait(ctx) {
 			return
 		}
@@ -113,18 +121,23 @@ func (m *Mirror) run(ctx context.Context) {
 }
 
 // follow applies watch events from revision from on until the watch breaks
-// or goes silent; the caller then reloads everything.
-func (m *Mirror) follow(ctx context.Context, from int64) {
+// or goes silent, and reports whether it went silent.
+func (m *Mirror) follow(ctx context.Context, from int64) (silent bool) {
 	heard := func(at time.Time) {
 		m.mu.Lock()
 		m.synced = at
 		m.mu.Unlock()
 	}
-	m.s.liveWatch(ctx, from, heard, func(resp clientv3.WatchResponse) bool {
+	return m.s.liveWatch(ctx, from, heard, func(resp clientv3.WatchResponse) bool {
 		if resp.CompactRevision != 0 || resp.Err() != nil {
 			return false
 		}
 		if len(resp.Events) == 0 {
+			if resp.IsProgressNotify() {
+				m.mu.Lock()
+				m.snap.Revision = max(m.snap.Revision, resp.Header.Revision)
+				m.mu.Unlock()
+			}
 			return true
 		}
 		m.mu.Lock()

@@ -104,10 +104,13 @@ func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, e
 		PermitWithoutStream:  true,
 		// gRPC's reconnect backoff grows to 120s: after a cut of a few
 		// seconds a connection would stay down long after the member is back.
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: dialTimeout,
-		})},
+		DialOptions: []grpc.DialOption{
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: dialTimeout,
+			}),
+			grpc.WithContextDialer(dialMember),
+		},
 		Context: context.WithoutCancel(ctx),
 		// The client's own warnings (retries while a member restarts) are noise
 		// for weft, which reports the errors its callers get.

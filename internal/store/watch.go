@@ -23,8 +23,10 @@ const (
 // on, on a gRPC stream of its own, and calls handle with every response until
 // handle returns false, the watch breaks, it stays silent for watchSilence or
 // ctx ends. heard, if not nil, is called whenever the watch has shown that it
-// is current (an event or a progress notification).
-func (s *Store) liveWatch(ctx context.Context, from int64, heard func(time.Time), handle func(clientv3.WatchResponse) bool) {
+// is current (an event or a progress notification). It reports whether it
+// gave up because the watch went silent: the caller may then watch again
+// from where it was, as nothing was missed.
+func (s *Store) liveWatch(ctx context.Context, from int64, heard func(time.Time), handle func(clientv3.WatchResponse) bool) (silent bool) {
 	// The client shares one stream between all watches whose contexts carry
 	// the same metadata; a key of its own lets this watch drop a dead stream
 	// instead of rejoining it.
@@ -38,21 +40,21 @@ func (s *Store) liveWatch(ctx context.Context, from int64, heard func(time.Time)
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case resp, ok := <-watch:
 			if !ok {
-				return
+				return false
 			}
 			last = time.Now()
 			if resp.Err() == nil && resp.CompactRevision == 0 && heard != nil {
 				heard(last)
 			}
 			if !handle(resp) {
-				return
+				return false
 			}
 		case now := <-tick.C:
 			if now.Sub(last) > watchSilence {
-				return
+				return true
 			}
 			pctx, pcancel := context.WithTimeout(wctx, progressEvery)
 			_ = s.client.RequestProgress(pctx) // an unanswered request shows as silence
