@@ -128,17 +128,22 @@ func (r *registration) verify(ctx context.Context) error {
 	return nil
 }
 
+// writeTimeout bounds one write (Grant, Put), which goes through raft and
+// the disk: longer than a renewal, yet short enough that a failed one is
+// retried within the same ttl.
+func (r *registration) writeTimeout() time.Duration { return r.ttl / 2 }
+
 // register grants a new lease and puts the key under it. Each call has a
 // short deadline and a failed one is retried on the next tick, so a store
-// that answers has the key back well within one ttl.
+// that answers has the key back within about one ttl.
 func (r *registration) register(ctx context.Context) error {
-	gctx, cancel := context.WithTimeout(ctx, r.callTimeout())
+	gctx, cancel := context.WithTimeout(ctx, r.writeTimeout())
 	defer cancel()
 	grant, err := r.s.client.Grant(gctx, r.ttlSeconds)
 	if err != nil {
 		return fmt.Errorf("granting a %ds lease for %s: %w", r.ttlSeconds, r.key, err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.callTimeout())
+	pctx, cancel := context.WithTimeout(ctx, r.writeTimeout())
 	defer cancel()
 	if _, err := r.s.client.Put(pctx, r.key, r.value, clientv3.WithLease(grant.ID)); err != nil {
 		r.s.revoke(grant.ID)

@@ -433,4 +433,3 @@ func TestLivenessQuorumLoss(t *testing.T) {
 		t.Errorf("no etcd leader after the heal: %+v", after.Hosts)
 	}
 }
-
