@@ -57,7 +57,7 @@ type HostStatus struct {
 	Manager     bool   `json:"manager"`
 	Agent       string `json:"agent"`       // up | down
 	AgentPid    int    `json:"agent_pid"`   // as registered
-	EtcdMember  string `json:"etcd_member"` // leader | follower | down | - (not a manager)
+	EtcdMember  string `json:"etcd_member"` // leader | follower | no-leader | down | unknown (agent has no store yet) | - (not a manager)
 	Containers  int    `json:"containers"`
 }
 

@@ -215,14 +215,14 @@ func preferForPTR(candidate, current string) bool {
 // Containers that are not Ready, have no status, or whose status was
 // reported for another host or address (a stale report from before a move)
 // are absent, so their names, and services with no Ready container, answer
-// NXDOMAIN. So are the containers of hosts that have no live host record
-// (hosts, keyed by host name): a host whose lease expired is down, and the
+// NXDOMAIN. So are the containers of hosts not in live (the hosts that are
+// up, store.Snapshot.LiveHosts): a host whose leases expired is down, and the
 // last status its agent wrote says nothing about it any more.
-func RecordsFrom(assign map[string]model.Assignment, status map[string]model.ContainerStatus, hosts map[string]model.HostRecord) map[string][]netip.Addr {
+func RecordsFrom(assign map[string]model.Assignment, status map[string]model.ContainerStatus, live map[string]bool) map[string][]netip.Addr {
 	records := make(map[string][]netip.Addr)
 	for name, a := range assign {
 		container := cmp.Or(a.Container, name)
-		if _, live := hosts[a.Host]; !live {
+		if !live[a.Host] {
 			continue
 		}
 		st, ok := status[container]

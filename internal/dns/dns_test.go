@@ -322,7 +322,7 @@ func TestRecordsFrom(t *testing.T) {
 		// A status without an assignment (container removed) is ignored.
 		"gone-1": {Container: "gone-1", Host: "h1", IP: ip("10.10.0.50"), State: model.StateRunning, Health: model.HealthHealthy},
 	}
-	live := map[string]model.HostRecord{"h1": {Name: "h1"}, "h2": {Name: "h2"}, "h3": {Name: "h3"}}
+	live := map[string]bool{"h1": true, "h2": true, "h3": true}
 	got := RecordsFrom(assign, status, live)
 	want := map[string][]netip.Addr{
 		"web":   addrs("10.10.0.5", "10.10.0.7"),
@@ -345,7 +345,7 @@ func TestRecordsFrom(t *testing.T) {
 	if !slices.Equal(down["web"], addrs("10.10.0.7")) || len(down["web-2"]) != 0 || len(down) != 2 {
 		t.Errorf("RecordsFrom with h2 down = %v, want web and web-1 on h1 only", down)
 	}
-	live["h2"] = model.HostRecord{Name: "h2"}
+	live["h2"] = true
 	if back := RecordsFrom(assign, status, live); !slices.Equal(back["web"], want["web"]) || !slices.Equal(back["web-2"], want["web-2"]) {
 		t.Errorf("RecordsFrom with h2 back = %v, want %v", back, want)
 	}

@@ -62,6 +62,7 @@ func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 	return Snapshot{
 		Spec:     m.snap.Spec,
 		Hosts:    maps.Clone(m.snap.Hosts),
+		Alive:    maps.Clone(m.snap.Alive),
 		Assign:   maps.Clone(m.snap.Assign),
 		Status:   maps.Clone(m.snap.Status),
 		Revision: m.snap.Revision,
@@ -171,6 +172,8 @@ func (m *Mirror) apply(ev *clientv3.Event) error {
 		m.snap.Spec = c
 	case strings.HasPrefix(key, m.s.hostsPrefix()):
 		return applyEntry(m.snap.Hosts, strings.TrimPrefix(key, m.s.hostsPrefix()), ev, del)
+	case strings.HasPrefix(key, m.s.alivePrefix()):
+		return applyEntry(m.snap.Alive, strings.TrimPrefix(key, m.s.alivePrefix()), ev, del)
 	case strings.HasPrefix(key, m.s.assignPrefix()):
 		return applyEntry(m.snap.Assign, strings.TrimPrefix(key, m.s.assignPrefix()), ev, del)
 	case strings.HasPrefix(key, m.s.statusPrefix()):
@@ -179,7 +182,7 @@ func (m *Mirror) apply(ev *clientv3.Event) error {
 	return nil
 }
 
-func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus](into map[string]T, name string, ev *clientv3.Event, del bool) error {
+func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence](into map[string]T, name string, ev *clientv3.Event, del bool) error {
 	if del {
 		delete(into, name)
 		return nil

@@ -6,6 +6,7 @@
 //
 //	spec                the applied cluster file (JSON of spec.Cluster)
 //	hosts/<host>        model.HostRecord, under the host agent's lease
+//	alive/<host>        Presence, under the host resolver's lease
 //	assign/<container>  model.Assignment, written by the leader only
 //	status/<container>  model.ContainerStatus, written by the container's host agent
 //	leader/<lease>      election keys (concurrency.Election)
@@ -80,6 +81,7 @@ type writtenStatus struct {
 type Snapshot struct {
 	Spec     *spec.Cluster // nil before the first apply
 	Hosts    map[string]model.HostRecord
+	Alive    map[string]Presence // hosts whose resolver is alive (see LiveHosts)
 	Assign   map[string]model.Assignment
 	Status   map[string]model.ContainerStatus
 	Revision int64
@@ -387,6 +389,7 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		clientv3.OpGet(s.hostsPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.statusPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
@@ -404,6 +407,9 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if snap.Status, err = decodeAll[model.ContainerStatus](resp.Responses[3].GetResponseRange().Kvs, s.statusPrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
 		return Snapshot{}, err
 	}
 	return snap, nil
