@@ -19,7 +19,7 @@ type Presence struct {
 	Since time.Time `json:"since"`
 }
 
-func (s *Store) alivePrefix() string        { return s.root + "alive/" }
+func (s *Store) alivePrefix() string         { return s.root + "alive/" }
 func (s *Store) aliveKey(host string) string { return s.alivePrefix() + host }
 
 // RegisterPresence keeps p under alive/<host> with a lease of ttl, exactly

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
