@@ -52,6 +52,7 @@ func (r *registration) renewEvery() time.Duration { return r.ttl / 4 }
 func (r *registration) callTimeout() time.Duration { return r.ttl / 3 }
 
 func (r *registration) run(ctx context.Context) {
+	ctx = clientv3.WithRequireLeader(ctx)
 	tick := time.NewTicker(r.renewEvery())
 	defer tick.Stop()
 	for {
@@ -137,6 +138,7 @@ func (r *registration) writeTimeout() time.Duration { return r.ttl / 2 }
 // short deadline and a failed one is retried on the next tick, so a store
 // that answers has the key back within about one ttl.
 func (r *registration) register(ctx context.Context) error {
+	ctx = clientv3.WithRequireLeader(ctx)
 	gctx, cancel := context.WithTimeout(ctx, r.writeTimeout())
 	defer cancel()
 	grant, err := r.s.client.Grant(gctx, r.ttlSeconds)
