@@ -10,6 +10,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/api"
 	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/store"
 )
 
@@ -83,7 +84,10 @@ func (a *Agent) addStatusView(out *api.Status, view statusView) {
 	}
 }
 
-// localStatuses is the live status of every container this agent supervises.
+// localStatuses is the live status of every container this agent
+// supervises, and of every container whose runtime record is on this host
+// but that no supervisor has adopted yet (an agent restarted while the store
+// cannot be read adopts nothing until it can): its process runs on.
 func (a *Agent) localStatuses() map[string]model.ContainerStatus {
 	a.mu.Lock()
 	runs := maps.Clone(a.containers)
@@ -91,6 +95,29 @@ func (a *Agent) localStatuses() map[string]model.ContainerStatus {
 	out := make(map[string]model.ContainerStatus, len(runs))
 	for name, run := range runs {
 		out[name] = run.snapshot()
+	}
+	if a.rt == nil {
+		return out
+	}
+	recs, err := a.rt.Records(a.cfg.Cluster, a.self.Name)
+	if err != nil {
+		a.log.Warn("reading container records for status", "err", err)
+		return out
+	}
+	for _, r := range recs {
+		if _, ok := out[r.Container]; ok || r.Pid <= 0 {
+			continue
+		}
+		st := model.ContainerStatus{
+			Container: r.Container, Service: r.Service, Host: a.self.Name, Pid: r.Pid, Restarts: r.Restarts,
+			Netns: naming.ContainerNetns(a.cfg.Cluster, a.self.Name, r.Container),
+			State: model.StateRunning, Health: model.HealthStarting,
+			Message: "from its runtime record: not supervised by this agent yet",
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", r.Pid)); err != nil {
+			st.State, st.Message = model.StateExited, "its recorded process is gone"
+		}
+		out[r.Container] = st
 	}
 	return out
 }

@@ -1,12 +1,18 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/weft-dev/weft/internal/api"
 	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -48,5 +54,46 @@ func TestAddStatusViewMarksStaleAndPutsInLocalContainers(t *testing.T) {
 	}
 	if len(stale.Unreachable) != 1 || stale.Unreachable[0] != "store: not readable from host1: etcdserver: no leader" {
 		t.Errorf("unreachable = %q", stale.Unreachable)
+	}
+}
+
+// An agent that supervises nothing yet (restarted while the store cannot be
+// read) still reports the containers whose records are on its host.
+func TestLocalStatusesIncludeUnadoptedRecords(t *testing.T) {
+	root := t.TempDir()
+	write := func(name string, pid int) {
+		dir := filepath.Join(naming.HostStateDir(root, "c1", "host1"), "containers", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(runtime.Record{Container: name, Service: "svc", Pid: pid, Restarts: 2})
+		if err := os.WriteFile(filepath.Join(dir, "record.json"), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("alive-1", os.Getpid())
+	write("gone-1", 1<<30) // beyond pid_max: never a live process
+	write("supervised-1", os.Getpid())
+	a := &Agent{
+		cfg:  Config{Cluster: "c1", Host: "host1", StateRoot: root},
+		log:  slog.New(slog.DiscardHandler),
+		self: spec.Host{Name: "host1"},
+		rt:   &runtime.Runtime{StateRoot: root},
+		containers: map[string]*containerRun{
+			"supervised-1": {status: model.ContainerStatus{Container: "supervised-1", Host: "host1", Pid: 99, State: model.StateRunning}},
+		},
+	}
+	got := a.localStatuses()
+	if len(got) != 3 {
+		t.Fatalf("localStatuses = %v, want 3 containers", got)
+	}
+	if c := got["alive-1"]; c.State != model.StateRunning || c.Pid != os.Getpid() || c.Restarts != 2 || c.Host != "host1" {
+		t.Errorf("alive-1 = %+v, want running with its recorded pid", c)
+	}
+	if c := got["gone-1"]; c.State != model.StateExited {
+		t.Errorf("gone-1 = %+v, want exited", c)
+	}
+	if c := got["supervised-1"]; c.Pid != 99 {
+		t.Errorf("supervised-1 = %+v, want the supervisor's status (pid 99)", c)
 	}
 }
