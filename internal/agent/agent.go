@@ -43,8 +43,11 @@ const (
 	PhaseReady        = "ready"
 )
 
-// hostLeaseTTL is how long a host stays "up" after its agent stops renewing.
-const hostLeaseTTL = 5 * time.Second
+// hostLeaseTTL is how long a host stays "up" after its agent stops renewing:
+// its instances leave DNS when it ends. 2s is etcd's minimum with the
+// members' timing (1.5s, rounded up); the agent renews every 500ms (see
+// store.RegisterHost), so a host is down within about 2.5s of dying.
+const hostLeaseTTL = 2 * time.Second
 
 // resyncInterval is how often an agent checks the kernel against the store
 // even when nothing changed, repairing drift (a link deleted by hand). Store

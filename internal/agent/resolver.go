@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/weft-dev/weft/internal/dns"
@@ -32,8 +33,9 @@ func (a *Agent) ensureResolver() error {
 }
 
 // RunResolver serves the host's DNS on its bridge address from the store:
-// healthy instances only, updated on every store change. It keeps its last
-// answers while the store is unreachable.
+// healthy instances on live hosts only, updated on every store change. It
+// keeps its last answers while the store is unreachable (the mirror keeps its
+// last snapshot, and with no quorum no lease expires either).
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -60,6 +62,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		}
 	}
 	defer st.Close()
+	go keepPresence(ctx, cfg, st)
 	mirror := st.Mirror(ctx)
 	for {
 		select {
@@ -68,7 +71,26 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		case <-mirror.Changes():
 		}
 		if snap, ok := mirror.Snapshot(); ok {
-			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status))
+			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, snap.LiveHosts()))
+		}
+	}
+}
+
+// keepPresence registers the host as alive under the resolver's own lease,
+// so a killed or restarting agent does not make its host's instances leave
+// DNS; a cut off or frozen host loses this lease and its agent's alike.
+func keepPresence(ctx context.Context, cfg Config, st *store.Store) {
+	p := store.Presence{Host: cfg.Host, Pid: os.Getpid(), Since: time.Now().UTC()}
+	for {
+		err := st.RegisterPresence(ctx, p, hostLeaseTTL)
+		if err == nil {
+			return
+		}
+		cfg.Log.Warn("registering the host's presence", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weft-dev/weft/internal/api"
@@ -96,18 +97,9 @@ func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st := a.store()
-	if st == nil {
-		writeError(w, http.StatusServiceUnavailable, errNotReady)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 	defer cancel()
-	snap, err := st.Snapshot(ctx)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("reading the store: %w", err))
-		return
-	}
+	snap, view := a.statusSnapshot(ctx)
 	c := snap.Spec
 	if c == nil {
 		c = a.boot
@@ -151,29 +143,47 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Containers = append(out.Containers, s)
 	}
+	a.addStatusView(&out, view)
 	sort.Slice(out.Containers, func(i, j int) bool { return out.Containers[i].Container < out.Containers[j].Container })
 	out.VIPs = a.vipStatus(ctx, snap.Spec)
 	writeJSON(w, http.StatusOK, out)
 }
 
-// memberStates asks every manager's etcd member whether it is the leader.
+// memberStates asks every manager's etcd member, in parallel, whether it is
+// the leader; a member that does not answer within memberTimeout is down.
 func (a *Agent) memberStates(ctx context.Context, c *spec.Cluster) map[string]string {
 	out := map[string]string{}
 	st := a.store()
-	for _, h := range c.Managers() {
-		ep := fmt.Sprintf("http://%s:2379", h.Address)
-		mctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		resp, err := st.Client().Status(mctx, ep)
-		cancel()
-		switch {
-		case err != nil:
-			out[h.Name] = "down"
-		case resp.Leader == resp.Header.MemberId:
-			out[h.Name] = "leader"
-		default:
-			out[h.Name] = "follower"
+	managers := c.Managers()
+	if st == nil {
+		for _, h := range managers {
+			out[h.Name] = "unknown"
 		}
+		return out
 	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range managers {
+		wg.Go(func() {
+			ep := fmt.Sprintf("http://%s:2379", h.Address)
+			mctx, cancel := context.WithTimeout(ctx, memberTimeout)
+			resp, err := st.Client().Status(mctx, ep)
+			cancel()
+			state := "follower"
+			switch {
+			case err != nil:
+				state = "down"
+			case resp.Leader == 0:
+				state = "no-leader"
+			case resp.Leader == resp.Header.MemberId:
+				state = "leader"
+			}
+			mu.Lock()
+			out[h.Name] = state
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
 	return out
 }
 

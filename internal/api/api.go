@@ -57,7 +57,7 @@ type HostStatus struct {
 	Manager     bool   `json:"manager"`
 	Agent       string `json:"agent"`       // up | down
 	AgentPid    int    `json:"agent_pid"`   // as registered
-	EtcdMember  string `json:"etcd_member"` // leader | follower | down | - (not a manager)
+	EtcdMember  string `json:"etcd_member"` // leader | follower | no-leader | down | unknown (agent has no store yet) | - (not a manager)
 	Containers  int    `json:"containers"`
 }
 
@@ -69,6 +69,15 @@ type Status struct {
 	Containers []model.ContainerStatus `json:"containers"` // one per assignment; State "pending" when its host has not reported yet
 	Expected   int                     `json:"expected"`   // containers the applied spec asks for
 	VIPs       []VIPStatus             `json:"vips,omitempty"`
+
+	// When the store cannot be read (quorum lost, the answering agent's host
+	// cut off), status still answers from what the agents know: the freshest
+	// agent's last mirrored copy of the store, with each answering agent's
+	// own containers as it supervises them now.
+	Stale        bool     `json:"stale,omitempty"`         // hosts and containers come from a copy, not from the store
+	StaleSeconds float64  `json:"stale_seconds,omitempty"` // age of that copy (when it was last known current)
+	Source       string   `json:"source,omitempty"`        // host whose agent gave this answer
+	Unreachable  []string `json:"unreachable,omitempty"`   // what could not be reached, e.g. "host1: agent not answering", "store: no quorum"
 }
 
 // Client talks to one agent over its unix socket.

@@ -42,23 +42,40 @@ func anyAgent(ctx context.Context, g *globals, cluster string) (*api.Client, err
 	return nil, &exitError{code: 1, err: fmt.Errorf("no agent of cluster %s answers (run `weft up` to restart them)", cluster)}
 }
 
+// agentTimeout bounds one agent's status answer; agents answer within
+// about 2.5s whatever is down (from the store, else from their last copy).
+const agentTimeout = 3 * time.Second
+
+// agentSockets lists the cluster's agents on this machine: host -> socket.
+func agentSockets(g *globals, cluster string) (map[string]string, error) {
+	socks, _ := filepath.Glob(naming.AgentSocket(g.stateRoot, cluster, "*"))
+	if len(socks) == 0 {
+		return nil, &exitError{code: 1, err: fmt.Errorf("cluster %s does not exist on this machine (start it with `weft up`)", cluster)}
+	}
+	out := map[string]string{}
+	for _, s := range socks {
+		out[filepath.Base(filepath.Dir(s))] = s
+	}
+	return out, nil
+}
+
+// clusterStatus asks every agent at once and combines their answers: it
+// returns within agentTimeout whatever is down and says what it could not
+// reach (api.Combine).
 func clusterStatus(ctx context.Context, g *globals) (api.Status, error) {
 	name, err := g.clusterName()
 	if err != nil {
 		return api.Status{}, err
 	}
-	var st api.Status
-	err = retryStore(ctx, api.DefaultTimeout, func() error {
-		cl, err := anyAgent(ctx, g, name)
-		if err != nil {
-			return err
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		st, err = cl.Status(cctx)
-		return err
-	})
-	return st, err
+	socks, err := agentSockets(g, name)
+	if err != nil {
+		return api.Status{}, err
+	}
+	st, err := api.Combine(name, api.AskAll(ctx, socks, agentTimeout))
+	if err != nil {
+		return api.Status{}, &exitError{code: 1, err: fmt.Errorf("%w (run `weft up` to restart them)", err)}
+	}
+	return st, nil
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -83,11 +100,33 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw)
 			printContainers(tw, st.Containers, true)
 			printVIPs(tw, st.VIPs)
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			printPartial(g, st)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// printPartial says when the answer is not the store's and what could not
+// be reached.
+func printPartial(g *globals, st api.Status) {
+	if st.Stale {
+		age := "unknown age"
+		if st.StaleSeconds > 0 {
+			age = time.Duration(st.StaleSeconds*float64(time.Second)).Round(time.Second).String() + " old"
+		}
+		fmt.Fprintf(g.stdout, "\nSTALE: the store could not be read; hosts and containers are %s's last copy (%s), with each answering agent's own containers as they are now\n", st.Source, age)
+	}
+	if len(st.Unreachable) > 0 {
+		fmt.Fprintln(g.stdout, "\nNOT REACHED:")
+		for _, u := range st.Unreachable {
+			fmt.Fprintf(g.stdout, "  %s\n", u)
+		}
+	}
 }
 
 func printContainers(tw *tabwriter.Writer, cs []model.ContainerStatus, wide bool) {
@@ -173,7 +212,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Print a container's output",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := clusterStatus(cmd.Context(), g)
+			st, err := statusOrRecords(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
@@ -181,8 +220,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl := api.NewClient(naming.AgentSocket(g.stateRoot, st.Cluster, c.Host))
-			return cl.Logs(cmd.Context(), c.Container, follow, g.stdout)
+			return containerLogs(cmd.Context(), g, st.Cluster, c, follow)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing new output")
@@ -196,13 +234,16 @@ func newExecCmd(g *globals) *cobra.Command {
 		Short: "Run a command inside a container's namespaces; its exit status becomes weft's",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := clusterStatus(cmd.Context(), g)
+			st, err := statusOrRecords(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
 			c, err := findContainer(st, args[0])
 			if err != nil {
 				return err
+			}
+			if st.Stale {
+				c = withRecordedPid(g, st.Cluster, c)
 			}
 			if c.Pid <= 0 || c.State != model.StateRunning {
 				return &exitError{code: 1, err: fmt.Errorf("container %s is %s, not running: %s", c.Container, c.State, c.Message)}

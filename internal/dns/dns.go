@@ -215,11 +215,16 @@ func preferForPTR(candidate, current string) bool {
 // Containers that are not Ready, have no status, or whose status was
 // reported for another host or address (a stale report from before a move)
 // are absent, so their names, and services with no Ready container, answer
-// NXDOMAIN.
-func RecordsFrom(assign map[string]model.Assignment, status map[string]model.ContainerStatus) map[string][]netip.Addr {
+// NXDOMAIN. So are the containers of hosts not in live (the hosts that are
+// up, store.Snapshot.LiveHosts): a host whose leases expired is down, and the
+// last status its agent wrote says nothing about it any more.
+func RecordsFrom(assign map[string]model.Assignment, status map[string]model.ContainerStatus, live map[string]bool) map[string][]netip.Addr {
 	records := make(map[string][]netip.Addr)
 	for name, a := range assign {
 		container := cmp.Or(a.Container, name)
+		if !live[a.Host] {
+			continue
+		}
 		st, ok := status[container]
 		if !ok || !st.Ready() || !a.IP.IsValid() {
 			continue

@@ -322,7 +322,8 @@ func TestRecordsFrom(t *testing.T) {
 		// A status without an assignment (container removed) is ignored.
 		"gone-1": {Container: "gone-1", Host: "h1", IP: ip("10.10.0.50"), State: model.StateRunning, Health: model.HealthHealthy},
 	}
-	got := RecordsFrom(assign, status)
+	live := map[string]bool{"h1": true, "h2": true, "h3": true}
+	got := RecordsFrom(assign, status, live)
 	want := map[string][]netip.Addr{
 		"web":   addrs("10.10.0.5", "10.10.0.7"),
 		"web-1": addrs("10.10.0.7"),
@@ -335,6 +336,21 @@ func TestRecordsFrom(t *testing.T) {
 		if !slices.Equal(got[name], w) {
 			t.Errorf("RecordsFrom[%q] = %v, want %v", name, got[name], w)
 		}
+	}
+
+	// h2 goes down (its lease expired): its instances leave every name,
+	// whatever its last reports said; they come back with its record.
+	delete(live, "h2")
+	down := RecordsFrom(assign, status, live)
+	if !slices.Equal(down["web"], addrs("10.10.0.7")) || len(down["web-2"]) != 0 || len(down) != 2 {
+		t.Errorf("RecordsFrom with h2 down = %v, want web and web-1 on h1 only", down)
+	}
+	live["h2"] = true
+	if back := RecordsFrom(assign, status, live); !slices.Equal(back["web"], want["web"]) || !slices.Equal(back["web-2"], want["web-2"]) {
+		t.Errorf("RecordsFrom with h2 back = %v, want %v", back, want)
+	}
+	if none := RecordsFrom(assign, status, nil); len(none) != 0 {
+		t.Errorf("RecordsFrom with no live host = %v, want nothing", none)
 	}
 
 	// End to end through the server: unready service says NXDOMAIN.

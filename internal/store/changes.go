@@ -49,15 +49,13 @@ func (s *Store) watchChanges(ctx context.Context, from int64, out chan struct{})
 			from = rev
 			signal(out)
 		}
-		watch := s.client.Watch(clientv3.WithRequireLeader(ctx), s.root,
-			clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
-		for resp := range watch {
+		s.liveWatch(ctx, from, nil, func(resp clientv3.WatchResponse) bool {
 			if resp.CompactRevision != 0 {
 				from = 0
-				break
+				return false
 			}
 			if resp.Err() != nil {
-				break
+				return false
 			}
 			if n := len(resp.Events); n > 0 {
 				from = resp.Events[n-1].Kv.ModRevision + 1
@@ -66,7 +64,8 @@ func (s *Store) watchChanges(ctx context.Context, from int64, out chan struct{})
 			} else if resp.IsProgressNotify() {
 				from = resp.Header.Revision + 1
 			}
-		}
+			return true
+		})
 		if from != 0 && !retry.wait(ctx) {
 			return
 		}

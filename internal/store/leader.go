@@ -36,7 +36,9 @@ type Leadership struct {
 // is lost (etcd unreachable for about 3s) or when the leader key is deleted.
 // The lease is revoked when the term ends, so a successor takes over at once.
 func (s *Store) Lead(ctx context.Context, id string) (*Leadership, error) {
-	grant, err := s.client.Grant(ctx, leaderTTLSeconds)
+	gctx, cancel := callCtx(ctx)
+	grant, err := s.client.Grant(gctx, leaderTTLSeconds)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("campaigning for leadership as %s: granting the session lease: %w", id, err)
 	}
@@ -139,7 +141,9 @@ func (l *Leadership) watchKey(gone chan<- struct{}) {
 		}
 		// The watch failed (history compacted, member gone): look at the key
 		// itself before watching again.
-		resp, err := l.client.Get(l.ctx, l.key)
+		gctx, cancel := callCtx(l.ctx)
+		resp, err := l.client.Get(gctx, l.key)
+		cancel()
 		if err == nil {
 			if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != l.rev {
 				close(gone)

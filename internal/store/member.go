@@ -139,6 +139,10 @@ func embedConfig(cfg MemberConfig) (*embed.Config, error) {
 	ecfg.ElectionMs = 1000
 	ecfg.AutoCompactionMode = embed.CompactorModePeriodic
 	ecfg.AutoCompactionRetention = memberCompactionRetention
+	// The server pings its clients too, so a client that vanished without a
+	// reset (its host cut off) stops holding watches and streams.
+	ecfg.GRPCKeepAliveInterval = keepAliveTime
+	ecfg.GRPCKeepAliveTimeout = keepAliveTimeout
 	ecfg.Metrics = "basic"
 	// weft speaks gRPC only; the JSON gateway costs memory and goroutines.
 	ecfg.EnableGRPCGateway = false

@@ -19,6 +19,10 @@ import (
 // Every agent and every resolver reacts to every change; reading the whole
 // store each time made each change cost hosts x keys in etcd. With a mirror a
 // change costs one watch event per reader, and reads are from memory.
+//
+// When the store cannot be read (quorum lost, this host cut off) the mirror
+// keeps its last snapshot: it never drops what it has on an error, so names
+// keep resolving with their last answers. Synced says how current it is.
 type Mirror struct {
 	s       *Store
 	changed chan struct{}
@@ -26,6 +30,7 @@ type Mirror struct {
 	mu     sync.RWMutex
 	loaded bool
 	snap   Snapshot
+	synced time.Time // when the watch last showed the copy was current
 }
 
 // Mirror starts mirroring the cluster's keys until ctx ends. Changes()
@@ -42,64 +47,112 @@ func (m *Mirror) Changes() <-chan struct{} { return m.changed }
 // Snapshot returns the mirrored state; ok is false until the first load.
 // The maps are copies; the values must be treated as read-only.
 func (m *Mirror) Snapshot() (snap Snapshot, ok bool) {
+	snap, _, ok = m.View()
+	return snap, ok
+}
+
+// View is Snapshot plus the time the copy was last known to equal the
+// store; a copy kept through an outage is as old as time.Since(synced).
+func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if !m.loaded {
-		return Snapshot{}, false
+		return Snapshot{}, time.Time{}, false
 	}
 	return Snapshot{
 		Spec:     m.snap.Spec,
 		Hosts:    maps.Clone(m.snap.Hosts),
+		Alive:    maps.Clone(m.snap.Alive),
 		Assign:   maps.Clone(m.snap.Assign),
 		Status:   maps.Clone(m.snap.Status),
 		Revision: m.snap.Revision,
-	}, true
+	}, m.synced, true
 }
 
+// LastView returns the view of the most recently loaded Mirror made from
+// this Store, for answers that must not wait for etcd (status while the
+// store has no quorum). ok is false when no mirror has loaded yet.
+func (s *Store) LastView() (snap Snapshot, synced time.Time, ok bool) {
+	m := s.lastView.Load()
+	if m == nil {
+		return Snapshot{}, time.Time{}, false
+	}
+	return m.View()
+}
+
+// reloadTimeout bounds one full read of the mirror: a read that went to a
+// member that stopped answering is abandoned quickly and retried, which the
+// client's round-robin sends to another member.
+const reloadTimeout = time.Second
+
 func (m *Mirror) run(ctx context.Context) {
-	retry := newBackoff(100*time.Millisecond, 2*time.Second)
+	// Retries stay frequent: after an election the copy must catch up at
+	// once (resolvers answer from it), and a reload is one small read.
+	retry := newBackoff(100*time.Millisecond, 500*time.Millisecond)
+	reload := true
 	for ctx.Err() == nil && !m.s.closed() {
-		snap, err := m.s.Snapshot(ctx)
-		if err != nil {
-			if !retry.wait(ctx) {
-				return
+		if reload {
+			lctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+			snap, err := m.s.Snapshot(lctx)
+			cancel()
+			if err != nil {
+				// Keep the last snapshot: stale answers beat none.
+				if !retry.wait(ctx) {
+					return
+				}
+				continue
 			}
-			continue
+			retry.reset()
+			m.mu.Lock()
+			m.snap, m.loaded, m.synced = snap, true, time.Now()
+			m.mu.Unlock()
+			m.s.lastView.Store(m)
+			signal(m.changed)
 		}
-		m.mu.Lock()
-		m.snap, m.loaded = snap, true
-		m.mu.Unlock()
-		signal(m.changed)
-		m.follow(ctx, snap.Revision+1)
+		m.mu.RLock()
+		from := m.snap.Revision + 1
+		m.mu.RUnlock()
+		// A watch that only went silent is made again from where it was;
+		// anything else (compaction, an error) reloads everything.
+		reload = !m.follow(ctx, from)
 		if !retry.wait(ctx) {
 			return
 		}
 	}
 }
 
-// follow applies watch events from revision from on until the watch breaks;
-// the caller then reloads everything.
-func (m *Mirror) follow(ctx context.Context, from int64) {
-	watch := m.s.client.Watch(clientv3.WithRequireLeader(ctx), m.s.root,
-		clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
-	for resp := range watch {
+// follow applies watch events from revision from on until the watch breaks
+// or goes silent, and reports whether it went silent.
+func (m *Mirror) follow(ctx context.Context, from int64) (silent bool) {
+	heard := func(at time.Time) {
+		m.mu.Lock()
+		m.synced = at
+		m.mu.Unlock()
+	}
+	return m.s.liveWatch(ctx, from, heard, func(resp clientv3.WatchResponse) bool {
 		if resp.CompactRevision != 0 || resp.Err() != nil {
-			return
+			return false
 		}
 		if len(resp.Events) == 0 {
-			continue
+			if resp.IsProgressNotify() {
+				m.mu.Lock()
+				m.snap.Revision = max(m.snap.Revision, resp.Header.Revision)
+				m.mu.Unlock()
+			}
+			return true
 		}
 		m.mu.Lock()
 		for _, ev := range resp.Events {
 			if err := m.apply(ev); err != nil {
 				m.mu.Unlock()
-				return
+				return false
 			}
 			m.snap.Revision = ev.Kv.ModRevision
 		}
 		m.mu.Unlock()
 		signal(m.changed)
-	}
+		return true
+	})
 }
 
 // apply changes one mirrored entry; the caller holds m.mu.
@@ -119,6 +172,8 @@ func (m *Mirror) apply(ev *clientv3.Event) error {
 		m.snap.Spec = c
 	case strings.HasPrefix(key, m.s.hostsPrefix()):
 		return applyEntry(m.snap.Hosts, strings.TrimPrefix(key, m.s.hostsPrefix()), ev, del)
+	case strings.HasPrefix(key, m.s.alivePrefix()):
+		return applyEntry(m.snap.Alive, strings.TrimPrefix(key, m.s.alivePrefix()), ev, del)
 	case strings.HasPrefix(key, m.s.assignPrefix()):
 		return applyEntry(m.snap.Assign, strings.TrimPrefix(key, m.s.assignPrefix()), ev, del)
 	case strings.HasPrefix(key, m.s.statusPrefix()):
@@ -127,7 +182,7 @@ func (m *Mirror) apply(ev *clientv3.Event) error {
 	return nil
 }
 
-func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus](into map[string]T, name string, ev *clientv3.Event, del bool) error {
+func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence](into map[string]T, name string, ev *clientv3.Event, del bool) error {
 	if del {
 		delete(into, name)
 		return nil

@@ -6,6 +6,7 @@
 //
 //	spec                the applied cluster file (JSON of spec.Cluster)
 //	hosts/<host>        model.HostRecord, under the host agent's lease
+//	alive/<host>        Presence, under the host resolver's lease
 //	assign/<container>  model.Assignment, written by the leader only
 //	status/<container>  model.ContainerStatus, written by the container's host agent
 //	leader/<lease>      election keys (concurrency.Election)
@@ -23,11 +24,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
@@ -42,6 +46,9 @@ const (
 
 const (
 	dialTimeout = 2 * time.Second
+	// gRPC keepalive pings of the client's connections to the members.
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 2 * time.Second
 	// statusRefresh bounds how long PutStatus trusts its cache: after it, an
 	// unchanged status is written again, which repairs a status deleted behind
 	// this Store's back and keeps Updated from going stale forever.
@@ -58,6 +65,9 @@ type Store struct {
 	client *clientv3.Client
 	root   string
 
+	watchSeq atomic.Uint64 // numbers the watches' own streams (liveWatch)
+	lastView atomic.Pointer[Mirror]
+
 	statusMu      sync.Mutex               // guards statusWritten and serialises status writes
 	statusWritten map[string]writtenStatus // container -> what PutStatus last wrote
 }
@@ -71,6 +81,7 @@ type writtenStatus struct {
 type Snapshot struct {
 	Spec     *spec.Cluster // nil before the first apply
 	Hosts    map[string]model.HostRecord
+	Alive    map[string]Presence // hosts whose resolver is alive (see LiveHosts)
 	Assign   map[string]model.Assignment
 	Status   map[string]model.ContainerStatus
 	Revision int64
@@ -85,7 +96,24 @@ func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, e
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: dialTimeout,
-		Context:     context.WithoutCancel(ctx),
+		// A member whose network path is cut without a reset (a host cut off,
+		// frozen or powered off) leaves its connection looking healthy, and
+		// the round-robin balancer keeps sending calls and streams onto it.
+		// Pings evict it within keepAliveTime+keepAliveTimeout so calls go to
+		// the members that answer; gRPC allows no shorter interval than 10s.
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+		PermitWithoutStream:  true,
+		// gRPC's reconnect backoff grows to 120s: after a cut of a few
+		// seconds a connection would stay down long after the member is back.
+		DialOptions: []grpc.DialOption{
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: dialTimeout,
+			}),
+			grpc.WithContextDialer(dialMember),
+		},
+		Context: context.WithoutCancel(ctx),
 		// The client's own warnings (retries while a member restarts) are noise
 		// for weft, which reports the errors its callers get.
 		Logger: zap.NewNop(),
@@ -156,6 +184,8 @@ func (s *Store) statusKey(name string) string { return s.statusPrefix() + name }
 // PutSpec stores the applied cluster file. It writes only when the JSON
 // differs from the stored one, in one transaction, and reports whether it did.
 func (s *Store) PutSpec(ctx context.Context, c *spec.Cluster) (changed bool, err error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	body, err := json.Marshal(c)
 	if err != nil {
 		return false, fmt.Errorf("encoding cluster file %s: %w", c.Name, err)
@@ -173,6 +203,8 @@ func (s *Store) PutSpec(ctx context.Context, c *spec.Cluster) (changed bool, err
 
 // Spec returns the applied cluster file, or nil, nil when none was applied yet.
 func (s *Store) Spec(ctx context.Context) (*spec.Cluster, error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	resp, err := s.client.Get(ctx, s.specKey())
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster file from %s: %w", s.specKey(), err)
@@ -191,72 +223,22 @@ func decodeSpec(body []byte) (*spec.Cluster, error) {
 	return &c, nil
 }
 
-// RegisterHost puts rec under a lease of ttl (at least 1s; etcd may round
-// it up to its minimum, about 2s) and returns after that first put. In the
-// background it keeps the lease alive until ctx ends, then revokes it so the
-// host disappears at once. If the lease is lost (etcd unreachable for longer
-// than ttl), it registers again with a new lease as soon as etcd answers.
+// RegisterHost puts rec under a lease of ttl (at least 1s; etcd rounds it
+// up to its minimum, 2s with the members' timing) and returns after that
+// first put. In the background, until ctx ends, it renews the lease and
+// re-registers whenever the lease or the record is gone (see register.go);
+// when ctx ends it revokes the lease so the host disappears at once.
 func (s *Store) RegisterHost(ctx context.Context, rec model.HostRecord, ttl time.Duration) error {
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding host record %s: %w", rec.Name, err)
 	}
-	ttlSeconds := int64(max((ttl+time.Second-1)/time.Second, 1))
-	keepAlive, lease, err := s.putLeased(ctx, s.hostKey(rec.Name), string(body), ttlSeconds)
-	if err != nil {
+	r := newRegistration(s, s.hostKey(rec.Name), string(body), ttl)
+	if err := r.register(ctx); err != nil {
 		return fmt.Errorf("registering host %s: %w", rec.Name, err)
 	}
-	go s.keepRegistered(ctx, rec.Name, string(body), ttlSeconds, lease, keepAlive)
+	go r.run(ctx)
 	return nil
-}
-
-// putLeased grants a lease, puts key under it and starts keeping it alive
-// until ctx ends.
-func (s *Store) putLeased(ctx context.Context, key, value string, ttlSeconds int64) (<-chan *clientv3.LeaseKeepAliveResponse, clientv3.LeaseID, error) {
-	grant, err := s.client.Grant(ctx, ttlSeconds)
-	if err != nil {
-		return nil, 0, fmt.Errorf("granting a %ds lease: %w", ttlSeconds, err)
-	}
-	if _, err := s.client.Put(ctx, key, value, clientv3.WithLease(grant.ID)); err != nil {
-		s.revoke(grant.ID)
-		return nil, 0, fmt.Errorf("writing %s: %w", key, err)
-	}
-	keepAlive, err := s.client.KeepAlive(ctx, grant.ID)
-	if err != nil {
-		s.revoke(grant.ID)
-		return nil, 0, fmt.Errorf("keeping lease of %s alive: %w", key, err)
-	}
-	return keepAlive, grant.ID, nil
-}
-
-func (s *Store) keepRegistered(ctx context.Context, host, body string, ttlSeconds int64,
-	lease clientv3.LeaseID, keepAlive <-chan *clientv3.LeaseKeepAliveResponse) {
-	retry := newBackoff(100*time.Millisecond, 2*time.Second)
-	for {
-		for range keepAlive {
-		}
-		// The channel closes when ctx ends or when no keepalive got through
-		// for a whole ttl, in which case etcd has dropped (or will drop) the
-		// lease and the record with it.
-		if ctx.Err() != nil {
-			s.revoke(lease)
-			return
-		}
-		if s.closed() {
-			return
-		}
-		for {
-			var err error
-			keepAlive, lease, err = s.putLeased(ctx, s.hostKey(host), body, ttlSeconds)
-			if err == nil {
-				retry.reset()
-				break
-			}
-			if s.closed() || !retry.wait(ctx) {
-				return
-			}
-		}
-	}
 }
 
 // revoke drops a lease now rather than waiting for its ttl; it runs after
@@ -269,6 +251,8 @@ func (s *Store) revoke(lease clientv3.LeaseID) {
 
 // Hosts returns the registered, alive hosts by name.
 func (s *Store) Hosts(ctx context.Context) (map[string]model.HostRecord, error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	resp, err := s.client.Get(ctx, s.hostsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("listing hosts under %s: %w", s.hostsPrefix(), err)
@@ -279,6 +263,8 @@ func (s *Store) Hosts(ctx context.Context) (map[string]model.HostRecord, error) 
 // Assignments returns the current assignments by container and the etcd
 // revision they were read at.
 func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, int64, error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	resp, err := s.client.Get(ctx, s.assignPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing assignments under %s: %w", s.assignPrefix(), err)
@@ -293,6 +279,8 @@ func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, i
 // Leadership.Guard(), or nil for none). A failed guard returns ErrNotLeader
 // and changes nothing.
 func (s *Store) ReplaceAssignments(ctx context.Context, prev, next map[string]model.Assignment, guard []clientv3.Cmp) error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	ops, err := s.assignmentOps(prev, next)
 	if err != nil {
 		return err
@@ -338,6 +326,8 @@ func (s *Store) assignmentOps(prev, next map[string]model.Assignment) ([]clientv
 // what this Store last wrote for it (or that was over a minute ago). It
 // assumes this Store is the only writer of the container's status.
 func (s *Store) PutStatus(ctx context.Context, st model.ContainerStatus) error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	unstamped := st
 	unstamped.Updated = time.Time{}
 	body, err := json.Marshal(unstamped)
@@ -367,6 +357,8 @@ func (s *Store) PutStatus(ctx context.Context, st model.ContainerStatus) error {
 
 // DeleteStatus removes a container's status.
 func (s *Store) DeleteStatus(ctx context.Context, container string) error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
 	delete(s.statusWritten, container)
@@ -378,6 +370,8 @@ func (s *Store) DeleteStatus(ctx context.Context, container string) error {
 
 // Statuses returns every container's last reported status by container.
 func (s *Store) Statuses(ctx context.Context) (map[string]model.ContainerStatus, error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	resp, err := s.client.Get(ctx, s.statusPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("listing statuses under %s: %w", s.statusPrefix(), err)
@@ -388,11 +382,14 @@ func (s *Store) Statuses(ctx context.Context) (map[string]model.ContainerStatus,
 // Snapshot reads the spec, hosts, assignments and statuses in one
 // transaction, so they are consistent with each other.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	resp, err := s.client.Txn(ctx).Then(
 		clientv3.OpGet(s.specKey()),
 		clientv3.OpGet(s.hostsPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.statusPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
@@ -412,11 +409,16 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	if snap.Status, err = decodeAll[model.ContainerStatus](resp.Responses[3].GetResponseRange().Kvs, s.statusPrefix()); err != nil {
 		return Snapshot{}, err
 	}
+	if snap.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
+		return Snapshot{}, err
+	}
 	return snap, nil
 }
 
 // DeleteAll removes every key of the cluster (for `weft down` and tests).
 func (s *Store) DeleteAll(ctx context.Context) error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
 	clear(s.statusWritten)
