@@ -79,10 +79,7 @@ func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leaders
 	}
 	c := view.Spec
 	now := time.Now()
-	live := map[string]bool{}
-	for name := range view.Hosts {
-		live[name] = true
-	}
+	live := view.LiveHosts()
 	down := plan.NextDown(c, live, view.DownSince, now)
 	if !maps.EqualFunc(down, view.DownSince, time.Time.Equal) {
 		for host := range down {

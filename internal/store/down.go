@@ -41,9 +41,17 @@ func (s *Store) downKey(host string) string { return s.downPrefix() + host }
 type LeaderView struct {
 	Spec      *spec.Cluster // nil before the first apply
 	Hosts     map[string]model.HostRecord
+	Alive     map[string]Presence
 	Assign    map[string]model.Assignment
 	DownSince map[string]time.Time
 	Revision  int64
+}
+
+// LiveHosts is the set of hosts that are up, by the same rule as
+// Snapshot.LiveHosts: a live agent record or a live presence. A host whose
+// agent alone is dead keeps its containers running; it is not down.
+func (v LeaderView) LiveHosts() map[string]bool {
+	return Snapshot{Hosts: v.Hosts, Alive: v.Alive}.LiveHosts()
 }
 
 // LeaderView reads the spec, the live hosts, the assignments and the
@@ -56,6 +64,7 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 		clientv3.OpGet(s.hostsPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.downPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return LeaderView{}, fmt.Errorf("reading the leader's view of %s: %w", s.root, err)
@@ -78,6 +87,9 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 			return LeaderView{}, fmt.Errorf("decoding %s: %w", kv.Key, err)
 		}
 		v.DownSince[strings.TrimPrefix(string(kv.Key), s.downPrefix())] = since
+	}
+	if v.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
+		return LeaderView{}, err
 	}
 	return v, nil
 }
