@@ -49,6 +49,17 @@ func newHostDaemonCmd(g *globals, use, short string, run func(context.Context, a
 	return cmd
 }
 
+// newContainerExecCmd enters a container for `weft exec` and exec health
+// probes (runtime.ExecCommand).
+func newContainerExecCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "container-exec",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		Run:                func(_ *cobra.Command, args []string) { runtime.ContainerExecMain(args) },
+	}
+}
+
 // newContainerInitCmd is the first process of every container.
 func newContainerInitCmd() *cobra.Command {
 	return &cobra.Command{

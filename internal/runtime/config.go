@@ -56,8 +56,9 @@ type Config struct {
 	// They can change without a restart (see RefreshFiles).
 	ResolvConf, Hosts string
 
-	Volumes []Mount
-	Restart string // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
+	Volumes   []Mount
+	Resources Resources // cgroup limits (see ResourcesOf)
+	Restart   string    // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
 }
 
 // Mount bind-mounts HostPath at Path inside the container.
@@ -79,7 +80,8 @@ func (c Config) Hash() string {
 		HasHosts    bool              `json:"has_hosts"`
 		Volumes     []Mount           `json:"volumes"`
 		ServiceName string            `json:"service"`
-	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service}
+		Resources   *Resources        `json:"resources,omitempty"` // nil when none, so hashes of containers without limits stay as they were
+	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service, c.resourcesForHash()}
 	b, err := json.Marshal(identity)
 	if err != nil {
 		// Only strings, bools and slices of them: marshalling cannot fail.
@@ -87,6 +89,13 @@ func (c Config) Hash() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+func (c Config) resourcesForHash() *Resources {
+	if c.Resources == (Resources{}) {
+		return nil
+	}
+	return &c.Resources
 }
 
 func (c Config) workdir() string {
@@ -118,6 +127,9 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("container %s: restart policy %q is unknown; use %s, %s or %s",
 			c.Container, c.Restart, spec.RestartAlways, spec.RestartOnFailure, spec.RestartNever)
+	}
+	if err := c.Resources.validate(c.Container); err != nil {
+		return err
 	}
 	if !filepath.IsAbs(c.workdir()) {
 		return fmt.Errorf("container %s: workdir %q is not absolute; give a path starting with /", c.Container, c.Workdir)

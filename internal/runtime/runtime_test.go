@@ -34,6 +34,10 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	// ExecCommand runs this binary (/proc/self/exe) as the exec helper.
+	if len(os.Args) > 1 && os.Args[1] == execHelperArg {
+		ContainerExecMain(os.Args[2:])
+	}
 	if os.Geteuid() == 0 {
 		dir, err := os.MkdirTemp("", "weft-runtime-test-")
 		if err != nil {
@@ -661,12 +665,13 @@ func TestExecCommand(t *testing.T) {
 	if want := fmt.Sprintf("net:[%d]", inode(t, "/run/netns/"+cfg.Netns)); strings.TrimSpace(string(out)) != want {
 		t.Errorf("exec sees netns %q, want %q", out, want)
 	}
-	out, err = ExecCommand(ctx, pid, []string{"sh", "-c", `echo "$WHERE $(pwd) $(id -u)"; ps -o pid= -p 1 >/dev/null; tr '\0' ' ' </proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline | tr '\0' ' '`}).Output()
+	out, err = ExecCommand(ctx, pid, []string{"sh", "-c", `echo "[$WHERE] $(pwd) $(id -u)"; ps -o pid= -p 1 >/dev/null; tr '\0' ' ' </proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline | tr '\0' ' '`}).Output()
 	if err != nil {
 		t.Fatalf("exec sh: %v", err)
 	}
-	if !strings.HasPrefix(string(out), "inside / 0\n") || !strings.Contains(string(out), "container-init \n") || !strings.Contains(string(out), "sleep 1000") {
-		t.Errorf("exec output %q, want the container's env, /, root, its pid 1 being container-init and sleep running", out)
+	// A clean environment: the container's variables are not inherited.
+	if !strings.HasPrefix(string(out), "[] / 0\n") || !strings.Contains(string(out), "container-init \n") || !strings.Contains(string(out), "sleep 1000") {
+		t.Errorf("exec output %q, want a clean env, /, root, its pid 1 being container-init and sleep running", out)
 	}
 	err = ExecCommand(ctx, pid, []string{"sh", "-c", "exit 7"}).Run()
 	var exitErr *exec.ExitError

@@ -197,6 +197,11 @@ func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 		"replicas":   func(v *yaml.Node, p string) { s.Replicas = d.integer(v, p) },
 		"depends_on": func(v *yaml.Node, p string) { s.DependsOn = d.strings(v, p, "[db, cache]") },
 		"restart":    func(v *yaml.Node, p string) { s.Restart = d.str(v, p) },
+		"resources": func(v *yaml.Node, p string) {
+			if v = resolve(v); !isNull(v) {
+				s.Resources = d.resources(v, p)
+			}
+		},
 		"health": func(v *yaml.Node, p string) {
 			if v = resolve(v); !isNull(v) {
 				s.Health = d.health(v, p)

@@ -72,6 +72,7 @@ type Service struct {
 	Health    *Health           `yaml:"health" json:"health,omitempty"`
 	Restart   string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
 	Volumes   []Volume          `yaml:"volumes" json:"volumes,omitempty"`
+	Resources *Resources        `yaml:"resources" json:"resources,omitempty"` // limits; see resources.go
 }
 
 // Health is how weft decides a container is healthy. Exactly one of HTTP, TCP, Exec.
