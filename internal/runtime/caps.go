@@ -147,4 +147,3 @@ func setNotDumpable() error {
 	}
 	return nil
 }
-
