@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 // it and exits with its exit status. When it cannot, it prints why and
 // exits 126 (127 when ARGV is not found). It never returns.
 func ContainerExecMain(args []string) {
+	goruntime.LockOSThread() // see ContainerInitMain
 	code, err := containerExec(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "weft exec: %v\n", err)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +68,10 @@ type initConfig struct {
 // prints why to its output (the container's log) and exits 127. It never
 // returns.
 func ContainerInitMain() {
+	// The main goroutine keeps the main thread, so the throwaway threads
+	// that workloads are forked from (forkConfined) are never the thread
+	// group leader, which cannot end and would stay confined.
+	goruntime.LockOSThread()
 	code, err := containerInit()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "weft container-init: %v\n", err)

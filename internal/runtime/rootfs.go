@@ -137,14 +137,16 @@ func buildRootfs(root string, cfg initConfig) error {
 			return err
 		}
 	}
-	exists := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
-	for _, d := range extraReadOnly(cfg.Command, cfg.Workdir, exists, filepath.EvalSymlinks) {
-		if err := bindReadOnly(d, in(d)); err != nil {
+	for _, t := range writableTmpfs {
+		if err := mountTmpfs(in(t.path), unix.MS_NOSUID|unix.MS_NODEV, "mode="+t.mode); err != nil {
 			return err
 		}
 	}
-	for _, t := range writableTmpfs {
-		if err := mountTmpfs(in(t.path), unix.MS_NOSUID|unix.MS_NODEV, "mode="+t.mode); err != nil {
+	// After the tmpfs: a program under /tmp (as tests build them) is shown
+	// on top of the container's empty /tmp, not hidden by it.
+	exists := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	for _, d := range extraReadOnly(cfg.Command, cfg.Workdir, exists, filepath.EvalSymlinks) {
+		if err := bindReadOnly(d, in(d)); err != nil {
 			return err
 		}
 	}
