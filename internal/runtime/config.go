@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/weft-dev/weft/internal/logrotate"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -57,8 +58,9 @@ type Config struct {
 	ResolvConf, Hosts string
 
 	Volumes   []Mount
-	Resources Resources // cgroup limits (see ResourcesOf)
-	Restart   string    // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
+	Resources Resources        // cgroup limits (see ResourcesOf)
+	Log       logrotate.Policy // size cap and generations of the container's log; zero: logrotate's defaults (not in Hash: applies from the next start)
+	Restart   string           // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
 }
 
 // Mount bind-mounts HostPath at Path inside the container.

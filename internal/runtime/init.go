@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weft-dev/weft/internal/logrotate"
 )
 
 // initConfigEnv carries the init's JSON config from the runtime to
@@ -56,6 +58,8 @@ type initConfig struct {
 	StateDir string `json:"state_dir"`
 	Restart  string `json:"restart"`
 	Restarts int    `json:"restarts"`
+	// Log bounds the container's log (zero: logrotate's defaults).
+	Log logrotate.Policy `json:"log"`
 }
 
 // ContainerInitMain is the entry point of `weft container-init`. It runs as
@@ -121,6 +125,25 @@ func containerInit() (int, error) {
 		return 0, fmt.Errorf("opening the container's state directory %s: %w", cfg.StateDir, err)
 	}
 	defer stateDir.Close()
+	// The container's log, rotated by size (cfg.Log; logrotate's defaults).
+	// The workload writes to a pipe this init copies from; the init's own
+	// messages go to descriptors 1 and 2, which follow every rotation.
+	out, err := logrotate.Open(stateDir, logFile, cfg.Log, true)
+	if err != nil {
+		return 0, err
+	}
+	defer out.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("creating the workload's output pipe: %w", err)
+	}
+	defer outW.Close()
+	go func() {
+		defer outR.Close()
+		if _, err := io.Copy(out, outR); err != nil {
+			fmt.Fprintf(os.Stderr, "weft container-init: copying the workload's output: %v\n", err)
+		}
+	}()
 	if err := buildRootfs(filepath.Join(cfg.StateDir, rootfsDir), cfg); err != nil {
 		return 0, err
 	}
@@ -157,6 +180,7 @@ func containerInit() (int, error) {
 		cred:     cred,
 		hostProc: fmt.Sprintf("/proc/self/fd/%d", hostProc.Fd()),
 		stateDir: stateDir,
+		output:   outW,
 	}
 	return w.run(), nil
 }

@@ -23,6 +23,7 @@ type workloadRunner struct {
 	cred     credentials
 	hostProc string   // the host's /proc, reachable through an open descriptor
 	stateDir *os.Root // the container's state directory, opened before the pivot
+	output   *os.File // write end of the pipe to the container's log
 
 	sigs     chan os.Signal
 	stopping bool // told to stop: no more restarts
@@ -78,7 +79,7 @@ func (w *workloadRunner) start(st *workloadState) (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   w.workdir,
 		Env:   w.env,
-		Files: []uintptr{0, 1, 2}, // /dev/null and the container's log
+		Files: []uintptr{0, w.output.Fd(), w.output.Fd()}, // /dev/null, and the pipe to the container's log
 		Sys:   &syscall.SysProcAttr{PidFD: &pidfd},
 	}
 	if w.cfg.User != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weft-dev/weft/internal/cgroup"
+	"github.com/weft-dev/weft/internal/logrotate"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 )
@@ -298,5 +299,43 @@ func TestProgramUnderTmpIsVisible(t *testing.T) {
 	waitFor(t, "the program to run", l.logContains("tmp-1", "ran from "+prog))
 	if strings.Contains(l.log("tmp-1"), "writable") {
 		t.Errorf("the program's directory is writable in the container:\n%s", l.log("tmp-1"))
+	}
+}
+
+// TestContainerLogRotates: the container's output is capped per file and
+// kept in the configured number of generations, with nothing lost in the
+// kept ones.
+func TestContainerLogRotates(t *testing.T) {
+	l := newLab(t)
+	cfg := l.config("chatty-1", "sh", "-c", `i=0; while [ $i -lt 300 ]; do echo "line $i padding-padding-padding"; i=$((i+1)); done; echo finished; exec sleep 1000`)
+	cfg.Log = logrotate.Policy{MaxBytes: 2000, Keep: 2}
+	s := l.supervise(cfg)
+	s.events.next(t, model.StateRunning)
+	path := l.rt.LogPath(l.cluster, l.host, "chatty-1")
+	waitFor(t, "the last line", l.logContains("chatty-1", "finished"))
+	var all string
+	for _, p := range []string{path + ".2", path + ".1", path} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("generation %s: %v", p, err)
+		}
+		if len(b) > 2000 {
+			t.Errorf("%s holds %d bytes, over the cap 2000", p, len(b))
+		}
+		all += string(b)
+	}
+	if _, err := os.Stat(path + ".3"); err == nil {
+		t.Error("a third generation was kept")
+	}
+	// The kept generations hold the newest lines, in order, none missing.
+	lines := strings.Split(strings.TrimSpace(all), "\n")
+	if lines[len(lines)-1] != "finished" {
+		t.Fatalf("last line %q", lines[len(lines)-1])
+	}
+	first, _ := strconv.Atoi(strings.Fields(lines[0])[1])
+	for i, line := range lines[:len(lines)-1] {
+		if want := fmt.Sprintf("line %d padding-padding-padding", first+i); line != want {
+			t.Fatalf("line %d of the kept logs is %q, want %q", i, line, want)
+		}
 	}
 }

@@ -474,6 +474,7 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 		StateDir:   dir,
 		Restart:    cfg.restartPolicy(),
 		Restarts:   restarts,
+		Log:        cfg.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding init config of container %s: %w", cfg.Container, err)
