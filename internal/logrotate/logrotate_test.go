@@ -3,7 +3,9 @@ package logrotate
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -167,5 +169,51 @@ func TestFollowAcrossRotation(t *testing.T) {
 	}
 	if !strings.Contains(read(t, filepath.Join(dir, "out.log.1")), "three") {
 		t.Error("the log did not rotate during the test")
+	}
+}
+
+// TestKeepStderr runs this test binary as a child whose stderr is a file,
+// as the lab's agent runs: its own output is rotated, and what it writes
+// after a rotation lands in the new file.
+func TestKeepStderr(t *testing.T) {
+	if os.Getenv("LOGROTATE_CHILD") == "1" {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- KeepStderr(ctx, Policy{MaxBytes: 100, Keep: 1}, 5*time.Millisecond) }()
+		for i := range 40 {
+			fmt.Fprintf(os.Stderr, "child line %02d\n", i)
+			time.Sleep(2 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stdout, "KeepStderr:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "child done")
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "agent.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKeepStderr$")
+	cmd.Env = append(os.Environ(), "LOGROTATE_CHILD=1")
+	cmd.Stderr = logFile
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	cur := read(t, logPath)
+	if !strings.HasSuffix(cur, "child done\n") {
+		t.Errorf("the current log does not end with the child's last line: %q", cur)
+	}
+	old := read(t, logPath+".1")
+	if !strings.Contains(old, "child line") {
+		t.Errorf("no rotated generation: %q", old)
+	}
+	if _, err := os.Stat(logPath + ".2"); err == nil {
+		t.Error("more generations than Keep")
 	}
 }
