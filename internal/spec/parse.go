@@ -132,6 +132,8 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 				"max_body_bytes": func(v *yaml.Node, p string) { c.Gateway.MaxBodyBytes = d.integer64(v, p) },
 				"metrics_port":   func(v *yaml.Node, p string) { c.Gateway.MetricsPort = d.integer(v, p) },
 				"name":           func(v *yaml.Node, p string) { c.Gateway.Name = d.str(v, p) },
+
+				"access_log_sample": func(v *yaml.Node, p string) { c.Gateway.AccessLogSample = d.fraction(v, p) }, // 0..1, see resources.go
 			})
 		},
 		"publish": func(v *yaml.Node, p string) {

@@ -142,3 +142,18 @@ func (r *Resources) EffectivePids() int {
 	}
 	return r.Pids
 }
+
+// fraction reads a number from 0 to 1 (gateway.access_log_sample); a
+// written 0 is meaningful there (off), so it is kept, not defaulted.
+func (d *decoder) fraction(n *yaml.Node, path string) *float64 {
+	s, ok := d.scalar(n, path)
+	if !ok || isNull(s) {
+		return nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(s.Value), 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+		d.fail(s, path, s.Value, "must be a fraction from 0 (off) to 1 (every request)", "write e.g. 0.1 to log one request in ten, 0 to turn the access log off")
+		return nil
+	}
+	return &v
+}
