@@ -1,12 +1,15 @@
 // Package runtime owns every workload process of weft: it starts containers
-// (a process in its own network, mount, PID and UTS namespaces, seeing the
-// host filesystem except for its bind mounts), restarts them per their
-// policy, adopts them after an agent restart, stops them, and runs commands
-// inside them.
+// (processes in their own network, mount, PID, UTS, IPC and cgroup
+// namespaces, in a private root, with a minimal capability set,
+// no_new_privs, a seccomp filter and cgroup limits; see docs/security.md),
+// restarts them per their policy, adopts them after an agent restart, stops
+// them, and runs commands inside them (ExecCommand).
 //
 // A container's first process is `<weft> container-init`, pid 1 of its PID
-// namespace. It sets up the mount namespace, then runs the user's command
-// as its child (dropped to the configured user) and supervises it: it
+// namespace. It builds the container's private root and pivots into it
+// (rootfs.go), then runs the user's command as its child (dropped to the
+// configured user and confined, caps.go and seccomp.go; its output goes
+// through a pipe into the container's rotated log) and supervises it: it
 // restarts it per the restart policy with backoff, forwards signals to it,
 // reaps orphans, and records the workload's host pid, start time, restart
 // count and last exit code in workload.json in the container's state
