@@ -341,3 +341,30 @@ func TestContainerLogRotates(t *testing.T) {
 		}
 	}
 }
+
+// TestCPULimitThrottles: a busy loop under a CPU limit is throttled by the
+// CFS quota.
+func TestCPULimitThrottles(t *testing.T) {
+	l := newLab(t)
+	cfg := l.config("spin-1", "sh", "-c", "while :; do :; done")
+	cfg.Resources = Resources{CPU: 0.05}
+	s := l.supervise(cfg)
+	s.events.next(t, model.StateRunning)
+	stat := filepath.Join(cgroup.Root, cgroup.CPU, cgroupPath(l.cluster, l.host, "spin-1"), "cpu.stat")
+	waitFor(t, "the spinning container to be throttled", func() bool {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return false
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "nr_throttled "); ok {
+				n, _ := strconv.Atoi(v)
+				return n >= 3
+			}
+		}
+		return false
+	})
+	if err := l.rt.Stop(context.Background(), l.cluster, l.host, "spin-1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
