@@ -4,7 +4,7 @@
 // container logs (written by container-init, which reads the workload's
 // output from a pipe) and the logs of weft's own background processes,
 // which write to their stdout and stderr: there the new file is dup'ed
-// onto descriptors 1 and 2, so even a panic's trace lands in it.
+// onto those descriptors, so even a panic's trace lands in it.
 package logrotate
 
 import (
@@ -51,7 +51,7 @@ type File struct {
 	dir      *os.Root
 	name     string
 	policy   Policy
-	dupStdio bool // put each new file on descriptors 1 and 2
+	dupFDs   []int // descriptors each new file is put on (dup3)
 
 	mu   sync.Mutex
 	f    *os.File
@@ -59,14 +59,14 @@ type File struct {
 }
 
 // Open opens (appending) or creates name in dir, rotated under p (the
-// defaults when zero). With dupStdio, the file is also put on this
-// process's descriptors 1 and 2 now and after every rotation.
-func Open(dir *os.Root, name string, p Policy, dupStdio bool) (*File, error) {
+// defaults when zero). The file is also put on this process's descriptors
+// dupFDs (e.g. 1 and 2) now and after every rotation.
+func Open(dir *os.Root, name string, p Policy, dupFDs ...int) (*File, error) {
 	p = p.OrDefault()
 	if p.MaxBytes <= 0 || p.Keep < 0 {
 		return nil, fmt.Errorf("log rotation of %s: max bytes %d must be positive and generations %d not negative", name, p.MaxBytes, p.Keep)
 	}
-	l := &File{dir: dir, name: name, policy: p, dupStdio: dupStdio}
+	l := &File{dir: dir, name: name, policy: p, dupFDs: dupFDs}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -83,12 +83,10 @@ func (l *File) open() error {
 		f.Close()
 		return fmt.Errorf("reading the size of log %s: %w", l.name, err)
 	}
-	if l.dupStdio {
-		for _, fd := range []int{1, 2} {
-			if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
-				f.Close()
-				return fmt.Errorf("putting log %s on descriptor %d: %w", l.name, fd, err)
-			}
+	for _, fd := range l.dupFDs {
+		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+			f.Close()
+			return fmt.Errorf("putting log %s on descriptor %d: %w", l.name, fd, err)
 		}
 	}
 	if l.f != nil {
@@ -193,7 +191,8 @@ func Shift(dir *os.Root, name string, keep int) error {
 
 // KeepStderr keeps this process's output bounded when it goes to a file
 // (as the lab's agent and supervisor logs do): every interval it rotates
-// that file under p, putting the new one on descriptors 1 and 2. It
+// that file under p, putting the new one on descriptor 2, and on 1 too
+// when stdout was the same file. It
 // returns at once, doing nothing, when stderr is not a regular file, and
 // otherwise when ctx is done.
 func KeepStderr(ctx context.Context, p Policy, interval time.Duration) error {
@@ -210,7 +209,12 @@ func KeepStderr(ctx context.Context, p Policy, interval time.Duration) error {
 		return fmt.Errorf("opening the directory of log %s: %w", path, err)
 	}
 	defer dir.Close()
-	l, err := Open(dir, filepath.Base(path), p, true)
+	fds := []int{2}
+	var out unix.Stat_t
+	if unix.Fstat(1, &out) == nil && out.Dev == st.Dev && out.Ino == st.Ino {
+		fds = []int{1, 2}
+	}
+	l, err := Open(dir, filepath.Base(path), p, fds...)
 	if err != nil {
 		return err
 	}

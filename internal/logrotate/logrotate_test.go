@@ -35,7 +35,7 @@ func read(t *testing.T, path string) string {
 
 func TestWriteRotatesAndKeepsGenerations(t *testing.T) {
 	dir, root := openRoot(t)
-	l, err := Open(root, "out.log", Policy{MaxBytes: 10, Keep: 2}, false)
+	l, err := Open(root, "out.log", Policy{MaxBytes: 10, Keep: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestWriteRotatesAndKeepsGenerations(t *testing.T) {
 
 func TestRotateIfOverSeesOtherWriters(t *testing.T) {
 	dir, root := openRoot(t)
-	l, err := Open(root, "agent.log", Policy{MaxBytes: 8, Keep: 1}, false)
+	l, err := Open(root, "agent.log", Policy{MaxBytes: 8, Keep: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestRotateIfOverSeesOtherWriters(t *testing.T) {
 
 func TestKeepZeroRemoves(t *testing.T) {
 	dir, root := openRoot(t)
-	l, err := Open(root, "x.log", Policy{MaxBytes: 4, Keep: 0}, false)
+	l, err := Open(root, "x.log", Policy{MaxBytes: 4, Keep: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestKeepZeroRemoves(t *testing.T) {
 
 func TestBadPolicyRefused(t *testing.T) {
 	_, root := openRoot(t)
-	if _, err := Open(root, "x", Policy{MaxBytes: 0, Keep: 1}, false); err == nil {
+	if _, err := Open(root, "x", Policy{MaxBytes: 0, Keep: 1}); err == nil {
 		t.Error("max 0 accepted")
 	}
 }
@@ -134,7 +134,7 @@ func (s *syncBuf) String() string {
 
 func TestFollowAcrossRotation(t *testing.T) {
 	dir, root := openRoot(t)
-	l, err := Open(root, "out.log", Policy{MaxBytes: 12, Keep: 1}, false)
+	l, err := Open(root, "out.log", Policy{MaxBytes: 12, Keep: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func containerInit() (int, error) {
 	// The container's log, rotated by size (cfg.Log; logrotate's defaults).
 	// The workload writes to a pipe this init copies from; the init's own
 	// messages go to descriptors 1 and 2, which follow every rotation.
-	out, err := logrotate.Open(stateDir, logFile, cfg.Log, true)
+	out, err := logrotate.Open(stateDir, logFile, cfg.Log, 1, 2)
 	if err != nil {
 		return 0, err
 	}
