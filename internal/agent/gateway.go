@@ -23,11 +23,12 @@ func gatewayConfig(c *spec.Cluster, svc spec.Service) (string, error) {
 		listen = 80
 	}
 	cfg := gateway.Config{
-		Listen:        fmt.Sprintf(":%d", listen),
-		MetricsListen: fmt.Sprintf(":%d", c.Gateway.MetricsPort),
-		MaxBodyBytes:  c.Gateway.MaxBodyBytes,
-		Domain:        c.Domain,
-		Name:          c.Gateway.Name,
+		Listen:            fmt.Sprintf(":%d", listen),
+		MetricsListen:     fmt.Sprintf(":%d", c.Gateway.MetricsPort),
+		MaxBodyBytes:      c.Gateway.MaxBodyBytes,
+		Domain:            c.Domain,
+		Name:              c.Gateway.Name,
+		AccessLogSampling: gateway.AccessLogSampling{Sample: c.Gateway.AccessLogSample},
 	}
 	for _, r := range c.Routes {
 		target, ok := c.ServiceByName(r.Service)

@@ -313,6 +313,7 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 		Hosts:      fmt.Sprintf("127.0.0.1\tlocalhost\n%s\t%s.%s %s %s\n", as.IP, as.Container, c.Domain, as.Container, svc.Name),
 		Volumes:    vols,
 		Restart:    svc.Restart,
+		Resources:  runtime.ResourcesOf(svc),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/logrotate"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/plan"
@@ -204,42 +205,26 @@ func (a *Agent) handleSpec(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("container")
 	path := a.rt.LogPath(a.cfg.Cluster, a.self.Name, name)
-	f, err := os.Open(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		writeError(w, http.StatusNotFound, fmt.Errorf("container %s has no log on host %s", name, a.self.Name))
 		return
 	}
-	defer f.Close()
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, f); err != nil {
-		return
-	}
 	if r.URL.Query().Get("follow") == "" {
+		// The current file only: older generations are path.1, path.2...
+		if f, err := os.Open(path); err == nil {
+			defer f.Close()
+			_, _ = io.Copy(w, f)
+		}
 		return
 	}
-	fl, _ := w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-			continue
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
+	flush := func() {}
+	if fl, ok := w.(http.Flusher); ok {
+		flush = fl.Flush
 	}
+	// Follows the log across rotations (container-init rotates it by size).
+	_ = logrotate.Follow(r.Context(), path, w, flush, 200*time.Millisecond)
 }
 
 // selfRSS reads this process's resident set size from /proc.

@@ -81,8 +81,8 @@ func Pids(rel string) ([]int, error) {
 }
 
 // KillAll sends SIGKILL to every process below rel until none is left or
-// the timeout passes, then removes the cgroup directories (in the freezer
-// hierarchy too). A frozen group is thawed first: a frozen process does not
+// the timeout passes, then removes the cgroup directories (in the freezer,
+// memory and cpu hierarchies too). A frozen group is thawed first: a frozen process does not
 // die of SIGKILL until it runs again.
 func KillAll(rel string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -99,6 +99,9 @@ func KillAll(rel string, timeout time.Duration) error {
 		}
 		if len(pids) == 0 {
 			if err := RemoveFrom(Freezer, rel); err != nil {
+				return err
+			}
+			if err := removeLimitGroups(rel); err != nil {
 				return err
 			}
 			return Remove(rel)

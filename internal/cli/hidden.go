@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weft-dev/weft/internal/agent"
+	"github.com/weft-dev/weft/internal/logrotate"
 	"github.com/weft-dev/weft/internal/runtime"
 )
 
@@ -41,12 +43,35 @@ func newHostDaemonCmd(g *globals, use, short string, run func(context.Context, a
 			}
 			cfg.Exe, cfg.StateRoot, cfg.Cluster = exe, g.stateRoot, g.cluster
 			cfg.Log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			keepLogBounded(cmd.Context(), g)
 			return run(cmd.Context(), cfg)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Host, "host", "", "host name")
 	_ = cmd.MarkFlagRequired("host")
 	return cmd
+}
+
+// keepLogBounded rotates a background process's log (its stderr, when
+// that is a file, as for the lab's agent, resolver and supervisor) under
+// logrotate's defaults, for as long as ctx lives.
+func keepLogBounded(ctx context.Context, g *globals) {
+	go func() {
+		if err := logrotate.KeepStderr(ctx, logrotate.Policy{}, 5*time.Second); err != nil {
+			fmt.Fprintf(g.stderr, "weft: keeping the log bounded: %v\n", err)
+		}
+	}()
+}
+
+// newContainerExecCmd enters a container for `weft exec` and exec health
+// probes (runtime.ExecCommand).
+func newContainerExecCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "container-exec",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		Run:                func(_ *cobra.Command, args []string) { runtime.ContainerExecMain(args) },
+	}
 }
 
 // newContainerInitCmd is the first process of every container.

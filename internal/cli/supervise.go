@@ -22,6 +22,7 @@ func newHostSuperviseCmd(g *globals) *cobra.Command {
 			if g.cluster == "" {
 				return errors.New("--cluster is required")
 			}
+			keepLogBounded(cmd.Context(), g)
 			return lab.RunSupervisor(cmd.Context(), lab.SupervisorConfig{
 				Cluster: g.cluster, Host: host, StateRoot: g.stateRoot, Argv: args,
 				Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),

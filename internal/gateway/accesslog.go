@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -115,9 +118,32 @@ const (
 	accessFlushSize  = 64 << 10
 )
 
+// AccessLogSampling is how much of the traffic the access log records
+// (the file's gateway.access_log_sample). Sample is the fraction of
+// requests logged: nil (the default) or 1 logs every request, 0 turns the
+// log off; in between each request is logged with that probability, and
+// every 5xx response is logged whatever the draw. Metrics count every
+// request either way.
+type AccessLogSampling struct {
+	Sample *float64 `json:"access_log_sample,omitempty"`
+}
+
+// fraction is the validated sampling fraction.
+func (s AccessLogSampling) fraction() (float64, error) {
+	if s.Sample == nil {
+		return 1, nil
+	}
+	f := *s.Sample
+	if math.IsNaN(f) || f < 0 || f > 1 {
+		return 0, fmt.Errorf("access_log_sample %v is not a fraction from 0 (off) to 1 (every request)", f)
+	}
+	return f, nil
+}
+
 // accessLog batches JSON lines and writes them to out.
 type accessLog struct {
 	out     io.Writer
+	sample  float64 // fraction of requests logged; see AccessLogSampling
 	mu      sync.Mutex
 	buf     []byte
 	timer   *time.Timer
@@ -126,10 +152,36 @@ type accessLog struct {
 
 func newAccessLog(out io.Writer) *accessLog {
 	// Room for a full batch plus one line, so appending never reallocates.
-	return &accessLog{out: out, buf: make([]byte, 0, accessFlushSize+4<<10)}
+	return &accessLog{out: out, sample: 1, buf: make([]byte, 0, accessFlushSize+4<<10)}
+}
+
+// setSampling applies s; call it before the log is used.
+func (a *accessLog) setSampling(s AccessLogSampling) error {
+	f, err := s.fraction()
+	if err != nil {
+		return err
+	}
+	a.sample = f
+	return nil
+}
+
+// keep decides whether e is logged.
+func (a *accessLog) keep(e *accessEntry) bool {
+	switch {
+	case a.sample >= 1:
+		return true
+	case a.sample <= 0:
+		return false
+	case e.Status >= 500:
+		return true
+	}
+	return rand.Float64() < a.sample
 }
 
 func (a *accessLog) write(e *accessEntry) {
+	if !a.keep(e) {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.buf = append(e.appendJSON(a.buf), '\n')

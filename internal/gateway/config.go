@@ -92,7 +92,8 @@ type Config struct {
 	Limits        Limits  `json:"limits,omitempty"`
 
 	// AccessLog receives one JSON line per request; nil means os.Stdout.
-	AccessLog io.Writer `json:"-"`
+	AccessLog         io.Writer `json:"-"`
+	AccessLogSampling           // access_log_sample: how much of the traffic is logged (accesslog.go)
 }
 
 // ConfigFromEnv reads the Config from the JSON in $WEFT_GATEWAY_CONFIG.

@@ -122,6 +122,9 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 		health:   healthBody(cfg.Name),
 		buffers:  sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
 	}
+	if err := g.access.setSampling(cfg.AccessLogSampling); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
 	var seed [8]byte
 	rand.Read(seed[:])
 	hex.Encode(g.idPrefix[:], seed[:])

@@ -1,12 +1,15 @@
 // Package runtime owns every workload process of weft: it starts containers
-// (a process in its own network, mount, PID and UTS namespaces, seeing the
-// host filesystem except for its bind mounts), restarts them per their
-// policy, adopts them after an agent restart, stops them, and runs commands
-// inside them.
+// (processes in their own network, mount, PID, UTS, IPC and cgroup
+// namespaces, in a private root, with a minimal capability set,
+// no_new_privs, a seccomp filter and cgroup limits; see docs/security.md),
+// restarts them per their policy, adopts them after an agent restart, stops
+// them, and runs commands inside them (ExecCommand).
 //
 // A container's first process is `<weft> container-init`, pid 1 of its PID
-// namespace. It sets up the mount namespace, then runs the user's command
-// as its child (dropped to the configured user) and supervises it: it
+// namespace. It builds the container's private root and pivots into it
+// (rootfs.go), then runs the user's command as its child (dropped to the
+// configured user and confined, caps.go and seccomp.go; its output goes
+// through a pipe into the container's rotated log) and supervises it: it
 // restarts it per the restart policy with backoff, forwards signals to it,
 // reaps orphans, and records the workload's host pid, start time, restart
 // count and last exit code in workload.json in the container's state
@@ -36,6 +39,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/weft-dev/weft/internal/logrotate"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -56,8 +60,10 @@ type Config struct {
 	// They can change without a restart (see RefreshFiles).
 	ResolvConf, Hosts string
 
-	Volumes []Mount
-	Restart string // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
+	Volumes   []Mount
+	Resources Resources        // cgroup limits (see ResourcesOf)
+	Log       logrotate.Policy // size cap and generations of the container's log; zero: logrotate's defaults (not in Hash: applies from the next start)
+	Restart   string           // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
 }
 
 // Mount bind-mounts HostPath at Path inside the container.
@@ -79,7 +85,8 @@ func (c Config) Hash() string {
 		HasHosts    bool              `json:"has_hosts"`
 		Volumes     []Mount           `json:"volumes"`
 		ServiceName string            `json:"service"`
-	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service}
+		Resources   *Resources        `json:"resources,omitempty"` // nil when none, so hashes of containers without limits stay as they were
+	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service, c.resourcesForHash()}
 	b, err := json.Marshal(identity)
 	if err != nil {
 		// Only strings, bools and slices of them: marshalling cannot fail.
@@ -87,6 +94,13 @@ func (c Config) Hash() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+func (c Config) resourcesForHash() *Resources {
+	if c.Resources == (Resources{}) {
+		return nil
+	}
+	return &c.Resources
 }
 
 func (c Config) workdir() string {
@@ -118,6 +132,9 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("container %s: restart policy %q is unknown; use %s, %s or %s",
 			c.Container, c.Restart, spec.RestartAlways, spec.RestartOnFailure, spec.RestartNever)
+	}
+	if err := c.Resources.validate(c.Container); err != nil {
+		return err
 	}
 	if !filepath.IsAbs(c.workdir()) {
 		return fmt.Errorf("container %s: workdir %q is not absolute; give a path starting with /", c.Container, c.Workdir)

@@ -9,12 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weft-dev/weft/internal/logrotate"
 )
 
 // initConfigEnv carries the init's JSON config from the runtime to
@@ -29,6 +33,11 @@ const startSignalFD = 3
 // initExitCode is the exit status of a container whose setup failed, as a
 // shell reports a command it could not run.
 const initExitCode = 127
+
+// rootfsDir is the mount point of the container's root, in its state
+// directory on the host (visible only inside the container's mount
+// namespace, and only until the init pivots into it).
+const rootfsDir = "rootfs"
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -49,6 +58,8 @@ type initConfig struct {
 	StateDir string `json:"state_dir"`
 	Restart  string `json:"restart"`
 	Restarts int    `json:"restarts"`
+	// Log bounds the container's log (zero: logrotate's defaults).
+	Log logrotate.Policy `json:"log"`
 }
 
 // ContainerInitMain is the entry point of `weft container-init`. It runs as
@@ -61,6 +72,10 @@ type initConfig struct {
 // prints why to its output (the container's log) and exits 127. It never
 // returns.
 func ContainerInitMain() {
+	// The main goroutine keeps the main thread, so the throwaway threads
+	// that workloads are forked from (forkConfined) are never the thread
+	// group leader, which cannot end and would stay confined.
+	goruntime.LockOSThread()
 	code, err := containerInit()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "weft container-init: %v\n", err)
@@ -92,14 +107,44 @@ func containerInit() (int, error) {
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("marking inherited file descriptors close-on-exec: %w", err)
 	}
-	// The host's /proc, kept open before the container's own is mounted
-	// over it: the workload's pid as the host sees it is read there.
+	// The init's memory, environment (this config) and executable stay out
+	// of reach of the container's processes.
+	if err := setNotDumpable(); err != nil {
+		return 0, err
+	}
+	// The host's /proc and the container's state directory, kept open
+	// before the container's root hides them: the workload's pid as the
+	// host sees it is read in the one, its record written in the other.
 	hostProc, err := os.Open("/proc")
 	if err != nil {
 		return 0, fmt.Errorf("opening the host's /proc: %w", err)
 	}
 	defer hostProc.Close()
-	if err := setupMounts(cfg); err != nil {
+	stateDir, err := os.OpenRoot(cfg.StateDir)
+	if err != nil {
+		return 0, fmt.Errorf("opening the container's state directory %s: %w", cfg.StateDir, err)
+	}
+	defer stateDir.Close()
+	// The container's log, rotated by size (cfg.Log; logrotate's defaults).
+	// The workload writes to a pipe this init copies from; the init's own
+	// messages go to descriptors 1 and 2, which follow every rotation.
+	out, err := logrotate.Open(stateDir, logFile, cfg.Log, 1, 2)
+	if err != nil {
+		return 0, err
+	}
+	defer out.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("creating the workload's output pipe: %w", err)
+	}
+	defer outW.Close()
+	go func() {
+		defer outR.Close()
+		if _, err := io.Copy(out, outR); err != nil {
+			fmt.Fprintf(os.Stderr, "weft container-init: copying the workload's output: %v\n", err)
+		}
+	}()
+	if err := buildRootfs(filepath.Join(cfg.StateDir, rootfsDir), cfg); err != nil {
 		return 0, err
 	}
 	if cfg.Hostname != "" {
@@ -134,6 +179,8 @@ func containerInit() (int, error) {
 		workdir:  workdir,
 		cred:     cred,
 		hostProc: fmt.Sprintf("/proc/self/fd/%d", hostProc.Fd()),
+		stateDir: stateDir,
+		output:   outW,
 	}
 	return w.run(), nil
 }
@@ -144,39 +191,6 @@ func awaitStartSignal() error {
 	var b [1]byte
 	if _, err := io.ReadFull(f, b[:]); err != nil {
 		return fmt.Errorf("the weft agent went away before the container was started (%v)", err)
-	}
-	return nil
-}
-
-func setupMounts(cfg initConfig) error {
-	// The new mount namespace starts as a copy whose shared mounts still
-	// propagate to the host; make everything private before mounting.
-	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("making / rprivate: %w", err)
-	}
-	for _, f := range []struct{ src, dst string }{{cfg.ResolvConf, "/etc/resolv.conf"}, {cfg.Hosts, "/etc/hosts"}} {
-		if f.src == "" {
-			continue
-		}
-		if err := syscall.Mount(f.src, f.dst, "", syscall.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind-mounting %s over %s (the file must exist on the host): %w", f.src, f.dst, err)
-		}
-	}
-	for _, v := range cfg.Volumes {
-		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
-			return fmt.Errorf("creating volume directory %s: %w", v.HostPath, err)
-		}
-		if err := os.MkdirAll(v.Path, 0o755); err != nil {
-			return fmt.Errorf("creating volume mount point %s: %w", v.Path, err)
-		}
-		if err := syscall.Mount(v.HostPath, v.Path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-			return fmt.Errorf("bind-mounting volume %s at %s: %w", v.HostPath, v.Path, err)
-		}
-	}
-	// A /proc of the new PID namespace, so ps and /proc/self agree with the
-	// pids the container sees.
-	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mounting /proc: %w", err)
 	}
 	return nil
 }

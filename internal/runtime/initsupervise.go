@@ -21,7 +21,9 @@ type workloadRunner struct {
 	env      []string
 	workdir  string
 	cred     credentials
-	hostProc string // the host's /proc, reachable through an open descriptor
+	hostProc string   // the host's /proc, reachable through an open descriptor
+	stateDir *os.Root // the container's state directory, opened before the pivot
+	output   *os.File // write end of the pipe to the container's log
 
 	sigs     chan os.Signal
 	stopping bool // told to stop: no more restarts
@@ -77,13 +79,18 @@ func (w *workloadRunner) start(st *workloadState) (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   w.workdir,
 		Env:   w.env,
-		Files: []uintptr{0, 1, 2}, // /dev/null and the container's log
+		Files: []uintptr{0, w.output.Fd(), w.output.Fd()}, // /dev/null, and the pipe to the container's log
 		Sys:   &syscall.SysProcAttr{PidFD: &pidfd},
 	}
 	if w.cfg.User != "" {
 		attr.Sys.Credential = w.cred.sysCredential()
 	}
-	pid, err := syscall.ForkExec(w.path, w.cfg.Command, attr)
+	// Forked from a thread that has entered a new cgroup namespace and
+	// dropped to the container's capabilities, no_new_privs and seccomp
+	// filter: the workload starts with them, whoever it runs as.
+	conf := defaultConfinement()
+	conf.newCgroupNS = true
+	pid, err := forkConfined(conf, func() (int, error) { return syscall.ForkExec(w.path, w.cfg.Command, attr) })
 	if err != nil {
 		return 0, err
 	}
@@ -205,7 +212,7 @@ func exitCode(ws syscall.WaitStatus) int {
 // record writes the state; a failure only costs the agent's view, never the
 // workload, so it is logged and supervision goes on.
 func (w *workloadRunner) record(st workloadState) {
-	if err := writeWorkload(w.cfg.StateDir, st); err != nil {
+	if err := writeJSONAtomicIn(w.stateDir, workloadFile, st); err != nil {
 		fmt.Fprintf(os.Stderr, "weft container-init: recording the workload: %v\n", err)
 	}
 }

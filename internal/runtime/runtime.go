@@ -474,6 +474,7 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 		StateDir:   dir,
 		Restart:    cfg.restartPolicy(),
 		Restarts:   restarts,
+		Log:        cfg.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding init config of container %s: %w", cfg.Container, err)
@@ -484,7 +485,9 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 	cmd.Stdout, cmd.Stderr = out, out // a file, not a pipe: output never depends on the agent
 	cmd.ExtraFiles = []*os.File{signalR}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS,
+		// The cgroup namespace is made by the init for the workload, once
+		// the init is in the container's cgroup (see forkConfined).
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
 		Setsid:     true, // no signal aimed at the agent's session or terminal reaches it
 	}
 	if err := startInNetns(cmd, cfg.Netns); err != nil {
@@ -506,7 +509,7 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 		p.close()
 		return nil, err
 	}
-	if err := cgroup.Join(cg, pid); err != nil {
+	if err := cgroup.JoinLimited(cg, pid, cfg.Resources.cgroupLimits()); err != nil {
 		return abort(fmt.Errorf("starting container %s: %w", cfg.Container, err))
 	}
 	rec := Record{

@@ -34,6 +34,10 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	// ExecCommand runs this binary (/proc/self/exe) as the exec helper.
+	if len(os.Args) > 1 && os.Args[1] == execHelperArg {
+		ContainerExecMain(os.Args[2:])
+	}
 	if os.Geteuid() == 0 {
 		dir, err := os.MkdirTemp("", "weft-runtime-test-")
 		if err != nil {
@@ -321,8 +325,12 @@ func TestContainerNamespacesMountsAndStop(t *testing.T) {
 	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", pid)); target != "/dev/null" {
 		t.Errorf("stdin is %q, want /dev/null", target)
 	}
-	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid)); target != l.rt.LogPath(l.cluster, l.host, "web-1") {
-		t.Errorf("stdout is %q, want the log", target)
+	// The workload writes to a pipe its init copies into the (rotated) log.
+	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid)); !strings.HasPrefix(target, "pipe:") {
+		t.Errorf("stdout is %q, want the pipe to the init", target)
+	}
+	if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", parentPid(t, pid))); target != l.rt.LogPath(l.cluster, l.host, "web-1") {
+		t.Errorf("the init's stdout is %q, want the log", target)
 	}
 	if pids := l.cgroupPids("web-1"); len(pids) != 4 {
 		t.Errorf("cgroup holds %v, want the container's 4 processes (init, sh, 2 sleeps)", pids)
@@ -661,12 +669,13 @@ func TestExecCommand(t *testing.T) {
 	if want := fmt.Sprintf("net:[%d]", inode(t, "/run/netns/"+cfg.Netns)); strings.TrimSpace(string(out)) != want {
 		t.Errorf("exec sees netns %q, want %q", out, want)
 	}
-	out, err = ExecCommand(ctx, pid, []string{"sh", "-c", `echo "$WHERE $(pwd) $(id -u)"; ps -o pid= -p 1 >/dev/null; tr '\0' ' ' </proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline | tr '\0' ' '`}).Output()
+	out, err = ExecCommand(ctx, pid, []string{"sh", "-c", `echo "[$WHERE] $(pwd) $(id -u)"; ps -o pid= -p 1 >/dev/null; tr '\0' ' ' </proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline | tr '\0' ' '`}).Output()
 	if err != nil {
 		t.Fatalf("exec sh: %v", err)
 	}
-	if !strings.HasPrefix(string(out), "inside / 0\n") || !strings.Contains(string(out), "container-init \n") || !strings.Contains(string(out), "sleep 1000") {
-		t.Errorf("exec output %q, want the container's env, /, root, its pid 1 being container-init and sleep running", out)
+	// A clean environment: the container's variables are not inherited.
+	if !strings.HasPrefix(string(out), "[] / 0\n") || !strings.Contains(string(out), "container-init \n") || !strings.Contains(string(out), "sleep 1000") {
+		t.Errorf("exec output %q, want a clean env, /, root, its pid 1 being container-init and sleep running", out)
 	}
 	err = ExecCommand(ctx, pid, []string{"sh", "-c", "exit 7"}).Run()
 	var exitErr *exec.ExitError

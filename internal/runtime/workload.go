@@ -73,6 +73,23 @@ func writeJSONAtomic(path string, v any) error {
 	return nil
 }
 
+// writeJSONAtomicIn is writeJSONAtomic inside dir, an open directory (the
+// init writes its record through it once the host's paths are hidden).
+func writeJSONAtomicIn(dir *os.Root, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", name, err)
+	}
+	tmp := name + ".tmp"
+	if err := dir.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := dir.Rename(tmp, name); err != nil {
+		return fmt.Errorf("replacing %s: %w", name, err)
+	}
+	return nil
+}
+
 // workloadView is what a Supervise has reported of a container-init's
 // workload state so far; update turns the next state into Events.
 type workloadView struct {

@@ -132,6 +132,8 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 				"max_body_bytes": func(v *yaml.Node, p string) { c.Gateway.MaxBodyBytes = d.integer64(v, p) },
 				"metrics_port":   func(v *yaml.Node, p string) { c.Gateway.MetricsPort = d.integer(v, p) },
 				"name":           func(v *yaml.Node, p string) { c.Gateway.Name = d.str(v, p) },
+
+				"access_log_sample": func(v *yaml.Node, p string) { c.Gateway.AccessLogSample = d.fraction(v, p) }, // 0..1, see resources.go
 			})
 		},
 		"vips": func(v *yaml.Node, p string) { d.vips(v, p, c) },
@@ -202,6 +204,11 @@ func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 		"reschedule": func(v *yaml.Node, p string) { s.Reschedule = d.boolean(v, p) },
 		"reschedule_after": func(v *yaml.Node, p string) {
 			s.RescheduleAfter = d.rescheduleAfter(v, p)
+		},
+		"resources": func(v *yaml.Node, p string) {
+			if v = resolve(v); !isNull(v) {
+				s.Resources = d.resources(v, p)
+			}
 		},
 		"health": func(v *yaml.Node, p string) {
 			if v = resolve(v); !isNull(v) {

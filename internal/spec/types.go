@@ -84,7 +84,8 @@ type Service struct {
 	Reschedule *bool `yaml:"reschedule" json:"reschedule,omitempty"`
 	// RescheduleAfter is how long the host must be down before they move;
 	// default the cluster's reschedule_after.
-	RescheduleAfter Duration `yaml:"reschedule_after" json:"reschedule_after"`
+	RescheduleAfter Duration   `yaml:"reschedule_after" json:"reschedule_after"`
+	Resources       *Resources `yaml:"resources" json:"resources,omitempty"` // limits; see resources.go
 }
 
 // Health is how weft decides a container is healthy. Exactly one of HTTP, TCP, Exec.
@@ -118,6 +119,9 @@ type GatewaySettings struct {
 	MaxBodyBytes int64  `yaml:"max_body_bytes" json:"max_body_bytes"` // largest request body accepted, default 1048576
 	MetricsPort  int    `yaml:"metrics_port" json:"metrics_port"`     // Prometheus metrics port inside the gateway container, default 9100
 	Name         string `yaml:"name" json:"name"`                     // the name the gateway reports on GET /health, default "api-gateway"
+	// AccessLogSample is the fraction of requests in the access log: nil
+	// (left out) or 1 every request, 0 none; 5xx always when above 0.
+	AccessLogSample *float64 `yaml:"access_log_sample" json:"access_log_sample,omitempty"`
 }
 
 // Publish forwards a loopback port of this machine to gateway services, the

@@ -339,6 +339,7 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 		ps.add(field+".workdir", s.Workdir, "not an absolute path", "write the full path, e.g. /srv/"+s.Name)
 	}
 	c.validatePinnedIP(ps, field, s)
+	validateResources(ps, field+".resources", s.Resources)
 	switch {
 	case s.Host != "" && len(s.Hosts) > 0:
 		ps.add(field+".host", s.Host, "both host and hosts are given", "use host to put every replica on one host, or hosts to spread them, not both")

@@ -1,0 +1,65 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weft-dev/weft/internal/cgroup"
+	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// BenchmarkContainerStart measures a container's start: from Supervise
+// until its workload has printed its first line, then stops it (untimed).
+// docs/security.md compares it before and after isolation.
+func BenchmarkContainerStart(b *testing.B) {
+	if initExe == "" {
+		b.Skip("needs root")
+	}
+	cluster := fmt.Sprintf("rb%d", os.Getpid())
+	ns := naming.ContainerNetns(cluster, "h", "bench-1")
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		b.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	rt := &Runtime{StateRoot: b.TempDir(), Exe: initExe, Log: slog.New(slog.DiscardHandler)}
+	defer cgroup.KillAll(naming.CgroupRelPath(cluster), 10*time.Second)
+	cfg := Config{Cluster: cluster, Host: "h1", Container: "bench-1", Service: "svc",
+		Command: []string{"sh", "-c", "echo up; exec sleep 1000"}, Netns: ns, Restart: spec.RestartNever}
+	logPath := rt.LogPath(cluster, "h1", "bench-1")
+	b.StopTimer()
+	for i := 0; i < b.N; i++ {
+		_ = os.Remove(logPath)
+		ctx, cancel := context.WithCancel(context.Background())
+		running := make(chan struct{}, 1)
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() {
+			done <- rt.Supervise(ctx, cfg, func(e Event) {
+				if e.State == model.StateRunning {
+					running <- struct{}{}
+				}
+			})
+		}()
+		<-running
+		for {
+			if data, _ := os.ReadFile(logPath); strings.Contains(string(data), "up\n") {
+				break
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		b.StopTimer()
+		if err := rt.Stop(context.Background(), cluster, "h1", "bench-1", time.Second); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		cancel()
+	}
+}
