@@ -252,7 +252,8 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	return r, nil
 }
 
-// clusterFile is three hosts: the hello backend on host1, the weft gateway
+// clusterFile is three hosts (the gateway's workdir is the directory of
+// its config, so that the file is in its private root): the hello backend on host1, the weft gateway
 // on host2 (nginx joins its namespace), the load's container on host3, so
 // both proxies' traffic crosses the overlay the same way.
 func clusterFile(name, hello, gatewayConfig string) string {
@@ -275,6 +276,7 @@ services:
     health: {http: /health, interval: 500ms}
   gateway:
     command: [weft, gateway, --config, %q]
+    workdir: %q
     host: host2
     port: %d
     depends_on: [web]
@@ -282,7 +284,7 @@ services:
   load:
     command: [sleep, infinity]
     host: host3
-`, name, hello, backendPort, backendPort, gatewayConfig, weftPort)
+`, name, hello, backendPort, backendPort, gatewayConfig, filepath.Dir(gatewayConfig), weftPort)
 }
 
 func writeGatewayConfig(path string) error {
