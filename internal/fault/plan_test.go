@@ -1,0 +1,52 @@
+package fault
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestNFTPlan(t *testing.T) {
+	a, b := netip.MustParseAddr("10.10.0.5"), netip.MustParseAddr("10.10.0.7")
+	cases := []struct {
+		name string
+		rec  Record
+		want []nftTable
+	}{
+		{"loss towards peers", Record{ID: "x1", Kind: Loss, Percent: 20, Parts: []Part{{Netns: "n1", Peers: []netip.Addr{a, b}}}},
+			[]nftTable{{Netns: "n1", Name: "weft_fault_x1", Rules: []nftRule{
+				{Hook: "output", Peer: a, Percent: 20}, {Hook: "output", Peer: b, Percent: 20}}}}},
+		{"partition both ways", Record{ID: "x2", Kind: Partition, Parts: []Part{
+			{Netns: "h1", Peers: []netip.Addr{b}, Inbound: true}, {Netns: "h2", Peers: []netip.Addr{a}, Inbound: true}}},
+			[]nftTable{
+				{Netns: "h1", Name: "weft_fault_x2", Rules: []nftRule{{Hook: "output", Peer: b}, {Hook: "input", Peer: b}}},
+				{Netns: "h2", Name: "weft_fault_x2", Rules: []nftRule{{Hook: "output", Peer: a}, {Hook: "input", Peer: a}}}}},
+		{"latency to everything", Record{ID: "x3", Kind: Latency, Delay: time.Second, Parts: []Part{{Netns: "c", Queue: 9}}},
+			[]nftTable{{Netns: "c", Name: "weft_fault_x3", Rules: []nftRule{{Hook: "output", Queue: 9}}}}},
+	}
+	for _, c := range cases {
+		if got := nftPlan(&c.rec); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestTbfParams(t *testing.T) {
+	burst, limit := TbfParams(1_250_000) // 10 Mbit/s
+	if burst != 16<<10 || limit != 62500+16<<10 {
+		t.Errorf("10 Mbit/s: burst %d limit %d", burst, limit)
+	}
+	burst, _ = TbfParams(125_000_000) // 1 Gbit/s
+	if burst != 1_250_000 {
+		t.Errorf("1 Gbit/s: burst %d", burst)
+	}
+}
+
+func TestQueueNumberInRange(t *testing.T) {
+	for _, id := range []string{"", "a", "deadbeef", "ffffffff"} {
+		if q := QueueNumber(id); q == 0 {
+			t.Errorf("queue of %q is 0", id)
+		}
+	}
+}
