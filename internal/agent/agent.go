@@ -208,6 +208,7 @@ func (a *Agent) runControlPlane(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.leaderLoop(ctx, st) })
 	g.Go(func() error { return a.reconcileLoop(ctx, st) })
+	g.Go(func() error { return a.faultLoop(ctx, st) })
 	return g.Wait()
 }
 
