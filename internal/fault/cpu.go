@@ -53,3 +53,26 @@ func applyBurn(ctx context.Context, env Env, r *Record) error {
 	}
 	return nil
 }
+
+// Burn spins workers goroutines until ctx ends (the burner process).
+func Burn(ctx context.Context, workers int) {
+	done := make(chan struct{})
+	for range max(workers, 1) {
+		go func() {
+			x := 0
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				for i := 0; i < 100000; i++ {
+					x += i
+				}
+				_ = x
+			}
+		}()
+	}
+	<-ctx.Done()
+	close(done)
+}
