@@ -305,3 +305,11 @@ func TestJournalShape(t *testing.T) {
 }
 
 func noCheck(string, map[string]any, *Problems) {}
+
+func TestMethodToleranceIsJudged(t *testing.T) {
+	r := &Runner{Providers: map[string]Provider{"fake": &fake{}}}
+	j := r.Run(context.Background(), experiment(t, "true", `{"type":"probe","name":"m","tolerance":5,"provider":{"type":"fake","out":4}}`))
+	if j.Run[0].Status != RunFailed || j.Weft.Method != "failed: m" || j.Passed() {
+		t.Errorf("run %+v method %s", j.Run[0], j.Weft.Method)
+	}
+}

@@ -290,15 +290,39 @@ func (r *Runner) activities(ctx context.Context, list []*Activity, runs *[]*Run,
 			go func() {
 				defer wg.Done()
 				r.runInto(ctx, a, run, mu)
+				r.judge(ctx, a, run, mu)
 				record(a, run)
 			}()
 			continue
 		}
 		r.runInto(ctx, a, run, mu)
+		r.judge(ctx, a, run, mu)
 		record(a, run)
 	}
 	wg.Wait()
 	return failed
+}
+
+// judge applies a tolerance given to a method activity (a weft
+// extension: chaostoolkit-lib ignores tolerances outside the hypothesis):
+// out of tolerance makes the activity failed.
+func (r *Runner) judge(ctx context.Context, a *Activity, run *Run, mu *sync.Mutex) {
+	if !a.HasTolerance || run.Status != RunSucceeded {
+		return
+	}
+	ok, err := WithinTolerance(ctx, r.Values.Substitute(a.Tolerance), run.Output, r.Values.Substitute, r.toleranceProbe)
+	mu.Lock()
+	defer mu.Unlock()
+	run.ToleranceMet = &ok
+	if !ok {
+		run.Status = RunFailed
+		msg := "output out of tolerance"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		run.Exception = append(run.Exception, "chaoslib.exceptions.ActivityFailed: "+msg)
+		r.logf("  => %s is out of tolerance (output %s)", a.Name, short(run.Output))
+	}
 }
 
 func (r *Runner) runActivity(ctx context.Context, a *Activity) *Run {

@@ -182,6 +182,7 @@ func drawTimeline(path, title string, secs []Second, windows []Window, start tim
 		p.Add(plotter.NewGrid())
 		for wi, w := range windows {
 			x0, x1 := w.Start.Sub(start).Seconds(), w.End.Sub(start).Seconds()
+			x1 = max(x1, x0+0.25) // an instant fault (a kill) still shows
 			poly, err := plotter.NewPolygon(plotter.XYs{{X: x0, Y: 0}, {X: x1, Y: 0}, {X: x1, Y: p.Y.Max}, {X: x0, Y: p.Y.Max}})
 			if err != nil {
 				return err
