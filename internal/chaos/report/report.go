@@ -187,7 +187,7 @@ func drawTimeline(path, title string, secs []Second, windows []Window, start tim
 			if err != nil {
 				return err
 			}
-			poly.Color = color.RGBA{R: 255, G: 170, B: 0, A: 70}
+			poly.Color = color.NRGBA{R: 255, G: 160, B: 0, A: 60}
 			poly.LineStyle.Width = 0
 			p.Add(poly)
 			if i == 0 {
