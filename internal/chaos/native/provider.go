@@ -160,6 +160,10 @@ func (p *Provider) apply(ctx context.Context, rec *fault.Record) (*active, error
 		defer cancel()
 		return st.PutFault(pctx, store.FaultRecord{ID: rec.ID, Kind: rec.Kind, Expires: rec.Expires, Body: body})
 	}
+	// The fault's time starts now, not when its targets were looked up.
+	d := rec.Expires.Sub(rec.Created)
+	rec.Created = time.Now()
+	rec.Expires = rec.Created.Add(d)
 	if err := put(); err != nil {
 		return nil, fmt.Errorf("recording fault before applying it (nothing applied): %w", err)
 	}
