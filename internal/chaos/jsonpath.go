@@ -116,7 +116,7 @@ func parsePath(path string) ([]pathStep, error) {
 			p = p[2:]
 			name, rest := readName(p)
 			if name == "" {
-				return nil, fmt.Errorf("jsonpath %q: a name must follow ..", path)
+				return nil, fmt.Errorf("jsonpath %q: a name must follow the two dots", path)
 			}
 			child := pathStep{kind: stepName, name: name}
 			if name == "*" {
@@ -127,7 +127,7 @@ func parsePath(path string) ([]pathStep, error) {
 		case strings.HasPrefix(p, "."):
 			name, rest := readName(p[1:])
 			if name == "" {
-				return nil, fmt.Errorf("jsonpath %q: a name must follow .", path)
+				return nil, fmt.Errorf("jsonpath %q: a name must follow the dot", path)
 			}
 			if name == "*" {
 				steps = append(steps, pathStep{kind: stepAll})

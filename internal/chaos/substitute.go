@@ -32,7 +32,7 @@ func ResolveValues(e *Experiment, vars map[string]string, getenv func(string) (s
 		if d, ok := m["default"]; ok {
 			return d, nil
 		}
-		return nil, fmt.Errorf("%s: environment variable %s is not set and has no default; set it or give default:", field, key)
+		return nil, fmt.Errorf("%s: environment variable %s is not set and has no default (set it, or give default: in the file)", field, key)
 	}
 	for k, v := range e.Configuration {
 		r, err := resolve("configuration."+k, v)

@@ -240,6 +240,12 @@ func TestBandwidthWithIperf3(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		out, err = exec.Command("ip", "netns", "exec", s.ns("a"), "iperf3", "-c", s.addr["b"].String(), "-p", "5299", "-t", "4", "-O", "1", "-J").Output()
+		var e struct {
+			Error string `json:"error"`
+		}
+		if err == nil && json.Unmarshal(out, &e) == nil && e.Error != "" {
+			err = fmt.Errorf("iperf3: %s", e.Error) // iperf3 -J may exit 0 on errors; the server may not listen yet
+		}
 		if err == nil {
 			break
 		}
@@ -259,6 +265,9 @@ func TestBandwidthWithIperf3(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := res.End.SumReceived.BitsPerSecond
+	if got == 0 {
+		t.Logf("iperf3 output: %s", out)
+	}
 	t.Logf("asked 20 Mbit/s, iperf3 measured %.2f Mbit/s", got/1e6)
 	if got < 18e6 || got > 22e6 {
 		t.Errorf("bandwidth %.2f Mbit/s not within 10%% of 20", got/1e6)

@@ -1,6 +1,11 @@
 package fault
 
 import (
+	"context"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -48,5 +53,46 @@ func TestQueueNumberInRange(t *testing.T) {
 		if q := QueueNumber(id); q == 0 {
 			t.Errorf("queue of %q is 0", id)
 		}
+	}
+}
+
+func TestFillDiskAllocatesAndRemoves(t *testing.T) {
+	dir := t.TempDir()
+	r := &Record{ID: "f1", Kind: FillDisk, Bytes: 8 << 20, Parts: []Part{{Container: "db-1", Path: dir + "/.weft-fault-f1"}}}
+	if err := Apply(context.Background(), Env{}, r); err != nil {
+		t.Skipf("cannot fill here: %v", err) // less than 1 GiB free
+	}
+	if err := Apply(context.Background(), Env{}, r); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(r.Parts[0].Path, &st); err != nil || st.Size != 8<<20 || st.Blocks*512 < 8<<20 {
+		t.Fatalf("file %+v %v: want 8 MiB allocated", st, err)
+	}
+	if err := Remove(context.Background(), Env{}, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(context.Background(), Env{}, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(r.Parts[0].Path); !os.IsNotExist(err) {
+		t.Errorf("file left: %v", err)
+	}
+	huge := &Record{ID: "f2", Kind: FillDisk, Bytes: 1 << 62, Parts: []Part{{Path: dir + "/.weft-fault-f2"}}}
+	if err := Apply(context.Background(), Env{}, huge); err == nil || !strings.Contains(err.Error(), "1 GiB free") {
+		t.Errorf("a fill that would leave the machine without space: %v", err)
+	}
+}
+
+func TestBurnSpinsUntilItsEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var before, after unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &before)
+	Burn(ctx, 1)
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &after)
+	used := time.Duration(after.Utime.Nano() - before.Utime.Nano())
+	if used < 30*time.Millisecond { // the machine is shared: ask for a tenth of the wall time
+		t.Errorf("burning 300ms used only %s of CPU", used)
 	}
 }

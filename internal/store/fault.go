@@ -30,7 +30,7 @@ type FaultRecord struct {
 	Body    json.RawMessage `json:"body"`
 }
 
-func (s *Store) faultsPrefix() string       { return s.root + "faults/" }
+func (s *Store) faultsPrefix() string      { return s.root + "faults/" }
 func (s *Store) faultKey(id string) string { return s.faultsPrefix() + id }
 
 // PutFault writes (or replaces) a fault record.

@@ -283,6 +283,7 @@ func TestChaosShop(t *testing.T) {
 		})
 	}
 	t.Run("a partition drops everything across it and nothing else", func(t *testing.T) { chaosPartition(t, s) })
+	t.Run("fill-disk and burn-cpu act inside their container and end", func(t *testing.T) { chaosDiskCPU(t, s) })
 	t.Run("runner killed -9 mid-fault: faults still end on time", func(t *testing.T) { chaosKill9(t, s) })
 }
 
@@ -427,4 +428,64 @@ method:
 		}
 		return nil
 	})
+}
+
+func chaosDiskCPU(t *testing.T, s chaosShop) {
+	cmd, logPath := startRunner(t, s, `
+title: disk and cpu
+method:
+  - type: action
+    name: fill
+    provider: {type: weft, func: fill-disk, arguments: {container: product-db-1, bytes: 64MiB, duration: 6s}}
+  - type: action
+    name: burn
+    provider: {type: weft, func: burn-cpu, arguments: {container: product-service-1, workers: 1, duration: 6s, wait: true}}
+`)
+	volume := naming.VolumeDir(naming.DefaultStateRoot, s.name, "product-db-1", "data")
+	var burner string
+	eventually(t, 20*time.Second, "a 64 MiB file in product-db's volume and a burner running", func() error {
+		files, _ := filepath.Glob(filepath.Join(volume, ".weft-fault-*"))
+		if len(files) != 1 {
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("fill files %v; runner: %s", files, b)
+		}
+		if st, err := os.Stat(files[0]); err != nil || st.Size() != 64<<20 {
+			return fmt.Errorf("fill file %v %v", st, err)
+		}
+		out, _ := exec.Command("pgrep", "-f", "fault-burn").Output()
+		if burner = strings.Fields(string(out) + " ")[0]; burner == "" {
+			return fmt.Errorf("no burner process")
+		}
+		return nil
+	})
+	// The burner is inside product-service's network namespace and uses CPU.
+	self, _ := os.Readlink("/proc/" + burner + "/ns/net")
+	st := s.status(t)
+	for _, c := range st.Containers {
+		if c.Container == "product-service-1" {
+			want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", c.Pid))
+			if self == "" || self != want {
+				t.Errorf("burner in netns %q, product-service-1 in %q", self, want)
+			}
+		}
+	}
+	eventually(t, 10*time.Second, "the burner uses CPU", func() error {
+		b, err := os.ReadFile("/proc/" + burner + "/stat")
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+1:])
+		if f[11] == "0" { // utime
+			return fmt.Errorf("utime 0")
+		}
+		return nil
+	})
+	if err := cmd.Wait(); err != nil {
+		b, _ := os.ReadFile(logPath)
+		t.Errorf("runner: %v\n%s", err, b)
+	}
+	if files, _ := filepath.Glob(filepath.Join(volume, ".weft-fault-*")); len(files) != 0 {
+		t.Errorf("fill files left: %v", files)
+	}
+	s.noLeftovers(t, "fill-disk and burn-cpu")
 }

@@ -268,9 +268,13 @@ func (p *Provider) record(ctx context.Context, fn string, args map[string]any) (
 	if err != nil {
 		return nil, err
 	}
-	t := targets{spec: p.Cluster.Spec, status: status}
-	now := time.Now()
-	r := &fault.Record{ID: fault.NewID(), Kind: fn, Cluster: p.Cluster.Spec.Name, Created: now, Expires: now}
+	return buildRecord(targets{spec: p.Cluster.Spec, status: status}, p.Cluster.StateRoot, fn, args, time.Now())
+}
+
+// buildRecord resolves a fault's targets into its record. It is pure.
+func buildRecord(t targets, stateRoot, fn string, args map[string]any, now time.Time) (*fault.Record, error) {
+	var err error
+	r := &fault.Record{ID: fault.NewID(), Kind: fn, Cluster: t.spec.Name, Created: now, Expires: now}
 	if d, ok := args["duration"]; ok {
 		dur, err := duration(d)
 		if err != nil || dur <= 0 {
@@ -278,7 +282,7 @@ func (p *Provider) record(ctx context.Context, fn string, args map[string]any) (
 		}
 		r.Expires = now.Add(dur)
 	}
-	cname := p.Cluster.Spec.Name
+	cname := t.spec.Name
 	str := func(k string) string { s, _ := args[k].(string); return s }
 	switch fn {
 	case fault.KillContainer, fault.KillService:
@@ -303,7 +307,7 @@ func (p *Provider) record(ctx context.Context, fn string, args map[string]any) (
 			}
 			host = tg.containers[0].Host
 		}
-		if _, ok := p.Cluster.Spec.HostByName(host); !ok {
+		if _, ok := t.spec.HostByName(host); !ok {
 			return nil, fmt.Errorf("%s: %q is not a host of %s", fn, host, cname)
 		}
 		r.Target = host
@@ -339,7 +343,7 @@ func (p *Provider) record(ctx context.Context, fn string, args map[string]any) (
 		if fn == fault.Latency {
 			from = strList(args["target"])
 		}
-		if err := p.packetParts(t, r, from, strList(args["to"])); err != nil {
+		if err := packetParts(t, r, from, strList(args["to"])); err != nil {
 			return nil, err
 		}
 		if fn == fault.Loss {
@@ -372,7 +376,7 @@ func (p *Provider) record(ctx context.Context, fn string, args map[string]any) (
 		}
 	case fault.FillDisk:
 		name := str("container")
-		svc, ok := p.Cluster.Spec.ServiceByName(serviceOf(t, name))
+		svc, ok := t.spec.ServiceByName(serviceOf(t, name))
 		if !ok || len(svc.Volumes) == 0 {
 			return nil, fmt.Errorf("fill-disk: container %q has no volume to fill", name)
 		}
@@ -384,7 +388,7 @@ func (p *Provider) record(ctx context.Context, fn string, args map[string]any) (
 			return nil, err
 		}
 		r.Target, r.Mechanism = name+":"+vol, "fallocate of one file in the container's volume"
-		r.Parts = []fault.Part{{Container: name, Path: filepath.Join(naming.VolumeDir(p.Cluster.StateRoot, cname, name, vol), ".weft-fault-"+r.ID)}}
+		r.Parts = []fault.Part{{Container: name, Path: filepath.Join(naming.VolumeDir(stateRoot, cname, name, vol), ".weft-fault-"+r.ID)}}
 	case fault.BurnCPU:
 		name := str("container")
 		if _, err := t.resolve(name); err != nil {
@@ -414,7 +418,7 @@ func serviceOf(t targets, container string) string {
 // packetParts places a packet fault: on containers (their namespaces,
 // matching the overlay addresses of `to`) or on hosts (their namespaces,
 // matching the underlay addresses of `to`).
-func (p *Provider) packetParts(t targets, r *fault.Record, from, to []string) error {
+func packetParts(t targets, r *fault.Record, from, to []string) error {
 	if len(from) == 0 {
 		return errors.New("no source given (from / target)")
 	}
