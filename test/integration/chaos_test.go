@@ -453,10 +453,13 @@ method:
 			return fmt.Errorf("fill file %v %v", st, err)
 		}
 		out, _ := exec.Command("pgrep", "-f", "fault-burn").Output()
-		if burner = strings.Fields(string(out) + " ")[0]; burner == "" {
-			return fmt.Errorf("no burner process")
+		for _, pid := range strings.Fields(string(out)) {
+			if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); strings.TrimSpace(string(comm)) == "weft" {
+				burner = pid // not nsenter, which only waits for it
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("no burner process in %q", out)
 	})
 	// The burner is inside product-service's network namespace and uses CPU.
 	self, _ := os.Readlink("/proc/" + burner + "/ns/net")
