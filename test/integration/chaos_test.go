@@ -284,6 +284,7 @@ func TestChaosShop(t *testing.T) {
 	}
 	t.Run("a partition drops everything across it and nothing else", func(t *testing.T) { chaosPartition(t, s) })
 	t.Run("fill-disk and burn-cpu act inside their container and end", func(t *testing.T) { chaosDiskCPU(t, s) })
+	t.Run("Ctrl-C mid-fault: rollbacks run, faults end at once, journal interrupted", func(t *testing.T) { chaosInterrupt(t, s) })
 	t.Run("runner killed -9 mid-fault: faults still end on time", func(t *testing.T) { chaosKill9(t, s) })
 }
 
@@ -491,4 +492,50 @@ method:
 		t.Errorf("fill files left: %v", files)
 	}
 	s.noLeftovers(t, "fill-disk and burn-cpu")
+}
+
+func chaosInterrupt(t *testing.T, s chaosShop) {
+	cmd, logPath := startRunner(t, s, `
+title: interrupted
+method:
+  - type: action
+    name: loss
+    provider: {type: weft, func: loss, arguments: {from: host1, to: host2, percent: 50, duration: 60s}}
+  - type: action
+    name: latency
+    provider: {type: weft, func: latency, arguments: {target: inventory-service, delay: 50ms, duration: 60s}}
+    pauses: {after: 60}
+rollbacks:
+  - type: action
+    name: rolled-back
+    provider: {type: process, path: "true"}
+`)
+	eventually(t, 20*time.Second, "both faults applied", func() error {
+		b, _ := os.ReadFile(logPath)
+		if !strings.Contains(string(b), "Pausing after") {
+			return fmt.Errorf("runner: %s", b)
+		}
+		return nil
+	})
+	if len(s.leftovers(t)) == 0 {
+		t.Fatal("no fault in place before the interrupt")
+	}
+	interrupted := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	b, _ := os.ReadFile(logPath)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("interrupted run: %v, want exit 1\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "VERDICT: FAILED") || !strings.Contains(string(b), "method: interrupted") {
+		t.Errorf("verdict of an interrupted run:\n%s", b)
+	}
+	j := checkJournalShape(t, filepath.Join(filepath.Dir(logPath), "journal.json"), "interrupted")
+	if rbs, _ := j["rollbacks"].([]any); len(rbs) != 1 {
+		t.Errorf("rollbacks after Ctrl-C: %v", j["rollbacks"])
+	}
+	s.noLeftovers(t, "Ctrl-C")
+	t.Logf("every fault gone %s after Ctrl-C (durations 60s)", time.Since(interrupted).Round(100*time.Millisecond))
 }
