@@ -283,6 +283,8 @@ func TestChaosShop(t *testing.T) {
 		})
 	}
 	t.Run("a partition drops everything across it and nothing else", func(t *testing.T) { chaosPartition(t, s) })
+	t.Run("loss and latency measured between the shop's containers", func(t *testing.T) { chaosMeasured(t, s) })
+	t.Run("kill-agent: the agent is started again when the fault ends", func(t *testing.T) { chaosKillAgent(t, s) })
 	t.Run("fill-disk and burn-cpu act inside their container and end", func(t *testing.T) { chaosDiskCPU(t, s) })
 	t.Run("Ctrl-C mid-fault: rollbacks run, faults end at once, journal interrupted", func(t *testing.T) { chaosInterrupt(t, s) })
 	t.Run("runner killed -9 mid-fault: faults still end on time", func(t *testing.T) { chaosKill9(t, s) })
@@ -538,4 +540,107 @@ rollbacks:
 	}
 	s.noLeftovers(t, "Ctrl-C")
 	t.Logf("every fault gone %s after Ctrl-C (durations 60s)", time.Since(interrupted).Round(100*time.Millisecond))
+}
+
+func containerIP(t *testing.T, s chaosShop, container string) string {
+	t.Helper()
+	for _, c := range s.status(t).Containers {
+		if c.Container == container {
+			return c.IP.String()
+		}
+	}
+	t.Fatalf("no container %s", container)
+	return ""
+}
+
+var pingLoss = regexp.MustCompile(`([\d.]+)% packet loss`)
+var pingAvg = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
+
+func chaosMeasured(t *testing.T, s chaosShop) {
+	product, inventory := containerIP(t, s, "product-service-1"), containerIP(t, s, "inventory-service-1")
+	cmd, logPath := startRunner(t, s, `
+title: measured
+method:
+  - type: action
+    name: loss
+    provider: {type: weft, func: loss, arguments: {from: gateway-2, to: product-service, percent: 30, duration: 30s}}
+  - type: action
+    name: latency
+    provider: {type: weft, func: latency, arguments: {target: inventory-service, to: gateway-2, delay: 100ms, duration: 30s, wait: true}}
+`)
+	eventually(t, 20*time.Second, "both faults applied", func() error {
+		b, _ := os.ReadFile(logPath)
+		if n := len(regexp.MustCompile(`fault [0-9a-f]+: `).FindAll(b, -1)); n < 2 {
+			return fmt.Errorf("runner: %s", b)
+		}
+		return nil
+	})
+	r := s.exec(t, "gateway-2", "ping", "-q", "-n", "-c", "1200", "-i", "0.002", "-W", "1", product)
+	m := pingLoss.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("ping: %s %s", r.stdout, r.stderr)
+	}
+	var loss float64
+	fmt.Sscan(m[1], &loss)
+	t.Logf("loss asked 30%%, measured %.1f%% over 1200 packets (gateway-2 -> product-service)", loss)
+	if loss < 25 || loss > 35 {
+		t.Errorf("loss %.1f%% not within 30±5", loss)
+	}
+	r = s.exec(t, "gateway-2", "ping", "-q", "-n", "-c", "20", "-i", "0.05", inventory)
+	a := pingAvg.FindStringSubmatch(r.stdout)
+	if a == nil {
+		t.Fatalf("ping: %s %s", r.stdout, r.stderr)
+	}
+	var avg float64
+	fmt.Sscan(a[1], &avg)
+	t.Logf("latency asked 100ms, measured round trip %.1fms (gateway-2 -> inventory-service)", avg)
+	if avg < 80 || avg > 120 {
+		t.Errorf("round trip %.1fms not within 20%% of 100ms", avg)
+	}
+	// Not beyond the targets: gateway-2 -> order-service is neither lossy nor slow.
+	r = s.exec(t, "gateway-2", "ping", "-q", "-n", "-c", "200", "-i", "0.002", containerIP(t, s, "order-service-1"))
+	if m := pingLoss.FindStringSubmatch(r.stdout); m == nil || m[1] != "0" {
+		t.Errorf("gateway-2 -> order-service affected: %s", r.stdout)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	s.noLeftovers(t, "the measured faults")
+}
+
+func chaosKillAgent(t *testing.T, s chaosShop) {
+	agentPid := func() string {
+		b, _ := os.ReadFile(filepath.Join(naming.HostStateDir(naming.DefaultStateRoot, s.name, "host2"), "agent.pid"))
+		return strings.TrimSpace(string(b))
+	}
+	alive := func(pid string) bool { _, err := os.Stat("/proc/" + pid); return pid != "" && err == nil }
+	before := agentPid()
+	cmd, logPath := startRunner(t, s, `
+title: kill an agent
+method:
+  - type: action
+    name: kill-agent
+    provider: {type: weft, func: kill-agent, arguments: {host: host2, duration: 3s}}
+    pauses: {after: 1}
+  - type: probe
+    name: shop-containers-keep-running
+    tolerance: true
+    provider: {type: weft, func: service-healthy, arguments: {service: order-service}}
+`)
+	eventually(t, 20*time.Second, "host2's agent killed", func() error {
+		if alive(before) {
+			return fmt.Errorf("agent %s still alive", before)
+		}
+		return nil
+	})
+	if err := cmd.Wait(); err != nil {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("runner: %v\n%s", err, b)
+	}
+	eventually(t, 10*time.Second, "host2's agent running again", func() error {
+		if now := agentPid(); now == before || !alive(now) {
+			return fmt.Errorf("agent pid %s (was %s)", now, before)
+		}
+		return nil
+	})
+	s.noLeftovers(t, "kill-agent")
 }
