@@ -18,10 +18,10 @@ const TbfHandle = 0xf417
 // tbfLatency bounds how long a packet may wait in the bucket's queue.
 const tbfLatencySeconds = 0.05
 
-// TbfParams are the tbf settings for a rate: burst at least one 10 ms slice
+// TbfParams are the tbf settings for a rate: burst at least one 40 ms slice
 // of the rate (and 16 KiB), a queue of 50 ms of the rate plus the burst.
 func TbfParams(rateBytes uint64) (burst, limit uint32) {
-	b := max(rateBytes/100, 16<<10)
+	b := max(rateBytes/25, 16<<10)
 	l := uint64(float64(rateBytes)*tbfLatencySeconds) + b
 	return uint32(b), uint32(l)
 }

@@ -39,12 +39,12 @@ func TestNFTPlan(t *testing.T) {
 
 func TestTbfParams(t *testing.T) {
 	burst, limit := TbfParams(1_250_000) // 10 Mbit/s
-	if burst != 16<<10 || limit != 62500+16<<10 {
+	if burst != 50_000 || limit != 62_500+50_000 {
 		t.Errorf("10 Mbit/s: burst %d limit %d", burst, limit)
 	}
-	burst, _ = TbfParams(125_000_000) // 1 Gbit/s
-	if burst != 1_250_000 {
-		t.Errorf("1 Gbit/s: burst %d", burst)
+	burst, _ = TbfParams(125_000) // 1 Mbit/s: the floor
+	if burst != 16<<10 {
+		t.Errorf("1 Mbit/s: burst %d", burst)
 	}
 }
 
