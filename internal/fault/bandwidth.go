@@ -77,13 +77,14 @@ func applyBandwidth(ctx context.Context, r *Record) error {
 func removeBandwidth(ctx context.Context, r *Record) error {
 	var errs []error
 	for _, p := range r.Parts {
-		errs = append(errs, removeTbf(p.Netns, p.Dev))
+		errs = append(errs, removeQdisc(p.Netns, p.Dev, TbfHandle))
 	}
 	return errors.Join(errs...)
 }
 
-// removeTbf deletes weft's tbf on dev, when there is one.
-func removeTbf(nsName, dev string) error {
+// removeQdisc deletes weft's root qdisc of the given major handle on dev,
+// when there is one.
+func removeQdisc(nsName, dev string, major uint16) error {
 	h, done, err := handleIn(nsName)
 	if err != nil {
 		if _, statErr := netns.GetFromName(nsName); statErr != nil {
@@ -101,9 +102,9 @@ func removeTbf(nsName, dev string) error {
 		return fmt.Errorf("listing qdiscs of %s in %s: %w", dev, nsName, err)
 	}
 	for _, q := range qs {
-		if q.Attrs().Handle == netlink.MakeHandle(TbfHandle, 0) && q.Attrs().Parent == netlink.HANDLE_ROOT {
+		if q.Attrs().Handle == netlink.MakeHandle(major, 0) && q.Attrs().Parent == netlink.HANDLE_ROOT {
 			if err := h.QdiscDel(q); err != nil {
-				return fmt.Errorf("deleting tbf on %s in %s: %w", dev, nsName, err)
+				return fmt.Errorf("deleting qdisc %x: on %s in %s: %w", major, dev, nsName, err)
 			}
 		}
 	}

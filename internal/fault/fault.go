@@ -116,11 +116,10 @@ func Apply(ctx context.Context, env Env, r *Record) error {
 		err = applyCrash(ctx, env, r)
 	case CutHost:
 		err = applyCutHost(ctx, env, r)
-	case Partition, Loss, Latency:
+	case Partition, Loss:
 		err = applyNFT(ctx, r)
-		if err == nil && r.Kind == Latency {
-			err = startDelayStages(ctx, env, r)
-		}
+	case Latency:
+		err = applyLatency(ctx, env, r)
 	case Bandwidth:
 		err = applyBandwidth(ctx, r)
 	case FillDisk:
@@ -148,8 +147,10 @@ func Remove(ctx context.Context, env Env, r *Record) error {
 		err = removeCrash(ctx, env, r)
 	case CutHost:
 		err = removeCutHost(ctx, env, r)
-	case Partition, Loss, Latency:
-		err = errors.Join(stopHelpers(r), removeNFT(ctx, r))
+	case Partition, Loss:
+		err = removeNFT(ctx, r)
+	case Latency:
+		err = removeLatency(ctx, r)
 	case Bandwidth:
 		err = removeBandwidth(ctx, r)
 	case FillDisk:

@@ -351,9 +351,14 @@ func buildRecord(t targets, stateRoot, fn string, args map[string]any, now time.
 			r.Mechanism = "nftables numgen random drop"
 		} else {
 			r.Delay, _ = duration(args["delay"])
-			r.Mechanism = fault.MechanismNFQueue + " (this kernel has no netem)"
+			// netem where the kernel has it, else the delay stage: decided
+			// when applied, and written into the record.
 			for i := range r.Parts {
 				r.Parts[i].Queue = fault.QueueNumber(r.ID)
+				r.Parts[i].Dev = naming.ContainerIface
+				if r.Parts[i].Container == "" {
+					r.Parts[i].Dev = naming.HostUnderlayIface
+				}
 			}
 		}
 	case fault.Bandwidth:

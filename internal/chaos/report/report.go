@@ -165,6 +165,10 @@ func drawTimeline(path, title string, secs []Second, windows []Window, start tim
 		p := plot.New()
 		if i == 0 {
 			p.Title.Text = title + "\n" + shortVerdict(verdict)
+			p.Title.TextStyle.Color = color.RGBA{G: 120, A: 255}
+			if strings.Contains(verdict, "FAILED") {
+				p.Title.TextStyle.Color = color.RGBA{R: 190, A: 255}
+			}
 		}
 		p.Y.Label.Text = pn.label
 		if i == len(panels)-1 {
