@@ -11,15 +11,25 @@ import (
 )
 
 // faultSweep is how often an agent looks for expired faults: a fault ends
-// at most this long after its expiry even when its runner is gone.
+// at most about this long after its expiry even when its runner is gone.
 const faultSweep = 250 * time.Millisecond
+
+// knownFault is a fault record as last read from the store.
+type knownFault struct {
+	rec     fault.Record
+	rev     int64
+	removed bool // undone; only the record's deletion is left
+}
 
 // faultLoop removes every expired fault of the cluster and then its record.
 // Every agent runs it: removal is idempotent and needs only the record (in
 // the lab all hosts share one machine), so a crashed or cut host's faults
-// are ended by the others.
+// are ended by the others. Records are remembered between sweeps, so a
+// fault ends on time even when the store is slow to answer at that moment
+// (a member frozen by the very fault being ended).
 func (a *Agent) faultLoop(ctx context.Context, st *store.Store) error {
 	env := fault.Env{StateRoot: a.cfg.StateRoot, Exe: a.cfg.Exe, Lab: &lab.Lab{StateRoot: a.cfg.StateRoot, Log: a.log}}
+	known := map[string]*knownFault{}
 	t := time.NewTicker(faultSweep)
 	defer t.Stop()
 	for {
@@ -28,36 +38,61 @@ func (a *Agent) faultLoop(ctx context.Context, st *store.Store) error {
 			return nil
 		case <-t.C:
 		}
-		a.sweepFaults(ctx, st, env, time.Now())
+		a.refreshFaults(ctx, st, known)
+		a.sweepFaults(ctx, st, env, known, time.Now())
 	}
 }
 
-func (a *Agent) sweepFaults(ctx context.Context, st *store.Store, env fault.Env, now time.Time) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// refreshFaults replaces known with the store's records, when it answers.
+func (a *Agent) refreshFaults(ctx context.Context, st *store.Store, known map[string]*knownFault) {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	recs, revs, err := st.Faults(rctx)
 	cancel()
 	if err != nil {
-		return // store unreachable from here: another agent sweeps
+		return // keep what we know; another agent may reach the store
+	}
+	for id := range known {
+		if _, ok := recs[id]; !ok {
+			delete(known, id)
+		}
 	}
 	for id, fr := range recs {
-		if now.Before(fr.Expires) {
+		if k, ok := known[id]; ok && k.rev == revs[id] {
 			continue
 		}
 		var r fault.Record
 		if err := json.Unmarshal(fr.Body, &r); err != nil {
 			a.log.Warn("undecodable fault record; deleting it", "fault", id, "err", err)
-		} else {
+			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			_ = st.DeleteFault(dctx, id, revs[id])
+			cancel()
+			continue
+		}
+		r.Expires = fr.Expires
+		known[id] = &knownFault{rec: r, rev: revs[id]}
+	}
+}
+
+func (a *Agent) sweepFaults(ctx context.Context, st *store.Store, env fault.Env, known map[string]*knownFault, now time.Time) {
+	for id, k := range known {
+		if now.Before(k.rec.Expires) {
+			continue
+		}
+		if !k.removed {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := fault.Remove(rctx, env, &r)
+			err := fault.Remove(rctx, env, &k.rec)
 			cancel()
 			if err != nil {
-				a.log.Debug("removing expired fault", "fault", id, "err", err)
+				a.log.Warn("removing expired fault (retrying)", "fault", id, "err", err)
 				continue
 			}
-			a.log.Info("removed expired fault", "fault", id, "kind", r.Kind, "target", r.Target)
+			k.removed = true
+			a.log.Info("removed expired fault", "fault", id, "kind", k.rec.Kind, "target", k.rec.Target)
 		}
-		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_ = st.DeleteFault(dctx, id, revs[id])
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		if err := st.DeleteFault(dctx, id, k.rev); err == nil {
+			delete(known, id)
+		}
 		cancel()
 	}
 }

@@ -170,6 +170,17 @@ func (s chaosShop) run(t *testing.T, experiment string, extra ...string) (result
 // cgroup, a down router leg, a delay or burn process, a fault record.
 func (s chaosShop) leftovers(t *testing.T) []string {
 	t.Helper()
+	out := s.kernelLeftovers(t)
+	if recs := s.faultRecords(t); len(recs) > 0 {
+		out = append(out, fmt.Sprintf("fault records %v", recs))
+	}
+	return out
+}
+
+// kernelLeftovers is leftovers without the store: quick to ask, so it
+// times when a fault really ended.
+func (s chaosShop) kernelLeftovers(t *testing.T) []string {
+	t.Helper()
 	var out []string
 	nss, _ := filepath.Glob("/run/netns/" + naming.NetnsPrefix(s.name) + "*")
 	for _, p := range nss {
@@ -200,9 +211,6 @@ func (s chaosShop) leftovers(t *testing.T) []string {
 	procs, _ := exec.Command("pgrep", "-f", "fault-(delay|burn)").Output()
 	if len(strings.TrimSpace(string(procs))) > 0 {
 		out = append(out, "helper processes: "+strings.TrimSpace(string(procs)))
-	}
-	if recs := s.faultRecords(t); len(recs) > 0 {
-		out = append(out, fmt.Sprintf("fault records %v", recs))
 	}
 	return out
 }
@@ -244,7 +252,7 @@ func (s chaosShop) noLeftovers(t *testing.T, what string) {
 	// Rollback has returned; agents delete records of faults that ended on
 	// their own within a sweep.
 	var left []string
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if left = s.leftovers(t); len(left) == 0 {
 			return
@@ -375,7 +383,6 @@ method:
     provider: {type: weft, func: bandwidth, arguments: {target: order-service, rate: 5mbit, duration: %[1]s}}
     pauses: {after: 60}
 `, dur))
-	var applied time.Time
 	eventually(t, 20*time.Second, "all three faults applied", func() error {
 		b, _ := os.ReadFile(logPath)
 		if n := len(regexp.MustCompile(`fault [0-9a-f]+: `).FindAll(b, -1)); n < 3 {
@@ -383,12 +390,11 @@ method:
 		}
 		return nil
 	})
-	applied = time.Now()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	if left := s.leftovers(t); len(left) < 3 {
+	if left := s.kernelLeftovers(t); len(left) < 3 {
 		t.Fatalf("right after kill -9 the faults should still be in place, found only %v", left)
 	}
 	// The faults' expiries, as recorded in the store before they were applied.
@@ -408,22 +414,33 @@ method:
 	if wait := time.Until(first.Add(-time.Second)); wait > 0 {
 		time.Sleep(wait) // the condition is "still there at this moment": a poll would not show more
 	}
-	if left := s.leftovers(t); len(left) == 0 {
+	if left := s.kernelLeftovers(t); len(left) == 0 {
 		t.Errorf("the faults ended before their expiry")
 	}
 	// Every fault ends by its expiry plus the agents' sweep, without the runner.
 	var left []string
 	deadline := last.Add(4 * time.Second)
 	for time.Now().Before(deadline) {
-		if left = s.leftovers(t); len(left) == 0 {
+		if left = s.kernelLeftovers(t); len(left) == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if len(left) > 0 {
+		logs, _ := filepath.Glob(filepath.Join(naming.StateDir(naming.DefaultStateRoot, s.name), "hosts", "*", "agent.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "fault") {
+					t.Logf("%s: %s", filepath.Base(filepath.Dir(l)), line)
+				}
+			}
+		}
 		t.Fatalf("4s after the last expiry (runner killed -9), still left: %v", left)
 	}
-	t.Logf("every fault gone %s after the last expiry (duration %s, applied %s ago), runner dead", time.Since(last).Round(100*time.Millisecond), dur, time.Since(applied).Round(100*time.Millisecond))
+	gone := time.Since(last).Round(100 * time.Millisecond)
+	s.noLeftovers(t, "the faults of a runner killed -9") // and their records
+	t.Logf("every fault gone %s after the last expiry (duration %s), runner dead", gone, dur)
 	eventually(t, 60*time.Second, "the shop answers again after the crash", func() error {
 		out, err := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", fmt.Sprintf("http://127.0.0.1:%d/api/v1/products/", s.port)).Output()
 		if err != nil || string(out) != "200" {
