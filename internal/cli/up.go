@@ -122,7 +122,9 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 				say("%s", line)
 				lastLine = line
 			}
-			if st.Applied && converged {
+			// A stale answer (the agent could not read the store) is what
+			// was, not what is: never take it for convergence.
+			if st.Applied && converged && !st.Stale {
 				if err := startPublisher(ctx, g, c); err != nil {
 					return res, err
 				}

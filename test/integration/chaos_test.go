@@ -262,12 +262,25 @@ func (s chaosShop) noLeftovers(t *testing.T, what string) {
 	t.Errorf("after %s, left behind: %v", what, left)
 }
 
-// TestChaosShop runs the shop's chaos examples that need no failure-handling
-// work, checks each passes and leaves nothing behind, measures a partition
-// in the real lab, and kills a runner with -9 in the middle of its faults.
+// TestChaosShop runs the shop's chaos examples, checks each passes and
+// leaves nothing behind, measures a partition in the real lab, and kills a
+// runner with -9 in the middle of its faults. The crash of gateway-1's host
+// runs last: it reschedules services off host1 for good.
 func TestChaosShop(t *testing.T) {
 	s := upChaosShop(t)
-	for _, ex := range []string{"kill-product-service", "cut-database-host", "loss-gateways-services", "bandwidth-order-service", "latency-inventory-service"} {
+	s.runExamples(t, "kill-product-service", "cut-database-host", "loss-gateways-services", "bandwidth-order-service", "latency-inventory-service")
+	t.Run("a partition drops everything across it and nothing else", func(t *testing.T) { chaosPartition(t, s) })
+	t.Run("loss and latency measured between the shop's containers", func(t *testing.T) { chaosMeasured(t, s) })
+	t.Run("kill-agent: the agent is started again when the fault ends", func(t *testing.T) { chaosKillAgent(t, s) })
+	t.Run("fill-disk and burn-cpu act inside their container and end", func(t *testing.T) { chaosDiskCPU(t, s) })
+	t.Run("Ctrl-C mid-fault: rollbacks run, faults end at once, journal interrupted", func(t *testing.T) { chaosInterrupt(t, s) })
+	t.Run("runner killed -9 mid-fault: faults still end on time", func(t *testing.T) { chaosKill9(t, s) })
+	s.runExamples(t, "crash-gateway-1-host")
+}
+
+// runExamples runs examples/chaos/<ex>.yaml under load, each a subtest.
+func (s chaosShop) runExamples(t *testing.T, examples ...string) {
+	for _, ex := range examples {
 		t.Run(ex, func(t *testing.T) {
 			report := t.TempDir()
 			r, jpath := s.run(t, filepath.Join(repoDir, "examples/chaos", ex+".yaml"), "--report", report,
@@ -290,12 +303,6 @@ func TestChaosShop(t *testing.T) {
 			s.noLeftovers(t, ex)
 		})
 	}
-	t.Run("a partition drops everything across it and nothing else", func(t *testing.T) { chaosPartition(t, s) })
-	t.Run("loss and latency measured between the shop's containers", func(t *testing.T) { chaosMeasured(t, s) })
-	t.Run("kill-agent: the agent is started again when the fault ends", func(t *testing.T) { chaosKillAgent(t, s) })
-	t.Run("fill-disk and burn-cpu act inside their container and end", func(t *testing.T) { chaosDiskCPU(t, s) })
-	t.Run("Ctrl-C mid-fault: rollbacks run, faults end at once, journal interrupted", func(t *testing.T) { chaosInterrupt(t, s) })
-	t.Run("runner killed -9 mid-fault: faults still end on time", func(t *testing.T) { chaosKill9(t, s) })
 }
 
 func pingOK(ns, addr string) bool {

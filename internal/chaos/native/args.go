@@ -37,6 +37,7 @@ var (
 		"resolves":        {"name"},
 		"http":            {"url"},
 		"store-quorum":    {},
+		"vip-holder":      {"vip"},
 	}
 )
 
@@ -48,12 +49,8 @@ func Check(field string, p map[string]any, ps *chaos.Problems) {
 	if !isFault {
 		var ok bool
 		if required, ok = probeFuncs[fn]; !ok {
-			if fn == "vip-holder" {
-				add(field+".func", "vip-holder needs the VIP of the failure-handling work, which this build does not have", "remove the probe")
-				return
-			}
 			add(field+".func", fmt.Sprintf("%q is not a weft fault or probe", fn),
-				"use one of kill-container, kill-service, kill-agent, crash-host, cut-host, partition, loss, bandwidth, latency, fill-disk, burn-cpu, end-faults, service-healthy, resolves, http, store-quorum")
+				"use one of kill-container, kill-service, kill-agent, crash-host, cut-host, partition, loss, bandwidth, latency, fill-disk, burn-cpu, end-faults, service-healthy, resolves, http, store-quorum, vip-holder")
 			return
 		}
 	}

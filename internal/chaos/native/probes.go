@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,8 +29,33 @@ func (p *Provider) probe(ctx context.Context, fn string, args map[string]any) (a
 		return p.http(ctx, args)
 	case "store-quorum":
 		return p.quorum(ctx)
+	case "vip-holder":
+		return p.vipHolder(ctx, args)
 	}
 	return nil, fmt.Errorf("unknown weft probe %q", fn)
+}
+
+// vipHolder: the name of the host that holds the VIP ("" when none does);
+// in active-active mode the holders' names joined by ",", sorted. Use a
+// string tolerance (the host expected) or a list of the acceptable hosts.
+func (p *Provider) vipHolder(ctx context.Context, args map[string]any) (any, error) {
+	name, _ := args["vip"].(string)
+	st, err := p.Cluster.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range st.VIPs {
+		if v.Name != name {
+			continue
+		}
+		if len(v.Holders) > 0 {
+			holders := slices.Clone(v.Holders)
+			slices.Sort(holders)
+			return strings.Join(holders, ","), nil
+		}
+		return v.Holder, nil
+	}
+	return nil, fmt.Errorf("cluster %s has no VIP %q", p.Cluster.Spec.Name, name)
 }
 
 // serviceHealthy: at least min (default: every) instance of service is
