@@ -122,7 +122,21 @@ func Remove(rel string) error { return RemoveFrom(Controller, rel) }
 // RemoveFrom deletes rel and every cgroup below it in one controller's
 // hierarchy, deepest first: cgroup directories can only be removed empty.
 func RemoveFrom(controller, rel string) error {
-	root := filepath.Join(Root, controller, rel)
+	dirs, err := subtree(filepath.Join(Root, controller, rel))
+	if err != nil {
+		return fmt.Errorf("walking cgroup %s: %w", rel, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing cgroup %s: %w", dirs[i], err)
+		}
+	}
+	return nil
+}
+
+// subtree lists the cgroup directory root and every one below it, parents
+// before children; none when root does not exist.
+func subtree(root string) ([]string, error) {
 	var dirs []string
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -136,13 +150,5 @@ func RemoveFrom(controller, rel string) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("walking cgroup %s: %w", rel, err)
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("removing cgroup %s: %w", dirs[i], err)
-		}
-	}
-	return nil
+	return dirs, err
 }

@@ -55,19 +55,7 @@ func Freeze(ctx context.Context, rel string) error {
 // when its parent thaws). Thawing a group that was never frozen, or does not
 // exist, is not an error.
 func Thaw(ctx context.Context, rel string) error {
-	var dirs []string
-	err := filepath.WalkDir(freezerDir(rel), func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
+	dirs, err := subtree(freezerDir(rel))
 	if err != nil {
 		return fmt.Errorf("walking freezer cgroup %s: %w", rel, err)
 	}

@@ -112,11 +112,30 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields fieldReaders) {
 	d.mergeKeys(n, path, fields)
 }
 
-// mergeKeys applies YAML merge keys (<<: *anchor); explicit keys win.
+// mergeKeys applies YAML merge keys (<<: *anchor) in a mapping of fixed
+// field names; explicit keys win.
 func (d *decoder) mergeKeys(n *yaml.Node, path string, fields fieldReaders) {
+	d.merged(n, path, "`<<: *defaults`", func(k, v *yaml.Node, field string) {
+		if _, seen := d.positions[field]; !seen {
+			d.at(k, field)
+		}
+		if read, ok := fields[k.Value]; ok {
+			read(v, field)
+		} else {
+			d.fail(k, field, "", "unknown field (merged with <<)", suggestion(k.Value, fields.names(), "fields"))
+		}
+	})
+}
+
+// merged calls each for every entry that the merge keys (<<) of mapping n
+// add: the entries of the anchored mapping(s), unless written explicitly in
+// n or added by an earlier merge, as YAML's merge key says.
+func (d *decoder) merged(n *yaml.Node, path, example string, each func(key, value *yaml.Node, field string)) {
 	explicit := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		explicit[n.Content[i].Value] = true
+		if n.Content[i].Tag != "!!merge" {
+			explicit[n.Content[i].Value] = true
+		}
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, value := n.Content[i], resolve(n.Content[i+1])
@@ -130,24 +149,16 @@ func (d *decoder) mergeKeys(n *yaml.Node, path string, fields fieldReaders) {
 		for _, src := range sources {
 			src = resolve(src)
 			if src.Kind != yaml.MappingNode {
-				d.fail(key, path, "", "`<<` must merge a mapping", "point `<<:` at an anchored mapping, e.g. `<<: *defaults`")
+				d.fail(key, path, "", "`<<` must merge a mapping", "point `<<:` at an anchored mapping, e.g. "+example)
 				continue
 			}
 			for j := 0; j+1 < len(src.Content); j += 2 {
 				k := src.Content[j]
-				if explicit[k.Value] || k.Tag == "!!merge" {
+				if k.Tag == "!!merge" || explicit[k.Value] {
 					continue
 				}
 				explicit[k.Value] = true
-				field := join(path, k.Value)
-				if _, seen := d.positions[field]; !seen {
-					d.at(k, field)
-				}
-				if read, ok := fields[k.Value]; ok {
-					read(src.Content[j+1], field)
-				} else {
-					d.fail(k, field, "", "unknown field (merged with <<)", suggestion(k.Value, fields.names(), "fields"))
-				}
+				each(k, src.Content[j+1], join(path, k.Value))
 			}
 		}
 	}
@@ -195,46 +206,16 @@ func (d *decoder) namedMapping(n *yaml.Node, path, what, example string, each fu
 }
 
 // mergeNamed applies merge keys (<<: *anchor) in a mapping of user-chosen
-// names (services, subnets, env): the anchored mapping's entries are added
-// unless written explicitly, as YAML's merge key says.
+// names (services, subnets, env).
 func (d *decoder) mergeNamed(n *yaml.Node, path, what string, each func(name string, value *yaml.Node, field string)) {
-	explicit := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Tag != "!!merge" {
-			explicit[n.Content[i].Value] = true
+	d.merged(n, path, "`<<: *common`", func(k, v *yaml.Node, field string) {
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "", fmt.Sprintf("a %s name must be a single value, not %s", what, kindName(k)), "write the name as plain text")
+			return
 		}
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, value := n.Content[i], resolve(n.Content[i+1])
-		if key.Tag != "!!merge" {
-			continue
-		}
-		sources := []*yaml.Node{value}
-		if value.Kind == yaml.SequenceNode {
-			sources = value.Content
-		}
-		for _, src := range sources {
-			src = resolve(src)
-			if src.Kind != yaml.MappingNode {
-				d.fail(key, path, "", "`<<` must merge a mapping", fmt.Sprintf("point `<<:` at an anchored mapping of %s names, e.g. `<<: *common`", what))
-				continue
-			}
-			for j := 0; j+1 < len(src.Content); j += 2 {
-				k := src.Content[j]
-				if k.Tag == "!!merge" || explicit[k.Value] {
-					continue
-				}
-				if k.Kind != yaml.ScalarNode {
-					d.fail(k, path, "", fmt.Sprintf("a %s name must be a single value, not %s", what, kindName(k)), "write the name as plain text")
-					continue
-				}
-				explicit[k.Value] = true
-				field := join(path, k.Value)
-				d.at(k, field)
-				each(k.Value, src.Content[j+1], field)
-			}
-		}
-	}
+		d.at(k, field)
+		each(k.Value, v, field)
+	})
 }
 
 func (d *decoder) list(n *yaml.Node, path, example string) []*yaml.Node {
