@@ -145,7 +145,7 @@ func upChaosShop(t *testing.T) chaosShop {
 	}
 	port := freePort(t)
 	name := uniqueName("cz")
-	body := strings.NewReplacer("name: shop", "name: "+name, "../../bin/shop", shopBin,
+	body := strings.NewReplacer("\nname: shop\n", "\nname: "+name+"\n", "../../bin/shop", shopBin,
 		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", port)).Replace(string(src))
 	c := writeCluster(t, name, body)
 	upCluster(t, c)

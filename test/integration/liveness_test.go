@@ -30,6 +30,8 @@ network:
   cidr: 192.168.0.0/16
   subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}
 overlay: {vni: 445, cidr: 10.11.0.0/16}
+# Liveness only: nothing is rescheduled during these cuts.
+reschedule_after: 24h
 hosts:
   - {name: host1, subnet: a}
   - {name: host2, subnet: b}

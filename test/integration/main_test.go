@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/weft-dev/weft/internal/runtime"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -28,6 +29,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// runtime.ExecCommand (execVia) runs this binary as the exec helper.
+	if len(os.Args) > 1 && os.Args[1] == "container-exec" {
+		runtime.ContainerExecMain(os.Args[2:])
+	}
 	if os.Geteuid() != 0 {
 		fmt.Println("integration tests need root (network namespaces); skipping")
 		os.Exit(0)

@@ -31,6 +31,8 @@ network:
   cidr: 192.168.0.0/16
   subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}
 overlay: {vni: 444, cidr: 10.10.0.0/16}
+# The VIP alone: the gateways stay where they are while their hosts are down.
+reschedule_after: 24h
 hosts:
   - {name: host1, subnet: a}
   - {name: host2, subnet: b}

@@ -117,6 +117,8 @@ network:
   cidr: 192.168.0.0/16
   subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}
 overlay: {vni: 4243, cidr: 10.10.0.0/16}
+# The VIP alone: a crashed gateway host keeps its instance (no rescheduling).
+reschedule_after: 24h
 hosts:
   - {name: h1, subnet: a, roles: [worker]}
   - {name: h2, subnet: b, roles: [worker]}
