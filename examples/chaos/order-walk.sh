@@ -1,7 +1,9 @@
 #!/bin/sh
-# The shop's order walk through the published port: register, log in,
-# create a product, order it, read the order back. Exit 0 when every step
-# answered as expected. Used as a steady-state probe by the experiments here.
+# The shop's order walk through the published port: register and log in as
+# a customer, create a product as the shop's admin (ADMIN_EMAIL and
+# ADMIN_PASSWORD, by default those of examples/shop/weft.yaml), order it as
+# the customer, read the order back. Exit 0 when every step answered as
+# expected. Used as a steady-state probe by the experiments here.
 # usage: order-walk.sh BASE_URL   (e.g. http://127.0.0.1:8080)
 set -eu
 base=${1:-http://127.0.0.1:8080}/api/v1
@@ -15,7 +17,9 @@ uid=$(sed -n 's/.*"id": *\([0-9]*\).*/\1/p' /tmp/.walk.$$)
 want 200 -X POST "$base/auth/login" --data-urlencode "username=$email" --data-urlencode 'password=Secret123'
 token=$(sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p' /tmp/.walk.$$)
 auth="Authorization: Bearer $token"
-want 201 -X POST "$base/products/" -H "$auth" -H 'Content-Type: application/json' \
+want 200 -X POST "$base/auth/login" --data-urlencode "username=${ADMIN_EMAIL:-admin@shop.example}" --data-urlencode "password=${ADMIN_PASSWORD:-Change-me-Admin-0}"
+admin="Authorization: Bearer $(sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p' /tmp/.walk.$$)"
+want 201 -X POST "$base/products/" -H "$admin" -H 'Content-Type: application/json' \
   -d '{"name":"Chaos Monkey","description":"plush","category":"chaos-walk","price":9.99,"quantity":1000}'
 pid=$(sed -n 's/.*"_id": *"\([^"]*\)".*/\1/p' /tmp/.walk.$$)
 want 201 -X POST "$base/orders/" -H "$auth" -H 'Content-Type: application/json' \

@@ -14,7 +14,7 @@ import (
 // registration keeps one key alive under a lease of its own with a loop of
 // plain calls, each with a deadline:
 //
-//   - every ttl/4 it renews the lease with one KeepAliveOnce;
+//   - every ttl/6 it renews the lease with one KeepAliveOnce;
 //   - when etcd says the lease is gone (expired while the store could not be
 //     reached, revoked behind its back, lost with a member's data) it grants
 //     a new lease and puts the key again;
@@ -43,13 +43,13 @@ func newRegistration(s *Store, key, value string, ttl time.Duration) *registrati
 	return &registration{s: s, key: key, value: value, ttl: time.Duration(ttlSeconds) * time.Second, ttlSeconds: ttlSeconds}
 }
 
-// renewEvery is how often the lease is renewed: four tries per ttl, so one
-// or two calls lost to a dead member or a slow machine never let it expire.
-func (r *registration) renewEvery() time.Duration { return r.ttl / 4 }
+// renewEvery is how often the lease is renewed: six tries per ttl, so a few
+// calls lost to a dead member or a slow machine never let it expire.
+func (r *registration) renewEvery() time.Duration { return r.ttl / 6 }
 
 // callTimeout bounds one renewal: a call picked onto a dead connection is
 // abandoned in time for the next one to go elsewhere.
-func (r *registration) callTimeout() time.Duration { return r.ttl / 3 }
+func (r *registration) callTimeout() time.Duration { return r.ttl / 4 }
 
 func (r *registration) run(ctx context.Context) {
 	ctx = clientv3.WithRequireLeader(ctx)
