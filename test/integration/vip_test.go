@@ -33,10 +33,13 @@ network:
 overlay: {vni: 444, cidr: 10.10.0.0/16}
 # The VIP alone: the gateways stay where they are while their hosts are down.
 reschedule_after: 24h
+# The store lives on host3 alone, which is never crashed or cut: these
+# tests are about the VIP. (A VIP whose holder is also the etcd leader's
+# host is a known weak case, written in the closing note of the landing.)
 hosts:
-  - {name: host1, subnet: a}
-  - {name: host2, subnet: b}
-  - {name: host3, subnet: c}
+  - {name: host1, subnet: a, roles: [worker]}
+  - {name: host2, subnet: b, roles: [worker]}
+  - {name: host3, subnet: c, roles: [manager]}
 vips:
   - {name: front, address: 192.168.0.100, port: 80, services: [gw-1, gw-2]}
 publish:
@@ -239,6 +242,11 @@ func TestVIPFailover(t *testing.T) {
 		}
 		if len(st.VIPs) != 1 || st.VIPs[0].LastFailover == nil {
 			return fmt.Errorf("vips = %+v", st.VIPs)
+		}
+		// The new holder writes the measured duration with the renewal
+		// after its claim.
+		if f := st.VIPs[0].LastFailover; f.DurationMS <= 0 {
+			return fmt.Errorf("last failover %+v has no duration yet", f)
 		}
 		return nil
 	})
