@@ -48,10 +48,10 @@ func (p Policy) OrDefault() Policy {
 
 // File is a log file that rotates itself. Safe for concurrent use.
 type File struct {
-	dir      *os.Root
-	name     string
-	policy   Policy
-	dupFDs   []int // descriptors each new file is put on (dup3)
+	dir    *os.Root
+	name   string
+	policy Policy
+	dupFDs []int // descriptors each new file is put on (dup3)
 
 	mu   sync.Mutex
 	f    *os.File
