@@ -45,12 +45,8 @@ func (v *vipHost) runActive(ctx context.Context, r *vipRun) {
 		if !loaded {
 			continue
 		}
-		_, present, healthy := v.local(r.spec)
-		healthy = healthy && present
-		r.mu.Lock()
-		holding := r.term != nil
-		due := holding && time.Since(r.okSent) >= vip.RenewInterval
-		r.mu.Unlock()
+		healthy := v.healthyHere(r)
+		holding, due := r.holding()
 		switch {
 		case holding && !healthy:
 			v.leave(r, w, log)

@@ -45,12 +45,8 @@ func (v *vipHost) run(ctx context.Context, r *vipRun) {
 		if !loaded {
 			continue
 		}
-		_, present, healthy := v.local(r.spec)
-		healthy = healthy && present
-		r.mu.Lock()
-		holding := r.term != nil
-		due := holding && time.Since(r.okSent) >= vip.RenewInterval
-		r.mu.Unlock()
+		healthy := v.healthyHere(r)
+		holding, due := r.holding()
 		if holding {
 			prober.SetTarget(netip.AddrPort{})
 		} else if rec := state.Record; rec != nil && rec.Holder != "" && rec.Holder != v.self && rec.HolderAddr.IsValid() {
@@ -204,4 +200,20 @@ func (v *vipHost) resign(r *vipRun, cause string, log *slog.Logger) {
 	if err := v.announcer.Withdraw(ctx, r.spec.Address, v.selfAddr); err != nil {
 		log.Warn("withdrawing the VIP's route", "err", err)
 	}
+}
+
+// healthyHere says whether this host runs a healthy instance of one of the
+// VIP's services: the condition of candidacy (and of staying holder).
+func (v *vipHost) healthyHere(r *vipRun) bool {
+	_, present, healthy := v.local(r.spec)
+	return healthy && present
+}
+
+// holding says whether this host holds its term, and whether that term is
+// due for renewal.
+func (r *vipRun) holding() (holding, due bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	holding = r.term != nil
+	return holding, holding && time.Since(r.okSent) >= vip.RenewInterval
 }
