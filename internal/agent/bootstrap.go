@@ -25,13 +25,14 @@ func WriteBootstrap(root string, c *spec.Cluster, host string) error {
 	}
 	p := bootstrapPath(root, c.Name, host)
 	if old, err := os.ReadFile(p); err == nil && string(old) == string(b) {
-		return nil
+		return os.Chmod(p, 0o600) // one written by an older weft was 0644
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("creating state dir of host %s: %w", host, err)
 	}
 	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	// The file holds the whole spec, secrets in env included: root only.
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("writing bootstrap of host %s: %w", host, err)
 	}
 	return os.Rename(tmp, p)

@@ -204,6 +204,10 @@ func (a *Agent) handleSpec(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("container")
+	if !isContainerName(name) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%q is not a container name: use SERVICE-N as weft ps shows it", name))
+		return
+	}
 	path := a.rt.LogPath(a.cfg.Cluster, a.self.Name, name)
 	if _, err := os.Stat(path); err != nil {
 		writeError(w, http.StatusNotFound, fmt.Errorf("container %s has no log on host %s", name, a.self.Name))
@@ -243,4 +247,20 @@ func selfRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// isContainerName reports whether name can be a container's name (a service
+// name and an index: lower-case letters, digits and '-', starting with a
+// letter), so that a name from a request can never reach outside the
+// containers' state directory ("../x").
+func isContainerName(name string) bool {
+	if name == "" || len(name) > 80 || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
