@@ -253,6 +253,25 @@ func (d *decoder) route(n *yaml.Node, path string) Route {
 		"service": func(v *yaml.Node, p string) { r.Service = d.str(v, p) },
 		"timeout": func(v *yaml.Node, p string) { r.Timeout = d.duration(v, p) },
 		"retries": func(v *yaml.Node, p string) { r.Retries = d.integer(v, p) },
+		"backends": func(v *yaml.Node, p string) {
+			for i, item := range d.list(v, p, "- {service: product-v1, weight: 90}") {
+				var b RouteBackend
+				d.mapping(item, index(p, i), fieldReaders{
+					"service": func(v *yaml.Node, p string) { b.Service = d.str(v, p) },
+					"weight":  func(v *yaml.Node, p string) { b.Weight = d.integer(v, p) },
+				})
+				r.Backends = append(r.Backends, b)
+			}
+		},
+		"match": func(v *yaml.Node, p string) {
+			m := &RouteMatch{}
+			d.mapping(v, p, fieldReaders{
+				"header":  func(v *yaml.Node, p string) { m.Header = d.str(v, p) },
+				"value":   func(v *yaml.Node, p string) { m.Value = d.str(v, p) },
+				"service": func(v *yaml.Node, p string) { m.Service = d.str(v, p) },
+			})
+			r.Match = m
+		},
 	})
 	return r
 }

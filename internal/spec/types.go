@@ -106,12 +106,28 @@ type Volume struct {
 	Path string `yaml:"path" json:"path"`
 }
 
-// Route sends HTTP requests whose path starts with Prefix to Service.
+// Route sends HTTP requests whose path starts with Prefix to Service, or to
+// weighted Backends; a request with Match's header goes to Match's service.
 type Route struct {
-	Prefix  string   `yaml:"prefix" json:"prefix"`
-	Service string   `yaml:"service" json:"service"`
-	Timeout Duration `yaml:"timeout" json:"timeout"` // per attempt, default 10s
-	Retries int      `yaml:"retries" json:"retries"` // extra attempts on another instance, default 2 when the key is absent (Parse sets it); 0 means none
+	Prefix   string         `yaml:"prefix" json:"prefix"`
+	Service  string         `yaml:"service" json:"service,omitempty"`
+	Backends []RouteBackend `yaml:"backends" json:"backends,omitempty"`
+	Match    *RouteMatch    `yaml:"match" json:"match,omitempty"`
+	Timeout  Duration       `yaml:"timeout" json:"timeout"` // per attempt, default 10s
+	Retries  int            `yaml:"retries" json:"retries"` // extra attempts on another instance, default 2 when the key is absent (Parse sets it); 0 means none
+}
+
+// RouteBackend is one weighted service of a route.
+type RouteBackend struct {
+	Service string `yaml:"service" json:"service"`
+	Weight  int    `yaml:"weight" json:"weight"` // share: weight / the route's sum of weights, 0..1000
+}
+
+// RouteMatch sends the requests whose Header equals Value to Service.
+type RouteMatch struct {
+	Header  string `yaml:"header" json:"header"`
+	Value   string `yaml:"value" json:"value"`
+	Service string `yaml:"service" json:"service"`
 }
 
 // GatewaySettings are the gateway's limits and ports.
