@@ -82,7 +82,7 @@ type route struct {
 	backends []*routeBackend
 	total    int           // sum of the backends' weights
 	seq      atomic.Uint64 // numbers the route's requests, for the weighted choice
-	match    *routeBackend      // the header match's backend; nil without one
+	match    *routeBackend // the header match's backend; nil without one
 	metrics  *routeMetrics
 }
 
@@ -314,7 +314,7 @@ type exchange struct {
 	idValue   [1]string // requestID as a header value, shared by both headers
 	route     *route
 	backend   *routeBackend // the route's backend chosen for this request
-	body      []byte   // the buffered request body; nil when there is none
+	body      []byte        // the buffered request body; nil when there is none
 	attempts  int
 	upstream  *upstreamMetrics // the last instance tried; nil before any
 
