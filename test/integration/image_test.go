@@ -41,7 +41,6 @@ func helloImage(t *testing.T) string {
 		{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n")},
 		{Path: "/etc/group", Data: []byte("root:x:0:\napp:x:1000:\n")},
 		{Path: "/etc/image-marker", Data: []byte("from the image\n")},
-		
 	}
 	for _, applet := range []string{"sh", "cat", "id", "test", "grep", "wget", "ls"} {
 		entries = append(entries, image.Entry{Path: "/bin/" + applet, Link: "busybox"})
