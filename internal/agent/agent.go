@@ -71,6 +71,10 @@ type Agent struct {
 
 	mu         sync.Mutex
 	containers map[string]*containerRun
+	// pulled is the unpacked image of each local container of an image
+	// service, also one not started yet (waiting for its dependencies):
+	// GC keeps them.
+	pulled map[string]string
 }
 
 // Run runs the agent until ctx is cancelled. Containers keep running after
@@ -99,6 +103,7 @@ func Run(ctx context.Context, cfg Config) error {
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
 		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},
+		pulled:     map[string]string{},
 	}
 	a.phase.Store(PhaseConnecting)
 

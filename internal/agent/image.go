@@ -13,6 +13,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/nsthread"
 	"github.com/weft-dev/weft/internal/overlay"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
@@ -26,7 +27,12 @@ const pullTimeout = 5 * time.Minute
 // store's disk only). An image from the cluster's own registry service
 // (the reference's host names a service) is pulled from a ready container
 // of that service, over the overlay.
-func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, svc spec.Service, status map[string]model.ContainerStatus) (image.Image, error) {
+//
+// The pull's connections are made in the container's own network
+// namespace (created and wired here, as ensureContainer would next): it
+// has an overlay address, which the host's namespace does not have
+// towards other hosts.
+func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, link overlay.ContainerLink, status map[string]model.ContainerStatus) (image.Image, error) {
 	src, err := spec.ParseImage(svc.Image)
 	if err != nil {
 		return image.Image{}, fmt.Errorf("image %q: %w", svc.Image, err)
@@ -38,6 +44,15 @@ func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, svc spec.Service, 
 			return image.Image{}, err
 		}
 		opts.Registry = addr
+		opts.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if _, err := overlay.EnsureContainerNetns(link.Netns); err != nil {
+				return nil, fmt.Errorf("creating network namespace to pull from: %w", err)
+			}
+			if _, err := overlay.AttachContainer(a.hostNS, hc, link); err != nil {
+				return nil, fmt.Errorf("wiring link to pull from: %w", err)
+			}
+			return nsthread.DialNamed(ctx, link.Netns, &net.Dialer{Timeout: 5 * time.Second}, network, addr)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
@@ -72,14 +87,15 @@ func registryAddr(src spec.ImageSource, reg spec.Service, status map[string]mode
 }
 
 // collectImages removes the images of this host that no container of it
-// runs any more.
+// runs or is about to run (local ones waiting for their dependencies).
 func (a *Agent) collectImages() {
 	keep := map[string]bool{}
 	a.mu.Lock()
 	for _, r := range a.containers {
-		if d := image.DigestOfRootFS(r.image); d != "" {
-			keep[d] = true
-		}
+		keep[image.DigestOfRootFS(r.image)] = true
+	}
+	for _, rootfs := range a.pulled {
+		keep[image.DigestOfRootFS(rootfs)] = true
 	}
 	a.mu.Unlock()
 	removed, err := a.images.GC(keep)

@@ -358,9 +358,16 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 	var img image.Image
 	if svc.Image != "" {
 		var err error
-		if img, err = a.imageOf(ctx, c, svc, snap.Status); err != nil {
+		if img, err = a.imageOf(ctx, c, hc, svc, link, snap.Status); err != nil {
 			return a.imageMissing(ctx, st, svc, as, link, snap, run != nil || recorded, err)
 		}
+		a.mu.Lock()
+		a.pulled[as.Container] = img.RootFS
+		a.mu.Unlock()
+	} else {
+		a.mu.Lock()
+		delete(a.pulled, as.Container)
+		a.mu.Unlock()
 	}
 	rc := a.runtimeConfig(c, hc, svc, as, img)
 	hash := rc.Hash()
@@ -428,6 +435,7 @@ func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name strin
 	a.mu.Lock()
 	run := a.containers[name]
 	delete(a.containers, name)
+	delete(a.pulled, name)
 	a.mu.Unlock()
 	if run != nil {
 		a.stopRun(ctx, run)

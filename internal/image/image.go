@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,6 +80,9 @@ type Options struct {
 	// cluster's own registry service, reached at a container's address);
 	// it is then spoken to over plain HTTP.
 	Registry string
+	// Dial, when set, opens the registry's connections (from inside a lab
+	// namespace: the agent's own cannot reach other hosts' containers).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (s *Store) log() *slog.Logger {
@@ -184,6 +188,9 @@ func (s *Store) fetch(ctx context.Context, src spec.ImageSource, opts Options) (
 		rt := s.Transport
 		if rt == nil {
 			rt = http.DefaultTransport
+		}
+		if opts.Dial != nil {
+			rt = &http.Transport{DialContext: opts.Dial, DisableKeepAlives: true, ResponseHeaderTimeout: time.Minute}
 		}
 		img, err := remote.Image(parsed, remote.WithContext(ctx), remote.WithTransport(rt))
 		if err != nil {

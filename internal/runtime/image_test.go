@@ -12,7 +12,7 @@ import (
 // busyboxImage makes an unpacked image directory (as internal/image
 // leaves one): a static busybox with its applets, an /etc of its own
 // with a user app (uid 1000), and a file that marks the image.
-func busyboxImage(t *testing.T) string {
+func busyboxImage(t testing.TB) string {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
