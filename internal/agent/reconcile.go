@@ -416,7 +416,7 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 		return fmt.Errorf("wiring link: %w", err)
 	}
 	for _, v := range rc.Volumes {
-		if err := ensureVolume(v.HostPath, svc.User); err != nil {
+		if err := ensureVolume(v.HostPath, rc.User, rc.Image); err != nil {
 			return err
 		}
 	}
