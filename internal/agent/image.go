@@ -37,6 +37,9 @@ func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, hc overlay.HostCon
 	if err != nil {
 		return image.Image{}, fmt.Errorf("image %q: %w", svc.Image, err)
 	}
+	if img, ok := a.images.Cached(src); ok {
+		return img, nil
+	}
 	var opts image.Options
 	if reg, ok := c.ServiceByName(src.RegistryHost()); ok {
 		addr, err := registryAddr(src, reg, status)

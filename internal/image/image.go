@@ -111,14 +111,12 @@ func (s *Store) lock(key string) *sync.Mutex {
 // pull policy of compose's "missing"): a restarted agent, or one whose
 // registry is down, still finds its images. ctx bounds the pull.
 func (s *Store) Ensure(ctx context.Context, src spec.ImageSource, opts Options) (Image, error) {
-	key := sourceKey(src, opts)
+	key := sourceKey(src)
 	l := s.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	if digest, err := os.ReadFile(filepath.Join(s.Root, refsDir, key)); err == nil {
-		if img, err := s.open(strings.TrimSpace(string(digest))); err == nil {
-			return img, nil
-		}
+	if img, ok := s.cached(key); ok {
+		return img, nil
 	}
 	remoteImg, err := s.fetch(ctx, src, opts)
 	if err != nil {
@@ -143,10 +141,26 @@ func (s *Store) Ensure(ctx context.Context, src spec.ImageSource, opts Options) 
 	return img, nil
 }
 
-// sourceKey names a source in refs/: the same source through another
-// registry address is another key.
-func sourceKey(src spec.ImageSource, opts Options) string {
-	sum := sha256.Sum256([]byte(src.String() + "\x00" + opts.Registry))
+// Cached returns the image src resolved to before, if it is still
+// unpacked here; it needs no network (nor the address of the cluster's
+// registry, which may be down or elsewhere now).
+func (s *Store) Cached(src spec.ImageSource) (Image, bool) {
+	return s.cached(sourceKey(src))
+}
+
+func (s *Store) cached(key string) (Image, bool) {
+	digest, err := os.ReadFile(filepath.Join(s.Root, refsDir, key))
+	if err != nil {
+		return Image{}, false
+	}
+	img, err := s.open(strings.TrimSpace(string(digest)))
+	return img, err == nil
+}
+
+// sourceKey names a source in refs/: the reference as the file writes it
+// (the cluster's registry by its service name, wherever it runs).
+func sourceKey(src spec.ImageSource) string {
+	sum := sha256.Sum256([]byte(src.String()))
 	return hex.EncodeToString(sum[:16])
 }
 

@@ -156,11 +156,18 @@ func TestEnsureRegistry(t *testing.T) {
 	if want, _ := img.Digest(); got.Digest != want.String() {
 		t.Errorf("digest %s, want %s", got.Digest, want)
 	}
-	// A restarted agent finds it without the registry.
+	// A restarted agent finds it without the registry, wherever the
+	// registry is now.
 	srv.Close()
 	s2 := &Store{Root: s.Root}
-	if _, err := s2.Ensure(context.Background(), source(t, "registry:5000/shop/app:v1"), Options{Registry: u.Host}); err != nil {
+	if _, err := s2.Ensure(context.Background(), source(t, "registry:5000/shop/app:v1"), Options{Registry: "127.0.0.1:1"}); err != nil {
 		t.Fatalf("an image pulled before should not need the registry: %v", err)
+	}
+	if img, ok := s2.Cached(source(t, "registry:5000/shop/app:v1")); !ok || img.Digest != got.Digest {
+		t.Errorf("Cached = %v, %v", img.Digest, ok)
+	}
+	if _, ok := s2.Cached(source(t, "registry:5000/shop/app:v2")); ok {
+		t.Error("a reference never pulled is not cached")
 	}
 }
 
