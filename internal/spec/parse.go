@@ -183,7 +183,9 @@ func (d *decoder) host(n *yaml.Node, path string) Host {
 func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 	s := Service{Name: name, Replicas: 1}
 	d.mapping(n, path, fieldReaders{
-		"command": func(v *yaml.Node, p string) { s.Command = d.strings(v, p, "[./bin/web, -listen, \":8080\"]") },
+		"command":    func(v *yaml.Node, p string) { s.Command = d.strings(v, p, "[./bin/web, -listen, \":8080\"]") },
+		"image":      func(v *yaml.Node, p string) { s.Image = d.str(v, p) },
+		"entrypoint": func(v *yaml.Node, p string) { s.Entrypoint = d.strings(v, p, "[/app/web, -listen, \":8080\"]") },
 		"env": func(v *yaml.Node, p string) {
 			d.namedMapping(v, p, "variable", "`env: {LOG_LEVEL: debug}`", func(key string, v *yaml.Node, p string) {
 				if s.Env == nil {

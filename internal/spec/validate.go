@@ -320,10 +320,11 @@ func (c *Cluster) validateCapacity(ps *Problems) {
 }
 
 func (c *Cluster) validateService(ps *Problems, field string, s Service) {
+	c.validateImage(ps, field, s)
 	switch {
-	case len(s.Command) == 0:
-		ps.add(field+".command", nil, "missing; weft needs a program to run", "add e.g. `command: [./bin/"+s.Name+", -listen, \":8080\"]`")
-	case s.Command[0] == "":
+	case len(s.Command) == 0 && s.Image == "":
+		ps.add(field+".command", nil, "missing; weft needs a program to run", "add e.g. `command: [./bin/"+s.Name+", -listen, \":8080\"]`, or an image: to run")
+	case len(s.Command) > 0 && s.Command[0] == "":
 		ps.add(field+".command", s.Command, "the program (first element) is empty", "start the list with the program to run")
 	}
 	if s.Restart != RestartAlways && s.Restart != RestartOnFailure && s.Restart != RestartNever {
@@ -366,6 +367,35 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 		validateHealth(ps, field+".health", *s.Health, s.Port)
 	}
 	validateVolumes(ps, field+".volumes", s.Volumes)
+}
+
+// validateImage checks the image field's syntax, that entrypoint comes with
+// an image, and that an image pulled from the cluster's own registry
+// service waits for it.
+func (c *Cluster) validateImage(ps *Problems, field string, s Service) {
+	if s.Image == "" {
+		if len(s.Entrypoint) > 0 {
+			ps.add(field+".entrypoint", s.Entrypoint, "entrypoint replaces an image's entrypoint, and the service has no image",
+				"put the program and its arguments in command, or add image:")
+		}
+		return
+	}
+	src, err := ParseImage(s.Image)
+	if err != nil {
+		ps.add(field+".image", s.Image, err.Error(), "write e.g. image: registry:5000/shop/web:v1, docker-archive:./web.tar or oci:./layout")
+		return
+	}
+	if len(s.Entrypoint) > 0 && s.Entrypoint[0] == "" {
+		ps.add(field+".entrypoint", s.Entrypoint, "the program (first element) is empty", "start the list with the program to run")
+	}
+	host := src.RegistryHost()
+	if host == "" || host == s.Name {
+		return
+	}
+	if _, ok := c.ServiceByName(host); ok && !slices.Contains(s.DependsOn, host) {
+		ps.add(field+".depends_on", s.DependsOn, fmt.Sprintf("the image is pulled from the cluster's registry service %s, which the service does not wait for", host),
+			"add "+host+" to depends_on")
+	}
 }
 
 func (c *Cluster) validatePinnedIP(ps *Problems, field string, s Service) {
