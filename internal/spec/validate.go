@@ -366,6 +366,7 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 		validateHealth(ps, field+".health", *s.Health, s.Port)
 	}
 	validateVolumes(ps, field+".volumes", s.Volumes)
+	validateUpdate(ps, field, s)
 }
 
 func (c *Cluster) validatePinnedIP(ps *Problems, field string, s Service) {

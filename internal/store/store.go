@@ -84,6 +84,8 @@ type Snapshot struct {
 	Alive    map[string]Presence // hosts whose resolver is alive (see LiveHosts)
 	Assign   map[string]model.Assignment
 	Status   map[string]model.ContainerStatus
+	Rollouts map[string]model.Rollout // by service (rollout.go)
+	Scales   map[string]model.Scale   // by service
 	Revision int64
 }
 
@@ -390,6 +392,8 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.statusPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.rolloutPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.scalePrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
@@ -410,6 +414,12 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if snap.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Rollouts, err = decodeAll[model.Rollout](resp.Responses[5].GetResponseRange().Kvs, s.rolloutPrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Scales, err = decodeAll[model.Scale](resp.Responses[6].GetResponseRange().Kvs, s.scalePrefix()); err != nil {
 		return Snapshot{}, err
 	}
 	return snap, nil
