@@ -70,9 +70,9 @@ func Surge(c *spec.Cluster, rollouts map[string]model.Rollout) map[string]int {
 // does by stopping the old process and starting the new one; start-first
 // updates first bring up Surge extra instances on the target, so capacity
 // never drops. An instance is updated when it has been healthy for
-// update.monitor; it failed when its process exited or restarted, its check
-// says unhealthy, or it is not healthy ReadyTimeout (plus start_period)
-// after its batch began. When failed instances exceed max_failure_ratio of
+// update.monitor; it failed when its process exited or restarted, or it
+// is not healthy ReadyTimeout (plus start_period) after its batch began (a
+// check failing while the process boots is not a failure yet). When failed instances exceed max_failure_ratio of
 // the replicas, failure_action decides: rollback (the target becomes the
 // previous definition, instance by instance again), pause, or continue.
 //
@@ -151,8 +151,12 @@ type slot struct {
 	name string
 	as   model.Assignment
 	st   model.ContainerStatus
-	has  bool // st reports the definition and host of as
+	ok   bool // st was reported
 }
+
+// has says whether the status reports the process of the assignment: its
+// definition on its host (not the old process of a switched slot).
+func (sl slot) has() bool { return sl.ok && sl.st.Def == sl.as.Def && sl.st.Host == sl.as.Host }
 
 func (r *roller) slots(s spec.Service) (regular, surge []slot) {
 	for name, as := range r.next {
@@ -160,7 +164,7 @@ func (r *roller) slots(s spec.Service) (regular, surge []slot) {
 			continue
 		}
 		st, ok := r.status[name]
-		sl := slot{name: name, as: as, st: st, has: ok && st.Def == as.Def && st.Host == as.Host}
+		sl := slot{name: name, as: as, st: st, ok: ok}
 		if as.Surge {
 			surge = append(surge, sl)
 		} else {
@@ -200,7 +204,7 @@ func (r *roller) service(s spec.Service, rollouts map[string]model.Rollout) {
 	}
 	regular, surge := r.slots(s)
 	stable := func(sl slot) bool {
-		if sl.as.Def != target || !sl.has || !sl.st.Ready() || !sl.as.Draining.IsZero() {
+		if sl.as.Def != target || !sl.has() || !sl.st.Ready() || !sl.as.Draining.IsZero() {
 			return false
 		}
 		if at := sl.st.Updated.Add(u.Monitor.Duration); r.now.Before(at) {
@@ -213,17 +217,15 @@ func (r *roller) service(s spec.Service, rollouts map[string]model.Rollout) {
 		if rec.State != model.RolloutRolling || sl.as.Def != rec.To || !sl.as.Draining.IsZero() {
 			return false, ""
 		}
-		if sl.has {
+		if sl.has() {
 			switch {
 			case sl.st.State == model.StateBackoff || sl.st.State == model.StateExited || sl.st.State == model.StateFailed:
 				return true, fmt.Sprintf("%s %s: %s", sl.name, sl.st.State, sl.st.Message)
 			case sl.st.Restarts > 0:
 				return true, fmt.Sprintf("%s restarted %d times: %s", sl.name, sl.st.Restarts, sl.st.Message)
-			case sl.st.Health == model.HealthUnhealthy:
-				return true, fmt.Sprintf("%s unhealthy: %s", sl.name, sl.st.Message)
 			}
 		}
-		if rec.BatchAt.IsZero() || (sl.has && sl.st.Ready()) {
+		if rec.BatchAt.IsZero() || (sl.has() && sl.st.Ready()) {
 			return false, ""
 		}
 		limit := rec.BatchAt.Add(DrainWait + ReadyTimeout + startPeriod(s))
