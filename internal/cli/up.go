@@ -190,7 +190,7 @@ func rolloutsOf(st api.Status, c *spec.Cluster, updated []string) (rolling, fail
 				rolling = append(rolling, s.Name+" (starting)")
 			}
 		case r.State == model.RolloutRolledBack || r.State == model.RolloutPaused:
-			failed = append(failed, fmt.Sprintf("service %s: %s (%s); `weft status` shows it, and the file's definition is not running: fix it and run weft up again", s.Name, r.State, r.Message))
+			failed = append(failed, fmt.Sprintf("service %s: the new definition is not running, the update %s; fix the file and run weft up again (weft status shows the rollout)", s.Name, r.Message))
 		case r.State == model.RolloutRolling || r.State == model.RolloutRollingBack:
 			rolling = append(rolling, fmt.Sprintf("%s %d/%d %s", s.Name, r.Updated, r.Replicas, r.State))
 		}

@@ -253,7 +253,7 @@ func (r *roller) service(s spec.Service, rollouts map[string]model.Rollout) {
 				rec.State, rec.Message = model.RolloutPaused, "paused: "+joinShort(why)
 				return
 			case spec.FailureRollback:
-				rec.State, rec.Message = model.RolloutRollingBack, "rolled back: "+joinShort(why)
+				rec.State, rec.Message = model.RolloutRollingBack, "rolled back to the previous definition: "+joinShort(why)
 				rec.BatchAt, rec.NextAt = time.Time{}, time.Time{}
 				target = rec.From
 				r.wakeAt(r.now.Add(100 * time.Millisecond))

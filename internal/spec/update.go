@@ -2,9 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -66,16 +63,10 @@ func (d *decoder) update(n *yaml.Node, path string) *Update {
 
 // ratio reads a number from 0 to 1 (update.max_failure_ratio).
 func (d *decoder) ratio(n *yaml.Node, path string) float64 {
-	s, ok := d.scalar(n, path)
-	if !ok || isNull(s) {
-		return 0
+	if v := d.unitInterval(n, path, "must be a fraction from 0 to 1", "write e.g. 0.2 to let one instance in five fail before failure_action, 0 (the default) for none"); v != nil {
+		return *v
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s.Value), 64)
-	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
-		d.fail(s, path, s.Value, "must be a fraction from 0 to 1", "write e.g. 0.2 to let one instance in five fail before failure_action, 0 (the default) for none")
-		return 0
-	}
-	return v
+	return 0
 }
 
 // pinsInstances says whether a second instance of the service cannot run

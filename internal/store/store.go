@@ -281,23 +281,7 @@ func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, i
 // Leadership.Guard(), or nil for none). A failed guard returns ErrNotLeader
 // and changes nothing.
 func (s *Store) ReplaceAssignments(ctx context.Context, prev, next map[string]model.Assignment, guard []clientv3.Cmp) error {
-	ctx, cancel := callCtx(ctx)
-	defer cancel()
-	ops, err := s.assignmentOps(prev, next)
-	if err != nil {
-		return err
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	resp, err := s.client.Txn(ctx).If(guard...).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("writing %d assignment changes: %w", len(ops), err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("writing %d assignment changes: %w", len(ops), ErrNotLeader)
-	}
-	return nil
+	return s.ReplacePlacement(ctx, prev, next, nil, nil, guard)
 }
 
 func (s *Store) assignmentOps(prev, next map[string]model.Assignment) ([]clientv3.Op, error) {

@@ -46,7 +46,7 @@ services:
     env: {VERSION: "VERSIONV"}
     stop_grace: 3s
     health: {http: /health, interval: 200ms}
-    update: {parallelism: 1, monitor: 1s, order: start-first, failure_action: rollback}
+    update: {parallelism: 1, monitor: 1s, order: ORDER, failure_action: rollback}
 `
 
 // changeLoadSeconds is how long the scale test keeps its load at least:
@@ -83,14 +83,22 @@ func startLoad(url string, rate int, limit time.Duration) *steadyLoad {
 		defer close(l.done)
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		tick := time.NewTicker(time.Second / time.Duration(rate))
+		// Paced by schedule, not by ticks: a tick lost to a busy machine
+		// is made up at the next one, so the rate holds.
+		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		sem := make(chan struct{}, 64)
+		begin := time.Now()
 		for sent := 0; sent < maxLoadRequests; sent++ {
-			select {
-			case <-ctx.Done():
+			for sent >= int(time.Since(begin).Seconds()*float64(rate)) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+			if ctx.Err() != nil {
 				return
-			case <-tick.C:
 			}
 			sem <- struct{}{}
 			wg.Go(func() {
@@ -155,9 +163,10 @@ func changeOf(st api.Status, service string) api.ServiceChange {
 func TestLiveChanges(t *testing.T) {
 	port := freePort(t)
 	name := uniqueName("live-")
+	order := "start-first"
 	file := func(replicas int, cmd, version string) string {
 		return strings.NewReplacer("PUBPORT", fmt.Sprint(port), "REPLICAS", fmt.Sprint(replicas),
-			"WEBCMD", cmd, "VERSIONV", version).Replace(changeTmpl)
+			"WEBCMD", cmd, "VERSIONV", version, "ORDER", order).Replace(changeTmpl)
 	}
 	good := `HELLO, -listen, ":8080", -name, web`
 	c := writeCluster(t, name, file(1, good, "1"))
@@ -252,12 +261,61 @@ func TestLiveChanges(t *testing.T) {
 		}
 	})
 
+	t.Run("stop-first update under load", func(t *testing.T) {
+		order = "stop-first"
+		defer func() { order = "start-first" }()
+		c.rewrite(t, file(3, good, "3"))
+		load := startLoad(url, rate, 3*time.Minute)
+		start := time.Now()
+		out := mustWeft(t, "up", "-f", c.file)
+		ok, failed, errs := load.finish(false)
+		t.Logf("stop-first update of 3 replicas: up took %.1fs; %d requests, %d failed %v", time.Since(start).Seconds(), ok+failed, failed, errs)
+		if failed != 0 {
+			t.Errorf("%d requests failed during the stop-first update: %v\n%s", failed, errs, out)
+		}
+		r := changeOf(c.status(t), "web").Rollout
+		if r == nil || r.State != model.RolloutCompleted || r.Updated != 3 {
+			t.Fatalf("rollout after the update: %+v, want completed with 3 updated", r)
+		}
+	})
+
+	t.Run("interrupted up: the leader finishes the update", func(t *testing.T) {
+		c.rewrite(t, file(3, good, "4"))
+		cmd := execCmd(weftBin, "up", "-f", c.file)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "the rollout to start", func() error {
+			if r := changeOf(c.status(t), "web").Rollout; r == nil || r.State != model.RolloutRolling || r.Started.Before(time.Now().Add(-time.Minute)) {
+				return fmt.Errorf("rollout %+v", r)
+			}
+			return nil
+		})
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		eventually(t, 2*time.Minute, "the update to complete without its weft up", func() error {
+			st := c.status(t)
+			r := changeOf(st, "web").Rollout
+			if r == nil || r.State != model.RolloutCompleted {
+				return fmt.Errorf("rollout %+v", r)
+			}
+			if web := webContainers(st); len(web) != 3 {
+				return fmt.Errorf("%d web containers", len(web))
+			}
+			return nil
+		})
+		again := mustWeft(t, "up", "-f", c.file)
+		if !strings.Contains(again, "changes: 0\n") {
+			t.Errorf("weft up after the interrupted one does not report 0 changes:\n%s", again)
+		}
+	})
+
 	t.Run("broken update rolls back", func(t *testing.T) {
 		before := map[string]int{}
 		for _, w := range webContainers(c.status(t)) {
 			before[w.Container] = w.Pid
 		}
-		c.rewrite(t, file(3, `HELLO, -listen, ":bad", -name, web`, "2"))
+		c.rewrite(t, file(3, `HELLO, -listen, ":bad", -name, web`, "4"))
 		load := startLoad(url, rate, 3*time.Minute)
 		start := time.Now()
 		r := weft(t, "up", "-f", c.file)
@@ -286,7 +344,7 @@ func TestLiveChanges(t *testing.T) {
 			}
 			return nil
 		})
-		c.rewrite(t, file(3, good, "2"))
+		c.rewrite(t, file(3, good, "4"))
 		again := mustWeft(t, "up", "-f", c.file)
 		if !strings.Contains(again, "changes: 0\n") {
 			t.Errorf("weft up of the working file after the rollback does not report 0 changes:\n%s", again)
