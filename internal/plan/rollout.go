@@ -257,6 +257,8 @@ func (r *roller) service(s spec.Service, rollouts map[string]model.Rollout) {
 				rec.BatchAt, rec.NextAt = time.Time{}, time.Time{}
 				target = rec.From
 				r.wakeAt(r.now.Add(100 * time.Millisecond))
+			case spec.FailureContinue:
+				rec.Message = "going on past failures: " + joinShort(why)
 			}
 		} else if len(names) > 0 {
 			rec.Failed = names

@@ -205,6 +205,7 @@ func TestRollout(t *testing.T) {
 		{"broken start-first rolls back, old instances untouched", "{monitor: 1s}", 3, true, 3, model.RolloutRolledBack},
 		{"broken stop-first rolls back", "{monitor: 1s, order: stop-first}", 3, true, 2, model.RolloutRolledBack},
 		{"broken with pause stops", "{monitor: 1s, failure_action: pause}", 3, true, 3, model.RolloutPaused},
+		{"broken with continue goes on (stop-first: every instance ends up failed)", "{monitor: 1s, order: stop-first, failure_action: continue}", 2, true, 0, model.RolloutCompleted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,7 +232,7 @@ func TestRollout(t *testing.T) {
 				t.Fatalf("rollout ended %s (%s), want %s", r.State, r.Message, tt.wantState)
 			}
 			want := DefHash(w)
-			if tt.broken {
+			if tt.broken && tt.wantState == model.RolloutRolledBack {
 				want = oldDef
 			}
 			for name, def := range s.defs("web") {
@@ -246,11 +247,11 @@ func TestRollout(t *testing.T) {
 				if r.Message == "" || len(r.Failed) == 0 {
 					t.Errorf("a failed rollout says no why: %+v", r)
 				}
-				if _, kept := r.Defs[oldDef]; !kept {
+				if _, kept := r.Defs[oldDef]; !kept && tt.wantState != model.RolloutCompleted {
 					t.Errorf("the previous definition is not kept in the record")
 				}
 			}
-			if tt.broken && tt.update != "{monitor: 1s, order: stop-first}" {
+			if tt.broken && tt.wantState != model.RolloutCompleted && tt.update != "{monitor: 1s, order: stop-first}" {
 				for i := 1; i <= tt.replicas; i++ {
 					name := fmt.Sprintf("web-%d", i)
 					if !s.started[name].Equal(before[name]) || len(s.everDef[name]) != 1 {
