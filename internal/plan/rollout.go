@@ -129,6 +129,9 @@ func (r *roller) record(s spec.Service, rollouts map[string]model.Rollout) model
 		return rec
 	}
 	from := rec.Target()
+	if rec.State == model.RolloutPaused {
+		from = rec.From // the paused definition failed: never go back to it
+	}
 	next := model.Rollout{Service: s.Name, From: from, To: h, State: model.RolloutRolling,
 		Defs: map[string]spec.Service{h: s}, Started: r.now}
 	if def, ok := rec.Defs[from]; ok {

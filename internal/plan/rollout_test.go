@@ -363,3 +363,34 @@ func TestRolloutRecordRestartsOnNewFile(t *testing.T) {
 		}
 	}
 }
+
+func TestRollbackAfterPauseGoesToTheLastGoodDefinition(t *testing.T) {
+	s := newSim(t)
+	upd := "{monitor: 1s, order: stop-first, failure_action: pause}"
+	settle(t, s, rollCluster(t, "v1", 2, upd, "1"))
+	good := s.rolls["web"].To
+	v2 := rollCluster(t, "v2", 2, upd, "1")
+	w2, _ := v2.ServiceByName("web")
+	s.broken[DefHash(w2)] = true
+	for range 100 {
+		s.pass(v2, 100*time.Millisecond)
+	}
+	if st := s.rolls["web"].State; st != model.RolloutPaused {
+		t.Fatalf("v2 rollout %s, want paused", st)
+	}
+	// A new file, broken too, with rollback: it goes back to v1, not to
+	// the paused v2.
+	upd = "{monitor: 1s, order: stop-first}"
+	v3 := rollCluster(t, "v3", 2, upd, "1")
+	w3, _ := v3.ServiceByName("web")
+	s.broken[DefHash(w3)] = true
+	r := s.run(v3, "web", 0, 5*time.Minute)
+	if r.State != model.RolloutRolledBack || r.From != good {
+		t.Fatalf("v3 rollout %s from %s, want rolled back to %s", r.State, r.From, good)
+	}
+	for name, def := range s.defs("web") {
+		if def != good {
+			t.Errorf("%s runs %s, want the last good %s", name, def, good)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,12 +311,56 @@ func TestLiveChanges(t *testing.T) {
 		}
 	})
 
+	t.Run("every agent killed mid-update: the restarted leader finishes it", func(t *testing.T) {
+		c.rewrite(t, file(3, good, "5"))
+		cmd := execCmd(weftBin, "up", "-f", c.file)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		load := startLoad(url, rate, 3*time.Minute)
+		var st api.Status
+		eventually(t, time.Minute, "the rollout to be under way", func() error {
+			st = c.status(t)
+			if r := changeOf(st, "web").Rollout; r == nil || r.State != model.RolloutRolling || r.Updated < 1 {
+				return fmt.Errorf("rollout %+v", r)
+			}
+			return nil
+		})
+		for _, h := range st.Hosts {
+			if h.AgentPid > 0 {
+				if err := syscall.Kill(h.AgentPid, syscall.SIGKILL); err != nil {
+					t.Fatalf("killing %s's agent: %v", h.Name, err)
+				}
+			}
+		}
+		killed := time.Now()
+		eventually(t, 3*time.Minute, "the update to complete after every agent was killed", func() error {
+			st := c.status(t)
+			r := changeOf(st, "web").Rollout
+			if r == nil || r.State != model.RolloutCompleted {
+				return fmt.Errorf("rollout %+v", r)
+			}
+			for _, w := range webContainers(st) {
+				if w.Def != r.To || !w.Ready() {
+					return fmt.Errorf("%s on %s, ready %v", w.Container, w.Def, w.Ready())
+				}
+			}
+			if web := webContainers(st); len(web) != 3 {
+				return fmt.Errorf("%d web containers", len(web))
+			}
+			return nil
+		})
+		ok, failed, errs := load.finish(false)
+		t.Logf("agents killed mid-update: completed %.1fs later; %d requests, %d failed %v", time.Since(killed).Seconds(), ok+failed, failed, errs)
+	})
+
 	t.Run("broken update rolls back", func(t *testing.T) {
 		before := map[string]int{}
 		for _, w := range webContainers(c.status(t)) {
 			before[w.Container] = w.Pid
 		}
-		c.rewrite(t, file(3, `HELLO, -listen, ":bad", -name, web`, "4"))
+		c.rewrite(t, file(3, `HELLO, -listen, ":bad", -name, web`, "5"))
 		load := startLoad(url, rate, 3*time.Minute)
 		start := time.Now()
 		r := weft(t, "up", "-f", c.file)
@@ -344,7 +389,7 @@ func TestLiveChanges(t *testing.T) {
 			}
 			return nil
 		})
-		c.rewrite(t, file(3, good, "4"))
+		c.rewrite(t, file(3, good, "5"))
 		again := mustWeft(t, "up", "-f", c.file)
 		if !strings.Contains(again, "changes: 0\n") {
 			t.Errorf("weft up of the working file after the rollback does not report 0 changes:\n%s", again)
