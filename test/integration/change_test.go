@@ -149,16 +149,6 @@ func webContainers(st api.Status) []model.ContainerStatus {
 	return out
 }
 
-// statusOf is the cluster's status, or an error while no agent answers.
-func statusOf(c cluster) (api.Status, error) {
-	out, err := execCmd(weftBin, "status", "--json", "-f", c.file).Output()
-	if err != nil {
-		return api.Status{}, fmt.Errorf("weft status: %w", err)
-	}
-	var st api.Status
-	return st, jsonUnmarshal(string(out), &st)
-}
-
 func changeOf(st api.Status, service string) api.ServiceChange {
 	for _, ch := range st.Changes {
 		if ch.Service == service {
