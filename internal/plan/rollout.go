@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"time"
@@ -30,7 +31,7 @@ const ReadyTimeout = 60 * time.Second
 // the update and stop settings are left out: changing them restarts
 // nothing. Two equal definitions hash alike after a trip through the store.
 func DefHash(s spec.Service) string {
-	s.Replicas, s.Host, s.Hosts, s.IP = 0, "", nil, netipZero
+	s.Replicas, s.Host, s.Hosts, s.IP = 0, "", nil, netip.Addr{}
 	s.DependsOn, s.Reschedule, s.RescheduleAfter = nil, nil, spec.Duration{}
 	s.Update, s.StopGrace = nil, spec.Duration{}
 	b, err := json.Marshal(s)
@@ -93,8 +94,6 @@ func Roll(c *spec.Cluster, prev, placed map[string]model.Assignment, status map[
 	r.drainRemoved()
 	return r.next, r.out, r.wake
 }
-
-var netipZero = spec.Service{}.IP
 
 type roller struct {
 	now    time.Time
