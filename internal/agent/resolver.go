@@ -41,12 +41,13 @@ func (a *Agent) ensureResolver() error {
 // RunResolver serves the host's DNS on its bridge address from the store:
 // healthy instances on live hosts only, updated on every store change. It
 // keeps its last answers while the store is unreachable (the mirror keeps its
-// last snapshot, and with no quorum no lease expires either). While its
-// copy of the store is current it also leaves out the instances of hosts
-// this host cannot reach (reach.Monitor): their names go within about a
-// second of a cut or a crash, even when the store takes longer to call the
-// host down (the host carried the etcd leader). While the store cannot be
-// read (no quorum, or this host is cut off) every last known answer stays.
+// last snapshot, and with no quorum no lease expires either). While it
+// reaches a majority of the etcd members' hosts (its own counted), it also
+// leaves out the instances of hosts it cannot reach (reach.Monitor): their
+// names go within about a second of a cut or a crash, even when the store
+// takes longer to call the host down (the host carried the etcd leader).
+// When it reaches no majority (quorum lost, or this host cut off) every
+// last known answer stays.
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -81,29 +82,26 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	mirror := st.Mirror(ctx)
 	var unreachable map[string]bool
 	var served map[string][]netip.Addr
-	// The copy's freshness changes with no event: look again regularly.
-	tick := time.NewTicker(reach.Interval)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-mirror.Changes():
-		case <-tick.C:
 		case <-peers.Changes():
 			if now := peers.Unreachable(); !maps.Equal(now, unreachable) {
 				cfg.Log.Info("hosts this host cannot reach", "hosts", slices.Sorted(maps.Keys(now)))
 				unreachable = now
 			}
 		}
-		snap, synced, ok := mirror.View()
+		snap, ok := mirror.Snapshot()
 		if !ok {
 			continue
 		}
-		peers.SetPeers(reachPeers(cmp.Or(snap.Spec, boot), cfg.Host))
+		c := cmp.Or(snap.Spec, boot)
+		peers.SetPeers(reachPeers(c, cfg.Host))
 		live := snap.LiveHosts()
-		if time.Since(synced) < mirrorCurrentFor {
-			live = reachableLive(live, peers.Unreachable())
+		if down := peers.Unreachable(); reachesQuorum(c, cfg.Host, down) {
+			live = reachableLive(live, down)
 		}
 		if records := dns.RecordsFrom(snap.Assign, snap.Status, live); !maps.EqualFunc(records, served, slices.Equal) {
 			srv.SetRecords(records)
@@ -112,12 +110,21 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	}
 }
 
-// mirrorCurrentFor is how recently the resolver's copy of the store must
-// have been confirmed current (its watch answers progress requests every
-// 300 ms) for reachability to take names out: shorter than the time
-// reach.Monitor takes to call a host unreachable, so that when the store and
-// hosts go together (quorum lost to crashed managers) the last answers stay.
-const mirrorCurrentFor = 750 * time.Millisecond
+// reachesQuorum says whether self reaches a majority of the etcd members'
+// hosts of c (itself counted when it is one), unreachable being the hosts
+// it cannot reach. Only then is its reachability view the live cluster's:
+// a host that reaches no majority is cut off itself, or the cluster lost
+// quorum, and its last answers are the best it has.
+func reachesQuorum(c *spec.Cluster, self string, unreachable map[string]bool) bool {
+	managers := c.Managers()
+	reached := 0
+	for _, h := range managers {
+		if h.Name == self || !unreachable[h.Name] {
+			reached++
+		}
+	}
+	return reached*2 > len(managers)
+}
 
 // startReach answers the other hosts' reachability probes on this host's
 // underlay address, and probes them from it.
