@@ -48,9 +48,13 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("starting the DNS resolver on %s: %w", listen, err)
 	}
 	defer srv.Close()
+	creds, err := storeCreds(cfg)
+	if err != nil {
+		return err
+	}
 	var st *store.Store
 	for {
-		st, err = store.Connect(ctx, store.ClientURLs(boot), cfg.Cluster)
+		st, err = store.Connect(ctx, store.ClientURLs(boot), creds, cfg.Cluster)
 		if err == nil {
 			break
 		}

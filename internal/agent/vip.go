@@ -32,7 +32,7 @@ func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
 	var vs *store.VIPStore
 	for {
 		var err error
-		if vs, err = store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.cfg.Cluster); err == nil {
+		if vs, err = store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.creds, a.cfg.Cluster); err == nil {
 			break
 		}
 		a.log.Warn("connecting the VIP election", "err", err)

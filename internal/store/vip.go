@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,12 +64,12 @@ const (
 // ConnectVIP connects the VIP election of one host to the cluster's etcd
 // members at endpoints. It does not wait for them: operations fail until
 // one answers.
-func ConnectVIP(ctx context.Context, endpoints []string, cluster string) (*VIPStore, error) {
-	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("connecting the VIP election of cluster %s: no etcd endpoints given", cluster)
+func ConnectVIP(ctx context.Context, endpoints []string, creds *tls.Config, cluster string) (*VIPStore, error) {
+	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
+		return nil, fmt.Errorf("connecting the VIP election: %w", err)
 	}
 	newClient := func(eps []string) (*clientv3.Client, error) {
-		return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: dialTimeout,
+		return clientv3.New(clientv3.Config{Endpoints: eps, TLS: creds, DialTimeout: dialTimeout,
 			Context: context.WithoutCancel(ctx), Logger: zap.NewNop()})
 	}
 	client, err := newClient(endpoints)
