@@ -68,6 +68,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	defer st.Close()
 	go keepPresence(ctx, cfg, st)
 	mirror := st.Mirror(ctx)
+	vet := &vetter{cluster: cfg.Cluster, keep: true, log: cfg.Log}
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,6 +76,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		case <-mirror.Changes():
 		}
 		if snap, ok := mirror.Snapshot(); ok {
+			snap, _ = vet.vetSnapshot(snap)
 			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, snap.LiveHosts()))
 		}
 	}

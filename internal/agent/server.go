@@ -102,11 +102,12 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 	defer cancel()
 	snap, view := a.statusSnapshot(ctx)
+	snap, refused := (&vetter{cluster: a.cfg.Cluster}).vetSnapshot(snap)
 	c := snap.Spec
 	if c == nil {
 		c = a.boot
 	}
-	out := api.Status{Cluster: a.cfg.Cluster, Applied: snap.Spec != nil}
+	out := api.Status{Cluster: a.cfg.Cluster, Applied: snap.Spec != nil, Refused: refused}
 	members := a.memberStates(ctx, c)
 	perHost := map[string]int{}
 	for _, as := range snap.Assign {

@@ -83,7 +83,7 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 		v.DownSince[strings.TrimPrefix(string(kv.Key), s.downPrefix())] = since
 	}
 	v.Alive = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix(), &v.Bad)
-	sortBad(v.Bad)
+	v.Bad = s.named(v.Bad)
 	return v, nil
 }
 

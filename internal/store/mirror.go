@@ -63,7 +63,7 @@ func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 	for key, why := range m.bad {
 		bad = append(bad, BadValue{Key: key, Err: why})
 	}
-	sortBad(bad)
+	bad = m.s.named(bad)
 	return Snapshot{
 		Spec:     m.snap.Spec,
 		Hosts:    maps.Clone(m.snap.Hosts),

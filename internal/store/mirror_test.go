@@ -116,6 +116,9 @@ func TestBadValuesAreSkippedAndReported(t *testing.T) {
 		if got := keysOf(snap.Bad); !reflect.DeepEqual(got, snapBad) {
 			t.Errorf("Snapshot.Bad = %v, want %v", got, snapBad)
 		}
+		if len(snap.Bad) == 4 && (snap.Bad[0].Kind != "assign" || snap.Bad[0].Name != "api-1" || snap.Bad[2].Kind != "spec" || snap.Bad[2].Name != "") {
+			t.Errorf("Snapshot.Bad kinds and names: %+v", snap.Bad)
+		}
 	})
 	t.Run("LeaderView", func(t *testing.T) {
 		v, err := s.LeaderView(ctx)

@@ -94,8 +94,10 @@ type Snapshot struct {
 
 // BadValue is a key whose value could not be decoded.
 type BadValue struct {
-	Key string `json:"key"`
-	Err string `json:"error"`
+	Key  string `json:"key"`
+	Kind string `json:"kind"` // the key's part of the layout: "spec", "hosts", "assign", "status", ...
+	Name string `json:"name"` // the entry below that part (a host, a container); "" for spec
+	Err  string `json:"error"`
 }
 
 func (b BadValue) String() string { return b.Key + ": " + b.Err }
@@ -426,7 +428,7 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	snap.Assign = decodeAll[model.Assignment](resp.Responses[2].GetResponseRange().Kvs, s.assignPrefix(), &snap.Bad)
 	snap.Status = decodeAll[model.ContainerStatus](resp.Responses[3].GetResponseRange().Kvs, s.statusPrefix(), &snap.Bad)
 	snap.Alive = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix(), &snap.Bad)
-	sortBad(snap.Bad)
+	snap.Bad = s.named(snap.Bad)
 	return snap, nil
 }
 
@@ -519,6 +521,12 @@ func addBad(bad *[]BadValue, key string, err error) {
 	}
 }
 
-func sortBad(bad []BadValue) {
+// named sorts bad by key and fills in each one's Kind and Name from the
+// key layout below the cluster's root.
+func (s *Store) named(bad []BadValue) []BadValue {
+	for i, b := range bad {
+		bad[i].Kind, bad[i].Name, _ = strings.Cut(strings.TrimPrefix(b.Key, s.root), "/")
+	}
 	slices.SortFunc(bad, func(x, y BadValue) int { return strings.Compare(x.Key, y.Key) })
+	return bad
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +158,93 @@ func TestEtcdRefusesClientsWithoutCertificate(t *testing.T) {
 			t.Errorf("a second up replaced the CA (%v)", err)
 		}
 	})
+}
+
+// TestBadStoreValuesAreRefused: values written into the store behind weft's
+// back (an IPv6 assignment, undecodable JSON) are refused and reported by
+// the agents, never acted on and never a crash: the leader writes a valid
+// assignment over the bad one, web-1 keeps running, status lists the
+// garbage it cannot repair, and later changes still reach every agent.
+func TestBadStoreValuesAreRefused(t *testing.T) {
+	c := writeCluster(t, uniqueName("tls-v"), tlsTmpl)
+	upCluster(t, c)
+	pidsBefore := map[string]int{}
+	for _, h := range c.status(t).Hosts {
+		pidsBefore[h.Name] = h.AgentPid
+	}
+	creds, err := pki.CLIFiles(naming.DefaultStateRoot, c.name).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := naming.RouterNetns(c.name)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := store.ConnectVia(ctx, func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) },
+		[]string{"https://192.168.1.10:2379"}, creds, c.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	assign, _, err := st.Assignments(ctx)
+	if err != nil || len(assign) != 1 {
+		t.Fatalf("assignments %v, %v", assign, err)
+	}
+	web1 := assign["web-1"]
+	root := naming.StoreRoot(c.name)
+	for key, value := range map[string]string{
+		"assign/web-1":  `{"container":"web-1","service":"web","index":1,"host":"` + web1.Host + `","ip":"fd00::1","mac":"02:42:00:00:00:01"}`,
+		"assign/zzz-1":  `{not json`,
+		"status/zzz-1":  `{"container": 5`,
+		"hosts/ghost-1": `[]`,
+	} {
+		if _, err := st.Client().Put(ctx, root+key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	eventually(t, 20*time.Second, "the leader wrote a valid web-1 over the IPv6 one", func() error {
+		a, _, err := st.Assignments(ctx)
+		if err != nil {
+			return err
+		}
+		if got := a["web-1"]; !got.IP.Is4() {
+			return fmt.Errorf("web-1 is %+v", got)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "status lists what cannot be repaired, web-1 healthy", func() error {
+		s := c.status(t)
+		joined := strings.Join(s.Refused, "\n")
+		for _, want := range []string{"assign/zzz-1: does not decode", "status/zzz-1: does not decode", "hosts/ghost-1: does not decode"} {
+			if !strings.Contains(joined, want) {
+				return fmt.Errorf("refused %q lacks %q", s.Refused, want)
+			}
+		}
+		for _, ct := range s.Containers {
+			if ct.Container == "web-1" && ct.Ready() {
+				return nil
+			}
+		}
+		return fmt.Errorf("web-1 not healthy: %+v", s.Containers)
+	})
+	out := mustWeft(t, "status", "-f", c.file)
+	if !strings.Contains(out, "REFUSED") || !strings.Contains(out, "assign/zzz-1") {
+		t.Errorf("weft status does not show the refused values:\n%s", out)
+	}
+	// The agents' mirrors are not stalled: a change after the garbage is
+	// carried out.
+	c.rewrite(t, strings.Replace(tlsTmpl, "replicas: 1", "replicas: 2", 1))
+	mustWeft(t, "up", "-f", c.file)
+	for _, h := range c.status(t).Hosts {
+		if h.AgentPid != pidsBefore[h.Name] {
+			t.Errorf("agent of %s restarted (pid %d, was %d)", h.Name, h.AgentPid, pidsBefore[h.Name])
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(naming.StateDir(naming.DefaultStateRoot, c.name), "hosts", "*", "agent.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		if bytes.Contains(b, []byte("panic")) {
+			t.Errorf("%s shows a panic", l)
+		}
+	}
 }
