@@ -150,7 +150,7 @@ type VIPState struct {
 	Seen   time.Time
 }
 
-// VIPs reads every VIP's key by name.
+// VIPs reads every VIP's key by name; a record that does not decode is left out.
 func (s *Store) VIPs(ctx context.Context) (map[string]VIPState, error) {
 	resp, err := s.client.Get(ctx, s.vipPrefix(), clientv3.WithPrefix())
 	if err != nil {
@@ -161,7 +161,7 @@ func (s *Store) VIPs(ctx context.Context) (map[string]VIPState, error) {
 	for _, kv := range resp.Kvs {
 		st, err := decodeVIP(kv, now)
 		if err != nil {
-			return nil, err
+			continue // like the VIP watches: one bad record hides no other
 		}
 		out[strings.TrimPrefix(string(kv.Key), s.vipPrefix())] = st
 	}
