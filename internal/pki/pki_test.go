@@ -254,33 +254,7 @@ func TestClientConfigHandshake(t *testing.T) {
 	if _, err := Ensure(root, c, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	sf := ServerFiles(root, c.Name, "host1")
-	pair, err := tls.LoadX509KeyPair(sf.Cert, sf.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := loadPool(sf.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.(*tls.Conn).Handshake()
-				_, _ = conn.Write([]byte("ok"))
-			}()
-		}
-	}()
+	ln := mutualServer(t, root, c)
 	exchange := func(cfg *tls.Config) error {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), cfg)
 		if err != nil {
@@ -288,7 +262,7 @@ func TestClientConfigHandshake(t *testing.T) {
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 2)
+		buf := make([]byte, 1)
 		_, err = conn.Read(buf) // TLS 1.3 reports a refused client certificate on the first read
 		return err
 	}
@@ -314,33 +288,7 @@ func BenchmarkMutualHandshake(b *testing.B) {
 	if _, err := Ensure(root, c, time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	sf := ServerFiles(root, c.Name, "host1")
-	pair, err := tls.LoadX509KeyPair(sf.Cert, sf.Key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool, err := loadPool(sf.CA)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.(*tls.Conn).Handshake()
-				_, _ = conn.Write([]byte("k"))
-			}()
-		}
-	}()
+	ln := mutualServer(b, root, c)
 	agent, err := ClientFiles(root, c.Name, "host2").ClientConfig()
 	if err != nil {
 		b.Fatal(err)
@@ -358,4 +306,39 @@ func BenchmarkMutualHandshake(b *testing.B) {
 		}
 		conn.Close()
 	}
+}
+
+// mutualServer serves TLS 1.3 with host1's server certificate, requiring a
+// client certificate of the cluster CA; each connection gets one byte
+// after its handshake.
+func mutualServer(tb testing.TB, root string, c *spec.Cluster) net.Listener {
+	tb.Helper()
+	sf := ServerFiles(root, c.Name, "host1")
+	pair, err := tls.LoadX509KeyPair(sf.Cert, sf.Key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool, err := loadPool(sf.CA)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.(*tls.Conn).Handshake()
+				_, _ = conn.Write([]byte("k"))
+			}()
+		}
+	}()
+	return ln
 }
