@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/pki"
@@ -65,6 +66,7 @@ type Agent struct {
 	self   spec.Host
 	hostNS netns.NsHandle
 	rt     *runtime.Runtime
+	images *image.Store // this host's unpacked images
 
 	creds *tls.Config // the host's etcd client certificate
 
@@ -73,6 +75,10 @@ type Agent struct {
 
 	mu         sync.Mutex
 	containers map[string]*containerRun
+	// pulled is the unpacked image of each local container of an image
+	// service, also one not started yet (waiting for its dependencies):
+	// GC keeps them.
+	pulled map[string]string
 }
 
 // Run runs the agent until ctx is cancelled. Containers keep running after
@@ -104,7 +110,9 @@ func Run(ctx context.Context, cfg Config) error {
 		creds:      creds,
 		hostNS:     hostNS,
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
+		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},
+		pulled:     map[string]string{},
 	}
 	a.phase.Store(PhaseConnecting)
 

@@ -248,6 +248,7 @@ type vipMembersWatch interface {
 type vipWatch interface {
 	Latest() (store.VIPState, bool)
 	Changes() <-chan struct{}
+	Observe(store.VIPState)
 }
 
 // vipTerm is a holder's term (store.VIPTerm).

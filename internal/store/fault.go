@@ -10,8 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/weft-dev/weft/internal/naming"
 )
@@ -87,14 +85,7 @@ func ConnectVia(ctx context.Context, dial func(ctx context.Context, addr string)
 	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
 		return nil, err
 	}
-	client, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		TLS:         creds,
-		DialTimeout: dialTimeout,
-		Context:     context.WithoutCancel(ctx),
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
-	})
+	client, err := clientv3.New(memberConfig(ctx, endpoints, creds, dial))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}

@@ -102,14 +102,11 @@ type BadValue struct {
 
 func (b BadValue) String() string { return b.Key + ": " + b.Err }
 
-// Connect connects to the etcd members at endpoints (client URLs) for the
-// named cluster, presenting the client certificate of creds (see
-// pki.Files.ClientConfig). It fails when no endpoint answers within 2s.
-func Connect(ctx context.Context, endpoints []string, creds *tls.Config, cluster string) (*Store, error) {
-	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
-		return nil, err
-	}
-	client, err := clientv3.New(clientv3.Config{
+// memberConfig is the configuration of every etcd client weft makes: the
+// members at endpoints, each connection opened by dial, presenting the
+// client certificate of creds.
+func memberConfig(ctx context.Context, endpoints []string, creds *tls.Config, dial func(context.Context, string) (net.Conn, error)) clientv3.Config {
+	return clientv3.Config{
 		Endpoints:   endpoints,
 		TLS:         creds,
 		DialTimeout: dialTimeout,
@@ -128,13 +125,23 @@ func Connect(ctx context.Context, endpoints []string, creds *tls.Config, cluster
 				Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: dialTimeout,
 			}),
-			grpc.WithContextDialer(dialMember),
+			grpc.WithContextDialer(dial),
 		},
 		Context: context.WithoutCancel(ctx),
 		// The client's own warnings (retries while a member restarts) are noise
 		// for weft, which reports the errors its callers get.
 		Logger: zap.NewNop(),
-	})
+	}
+}
+
+// Connect connects to the etcd members at endpoints (client URLs) for the
+// named cluster, presenting the client certificate of creds (see
+// pki.Files.ClientConfig). It fails when no endpoint answers within 2s.
+func Connect(ctx context.Context, endpoints []string, creds *tls.Config, cluster string) (*Store, error) {
+	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
+		return nil, err
+	}
+	client, err := clientv3.New(memberConfig(ctx, endpoints, creds, dialMember))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}
