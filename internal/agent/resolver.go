@@ -41,10 +41,12 @@ func (a *Agent) ensureResolver() error {
 // RunResolver serves the host's DNS on its bridge address from the store:
 // healthy instances on live hosts only, updated on every store change. It
 // keeps its last answers while the store is unreachable (the mirror keeps its
-// last snapshot, and with no quorum no lease expires either). It also leaves
-// out the instances of hosts this host cannot reach (reach.Monitor): their
-// names go within about a second of a cut or a crash, even when the store
-// takes longer to call the host down.
+// last snapshot, and with no quorum no lease expires either). While its
+// copy of the store is current it also leaves out the instances of hosts
+// this host cannot reach (reach.Monitor): their names go within about a
+// second of a cut or a crash, even when the store takes longer to call the
+// host down (the host carried the etcd leader). While the store cannot be
+// read (no quorum, or this host is cut off) every last known answer stays.
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -83,24 +85,45 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	mirror := st.Mirror(ctx)
 	vet := &vetter{cluster: cfg.Cluster, keep: true, log: cfg.Log}
 	var unreachable map[string]bool
+	var served map[string][]netip.Addr
+	// The copy's freshness changes with no event: look again regularly.
+	tick := time.NewTicker(reach.Interval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-mirror.Changes():
+		case <-tick.C:
 		case <-peers.Changes():
 			if now := peers.Unreachable(); !maps.Equal(now, unreachable) {
 				cfg.Log.Info("hosts this host cannot reach", "hosts", slices.Sorted(maps.Keys(now)))
 				unreachable = now
 			}
 		}
-		if snap, ok := mirror.Snapshot(); ok {
-			snap, _ = vet.vetSnapshot(snap)
-			peers.SetPeers(reachPeers(cmp.Or(snap.Spec, boot), cfg.Host))
-			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, reachableLive(snap.LiveHosts(), peers.Unreachable())))
+		snap, synced, ok := mirror.View()
+		if !ok {
+			continue
+		}
+		snap, _ = vet.vetSnapshot(snap)
+		peers.SetPeers(reachPeers(cmp.Or(snap.Spec, boot), cfg.Host))
+		live := snap.LiveHosts()
+		if time.Since(synced) < mirrorCurrentFor {
+			live = reachableLive(live, peers.Unreachable())
+		}
+		if records := dns.RecordsFrom(snap.Assign, snap.Status, live); !maps.EqualFunc(records, served, slices.Equal) {
+			srv.SetRecords(records)
+			served = records
 		}
 	}
 }
+
+// mirrorCurrentFor is how recently the resolver's copy of the store must
+// have been confirmed current (its watch answers progress requests every
+// 300 ms) for reachability to take names out: shorter than the time
+// reach.Monitor takes to call a host unreachable, so that when the store and
+// hosts go together (quorum lost to crashed managers) the last answers stay.
+const mirrorCurrentFor = 750 * time.Millisecond
 
 // startReach answers the other hosts' reachability probes on this host's
 // underlay address, and probes them from it.
