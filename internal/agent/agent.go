@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/pki"
 	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
@@ -66,6 +68,8 @@ type Agent struct {
 	rt     *runtime.Runtime
 	images *image.Store // this host's unpacked images
 
+	creds *tls.Config // the host's etcd client certificate
+
 	phase atomic.Value // string
 	st    atomic.Pointer[store.Store]
 
@@ -89,6 +93,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if !ok {
 		return fmt.Errorf("host %s is not in cluster %s", cfg.Host, cfg.Cluster)
 	}
+	creds, err := storeCreds(cfg)
+	if err != nil {
+		return err
+	}
 	hostNS, err := netns.Get()
 	if err != nil {
 		return fmt.Errorf("opening the host network namespace: %w", err)
@@ -99,6 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log:        cfg.Log,
 		boot:       boot,
 		self:       self,
+		creds:      creds,
 		hostNS:     hostNS,
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
 		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
@@ -155,18 +164,16 @@ func (a *Agent) isManager() bool {
 func (a *Agent) runControlPlane(ctx context.Context) error {
 	if a.isManager() {
 		a.phase.Store(PhaseStartingEtcd)
-		initial := map[string]string{}
-		for _, h := range a.boot.Managers() {
-			initial[h.Name] = fmt.Sprintf("http://%s:2380", h.Address)
-		}
 		member, err := store.StartMember(ctx, store.MemberConfig{
 			Name:           a.self.Name,
 			DataDir:        filepath.Join(naming.HostStateDir(a.cfg.StateRoot, a.cfg.Cluster, a.cfg.Host), "etcd"),
-			PeerURL:        fmt.Sprintf("http://%s:2380", a.self.Address),
-			ClientURL:      fmt.Sprintf("http://%s:2379", a.self.Address),
-			InitialCluster: initial,
+			PeerURL:        store.PeerURL(a.self),
+			ClientURL:      store.ClientURL(a.self),
+			InitialCluster: store.InitialCluster(a.boot),
 			ClusterToken:   "weft-" + a.cfg.Cluster,
 			Log:            a.log,
+			Server:         pki.ServerFiles(a.cfg.StateRoot, a.cfg.Cluster, a.self.Name),
+			Peer:           pki.PeerFiles(a.cfg.StateRoot, a.cfg.Cluster, a.self.Name),
 		})
 		if err != nil {
 			return fmt.Errorf("starting etcd member %s: %w", a.self.Name, err)
@@ -177,7 +184,7 @@ func (a *Agent) runControlPlane(ctx context.Context) error {
 	var st *store.Store
 	for {
 		var err error
-		st, err = store.Connect(ctx, store.ClientURLs(a.boot), a.cfg.Cluster)
+		st, err = store.Connect(ctx, store.ClientURLs(a.boot), a.creds, a.cfg.Cluster)
 		if err == nil {
 			break
 		}
@@ -222,6 +229,16 @@ func (a *Agent) runControlPlane(ctx context.Context) error {
 	g.Go(func() error { return a.vipLoop(ctx, st) })
 	g.Go(func() error { return a.faultLoop(ctx, st) })
 	return g.Wait()
+}
+
+// storeCreds loads the host's etcd client certificate, which `weft up`
+// made; the agent and the resolver present it to every member.
+func storeCreds(cfg Config) (*tls.Config, error) {
+	creds, err := pki.ClientFiles(cfg.StateRoot, cfg.Cluster, cfg.Host).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("host %s cannot reach the store: %w", cfg.Host, err)
+	}
+	return creds, nil
 }
 
 // trimMemory makes a long-lived per-host process collect garbage sooner:

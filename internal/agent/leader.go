@@ -40,8 +40,11 @@ func (a *Agent) placeWhileLeader(ctx context.Context, st *store.Store, l *store.
 	defer tick.Stop()
 	due := time.NewTimer(time.Hour)
 	defer due.Stop()
+	// Refused assignments are left out of what placement starts from, so
+	// the leader writes a valid one over each that the file still wants.
+	vet := &vetter{cluster: a.cfg.Cluster, log: a.log}
 	for {
-		wake, err := a.placeOnce(ctx, st, l)
+		wake, err := a.placeOnce(ctx, st, l, vet)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("placing containers", "err", err)
 			// A store that failed to answer (a member just lost) is asked
@@ -70,12 +73,15 @@ const placeRetry = 500 * time.Millisecond
 
 // placeOnce brings the down-since times and the assignments up to date and
 // returns when to place again for a down host's containers (zero: no need).
-func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leadership) (time.Time, error) {
+func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leadership, vet *vetter) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	view, err := st.LeaderView(ctx)
-	if err != nil || view.Spec == nil {
+	if err != nil {
 		return time.Time{}, err
+	}
+	if view.Spec, view.Assign, _ = vet.vet(view.Spec, view.Assign, view.Bad); view.Spec == nil {
+		return time.Time{}, nil
 	}
 	c := view.Spec
 	now := time.Now()

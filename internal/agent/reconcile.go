@@ -29,6 +29,7 @@ func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
 	var last applied
+	vet := &vetter{cluster: a.cfg.Cluster, keep: true, log: a.log}
 	for {
 		full := false
 		select {
@@ -45,6 +46,7 @@ func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
 		if !ok {
 			continue
 		}
+		snap, _ = vet.vetSnapshot(snap)
 		if err := a.reconcileOnce(ctx, st, snap, &last, full); err != nil && ctx.Err() == nil {
 			a.log.Warn("reconciling host", "err", err)
 		}
@@ -135,7 +137,12 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		if !ok {
 			continue
 		}
-		peers = append(peers, overlay.Peer{IP: as.IP, MAC: naming.MACFromIP(as.IP), Host: h.Address})
+		mac, err := naming.ContainerMAC(as.IP)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("peer %s: %v", as.Container, err))
+			continue
+		}
+		peers = append(peers, overlay.Peer{IP: as.IP, MAC: mac, Host: h.Address})
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].IP.Less(peers[j].IP) })
 	if kernel || !slices.EqualFunc(peers, last.peers, samePeer) {
@@ -377,20 +384,27 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 	}
 }
 
-func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.Assignment) overlay.ContainerLink {
+func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.Assignment) (overlay.ContainerLink, error) {
+	mac, err := naming.ContainerMAC(as.IP)
+	if err != nil {
+		return overlay.ContainerLink{}, fmt.Errorf("container %s: %w", as.Container, err)
+	}
 	return overlay.ContainerLink{
 		Container: as.Container,
 		Netns:     naming.ContainerNetns(c.Name, a.self.Name, as.Container),
 		Addr:      netip.PrefixFrom(as.IP, c.Overlay.CIDR.Bits()),
-		MAC:       naming.MACFromIP(as.IP),
+		MAC:       mac,
 		MTU:       hc.MTU,
-	}
+	}, nil
 }
 
 // ensureContainer wires the container's link and keeps one supervisor
 // running for it, restarting it only when its configuration changed.
 func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment, snap store.Snapshot, recorded, full bool) error {
-	link := a.containerLink(c, hc, as)
+	link, err := a.containerLink(c, hc, as)
+	if err != nil {
+		return err
+	}
 	a.mu.Lock()
 	run := a.containers[as.Container]
 	a.mu.Unlock()

@@ -60,9 +60,13 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("starting the DNS resolver on %s: %w", listen, err)
 	}
 	defer srv.Close()
+	creds, err := storeCreds(cfg)
+	if err != nil {
+		return err
+	}
 	var st *store.Store
 	for {
-		st, err = store.Connect(ctx, store.ClientURLs(boot), cfg.Cluster)
+		st, err = store.Connect(ctx, store.ClientURLs(boot), creds, cfg.Cluster)
 		if err == nil {
 			break
 		}
@@ -80,6 +84,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		return err
 	}
 	mirror := st.Mirror(ctx)
+	vet := &vetter{cluster: cfg.Cluster, keep: true, log: cfg.Log}
 	var unreachable map[string]bool
 	var served map[string][]netip.Addr
 	for {
@@ -97,6 +102,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		if !ok {
 			continue
 		}
+		snap, _ = vet.vetSnapshot(snap)
 		c := cmp.Or(snap.Spec, boot)
 		peers.SetPeers(reachPeers(c, cfg.Host))
 		live := snap.LiveHosts()

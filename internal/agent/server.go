@@ -183,11 +183,12 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 	defer cancel()
 	snap, view := a.statusSnapshot(ctx)
+	snap, refused := (&vetter{cluster: a.cfg.Cluster}).vetSnapshot(snap)
 	c := snap.Spec
 	if c == nil {
 		c = a.boot
 	}
-	out := api.Status{Cluster: a.cfg.Cluster, Applied: snap.Spec != nil}
+	out := api.Status{Cluster: a.cfg.Cluster, Applied: snap.Spec != nil, Refused: refused}
 	members := a.memberStates(ctx, c)
 	perHost := map[string]int{}
 	for _, as := range snap.Assign {
@@ -249,7 +250,7 @@ func (a *Agent) memberStates(ctx context.Context, c *spec.Cluster) map[string]st
 	var wg sync.WaitGroup
 	for _, h := range managers {
 		wg.Go(func() {
-			ep := fmt.Sprintf("http://%s:2379", h.Address)
+			ep := store.ClientURL(h)
 			mctx, cancel := context.WithTimeout(ctx, memberTimeout)
 			resp, err := st.Client().Status(mctx, ep)
 			cancel()

@@ -45,7 +45,7 @@ func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
 	var vs *store.VIPStore
 	for {
 		var err error
-		if vs, err = store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.cfg.Cluster); err == nil {
+		if vs, err = store.ConnectVIP(ctx, store.ClientURLs(a.boot), a.creds, a.cfg.Cluster); err == nil {
 			break
 		}
 		a.log.Warn("connecting the VIP election", "err", err)
@@ -71,8 +71,12 @@ func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
 	wg.Go(func() { v.serveProbes(ctx) })
 	var rules []vip.Rule
 	rulesSet := false
+	vet := &vetter{cluster: a.cfg.Cluster, keep: true, log: a.log}
 	for {
 		c, err := st.Spec(ctxTimeout(ctx, 2*time.Second))
+		if err == nil && c != nil {
+			c, _, _ = vet.vet(c, nil, nil) // a refused file: the last valid one
+		}
 		if err == nil && c != nil {
 			v.sync(ctx, &wg, c)
 			want := v.rules(c)

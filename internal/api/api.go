@@ -107,6 +107,10 @@ type Status struct {
 	StaleSeconds float64  `json:"stale_seconds,omitempty"` // age of that copy (when it was last known current)
 	Source       string   `json:"source,omitempty"`        // host whose agent gave this answer
 	Unreachable  []string `json:"unreachable,omitempty"`   // what could not be reached, e.g. "host1: agent not answering", "store: no quorum"
+
+	// Values in the store the agents refuse to act on, "key: why": they do
+	// not decode, or a spec or assignment that does not validate.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // Client talks to one agent over its unix socket.

@@ -128,6 +128,12 @@ func printPartial(g *globals, st api.Status) {
 			fmt.Fprintf(g.stdout, "  %s\n", u)
 		}
 	}
+	if len(st.Refused) > 0 {
+		fmt.Fprintln(g.stdout, "\nREFUSED (values in the store the agents do not act on):")
+		for _, r := range st.Refused {
+			fmt.Fprintf(g.stdout, "  %s\n", r)
+		}
+	}
 }
 
 func printContainers(tw *tabwriter.Writer, cs []model.ContainerStatus, wide bool) {

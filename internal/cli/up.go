@@ -18,6 +18,7 @@ import (
 	"github.com/weft-dev/weft/internal/lab"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/pki"
 	"github.com/weft-dev/weft/internal/plan"
 	"github.com/weft-dev/weft/internal/spec"
 )
@@ -81,6 +82,14 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 			_, _ = l.Destroy(context.Background(), c.Name, true)
 		}
 		return res, fmt.Errorf("building the underlay: %w", err)
+	}
+	// The CA is made once, at the first up; later ups keep every
+	// certificate that is still right.
+	if _, err := pki.Ensure(g.stateRoot, c, time.Now()); err != nil {
+		if !existed {
+			_, _ = l.Destroy(context.Background(), c.Name, true)
+		}
+		return res, fmt.Errorf("making the cluster's certificates: %w", err)
 	}
 	exe, err := os.Executable()
 	if err != nil {

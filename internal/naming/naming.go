@@ -60,9 +60,22 @@ func VXLANDevice(vni int) string { return fmt.Sprintf("vxlan%d", vni) }
 
 // MACFromIP derives a container's MAC from its overlay IPv4 address
 // (locally administered 02:42 prefix), so a pinned address keeps its MAC.
+// For an address that is not IPv4 (one read from a bad store value) it
+// returns nil, which the overlay refuses; use ContainerMAC where the cause
+// must be reported.
 func MACFromIP(ip netip.Addr) net.HardwareAddr {
+	mac, _ := ContainerMAC(ip)
+	return mac
+}
+
+// ContainerMAC is MACFromIP with an error naming an address that is not
+// IPv4.
+func ContainerMAC(ip netip.Addr) (net.HardwareAddr, error) {
+	if !ip.Is4() {
+		return nil, fmt.Errorf("address %q is not IPv4: container MACs are derived from IPv4 overlay addresses only", ip)
+	}
 	b := ip.As4()
-	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}, nil
 }
 
 // StateDir is the directory of all of one cluster's state on this machine.

@@ -47,6 +47,7 @@ type LeaderView struct {
 	Status    map[string]model.ContainerStatus
 	Rollouts  map[string]model.Rollout
 	Revision  int64
+	Bad       []BadValue // values left out because they do not decode (see Snapshot.Bad)
 }
 
 // LiveHosts is the set of hosts that are up, by the same rule as
@@ -74,33 +75,21 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 		return LeaderView{}, fmt.Errorf("reading the leader's view of %s: %w", s.root, err)
 	}
 	v := LeaderView{Revision: resp.Header.Revision, DownSince: map[string]time.Time{}}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		if v.Spec, err = decodeSpec(kvs[0].Value); err != nil {
-			return LeaderView{}, err
-		}
-	}
-	if v.Hosts, err = decodeAll[model.HostRecord](resp.Responses[1].GetResponseRange().Kvs, s.hostsPrefix()); err != nil {
-		return LeaderView{}, err
-	}
-	if v.Assign, err = decodeAll[model.Assignment](resp.Responses[2].GetResponseRange().Kvs, s.assignPrefix()); err != nil {
-		return LeaderView{}, err
-	}
+	v.Spec = decodeSpecKV(resp.Responses[0].GetResponseRange().Kvs, &v.Bad)
+	v.Hosts = decodeAll[model.HostRecord](resp.Responses[1].GetResponseRange().Kvs, s.hostsPrefix(), &v.Bad)
+	v.Assign = decodeAll[model.Assignment](resp.Responses[2].GetResponseRange().Kvs, s.assignPrefix(), &v.Bad)
 	for _, kv := range resp.Responses[3].GetResponseRange().Kvs {
 		since, err := time.Parse(time.RFC3339Nano, string(kv.Value))
 		if err != nil {
-			return LeaderView{}, fmt.Errorf("decoding %s: %w", kv.Key, err)
+			addBad(&v.Bad, string(kv.Key), err)
+			continue
 		}
 		v.DownSince[strings.TrimPrefix(string(kv.Key), s.downPrefix())] = since
 	}
-	if v.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
-		return LeaderView{}, err
-	}
-	if v.Status, err = decodeAll[model.ContainerStatus](resp.Responses[5].GetResponseRange().Kvs, s.statusPrefix()); err != nil {
-		return LeaderView{}, err
-	}
-	if v.Rollouts, err = decodeAll[model.Rollout](resp.Responses[6].GetResponseRange().Kvs, s.rolloutPrefix()); err != nil {
-		return LeaderView{}, err
-	}
+	v.Alive = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix(), &v.Bad)
+	v.Status = decodeAll[model.ContainerStatus](resp.Responses[5].GetResponseRange().Kvs, s.statusPrefix(), &v.Bad)
+	v.Rollouts = decodeAll[model.Rollout](resp.Responses[6].GetResponseRange().Kvs, s.rolloutPrefix(), &v.Bad)
+	v.Bad = s.named(v.Bad)
 	return v, nil
 }
 

@@ -16,8 +16,8 @@ import (
 func TestDownSinceSurvivesLeaderChange(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	a := connect(t, tc.endpoints(), cluster)
-	b := connect(t, tc.endpoints(), cluster)
+	a := tc.connect(t, tc.endpoints(), cluster)
+	b := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 
 	leaderA, err := a.Lead(ctx, "host2")
@@ -63,7 +63,7 @@ func TestDownSinceSurvivesLeaderChange(t *testing.T) {
 // stale copy's report after a move is refused.
 func TestPutStatusAssignedRefusesStaleHost(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	as := model.Assignment{Container: "api-1", Service: "api", Index: 1, Host: "host1", IP: netip.MustParseAddr("10.10.0.5")}
 	report := func(host, state string) error {

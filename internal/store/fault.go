@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -53,10 +54,7 @@ func (s *Store) Faults(ctx context.Context) (map[string]FaultRecord, map[string]
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading faults: %w", err)
 	}
-	recs, err := decodeAll[FaultRecord](resp.Kvs, s.faultsPrefix())
-	if err != nil {
-		return nil, nil, err
-	}
+	recs := decodeAll[FaultRecord](resp.Kvs, s.faultsPrefix(), nil)
 	revs := make(map[string]int64, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		revs[strings.TrimPrefix(string(kv.Key), s.faultsPrefix())] = kv.ModRevision
@@ -83,11 +81,11 @@ func (s *Store) DeleteFault(ctx context.Context, id string, rev int64) error {
 // ConnectVia is Connect with every connection made by dial: a client in the
 // root namespace passes a dialer that opens its sockets inside a lab
 // namespace, so it never dials a lab address from outside the lab.
-func ConnectVia(ctx context.Context, dial func(ctx context.Context, addr string) (net.Conn, error), endpoints []string, cluster string) (*Store, error) {
-	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given", cluster)
+func ConnectVia(ctx context.Context, dial func(ctx context.Context, addr string) (net.Conn, error), endpoints []string, creds *tls.Config, cluster string) (*Store, error) {
+	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
+		return nil, err
 	}
-	client, err := clientv3.New(memberConfig(ctx, endpoints, dial))
+	client, err := clientv3.New(memberConfig(ctx, endpoints, creds, dial))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}

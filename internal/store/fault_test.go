@@ -19,7 +19,7 @@ func TestFaultRecordsAndConnectVia(t *testing.T) {
 		return d.DialContext(ctx, "tcp", addr)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	s, err := ConnectVia(cctx, dial, tc.endpoints(), uniqueName("f"))
+	s, err := ConnectVia(cctx, dial, tc.endpoints(), tc.creds, uniqueName("f"))
 	cancel()
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,19 +11,28 @@ import (
 	"slices"
 	"strings"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/weft-dev/weft/internal/pki"
 )
 
 // MemberConfig describes one embedded etcd member, run by a manager agent.
 type MemberConfig struct {
 	Name           string            // host name
 	DataDir        string            // e.g. <HostStateDir>/etcd
-	PeerURL        string            // "http://192.168.1.10:2380"
-	ClientURL      string            // "http://192.168.1.10:2379"
+	PeerURL        string            // "https://192.168.1.10:2380"
+	ClientURL      string            // "https://192.168.1.10:2379"
 	InitialCluster map[string]string // name -> peer URL of every manager
 	ClusterToken   string            // "weft-<cluster>"
 	Log            *slog.Logger      // etcd's warnings and errors go here; nil discards them
+
+	// Both ports speak TLS only and require a client certificate signed by
+	// the cluster CA: Server is presented on the client port, Peer on the
+	// peer port and when dialling other members.
+	Server pki.Files
+	Peer   pki.Files
 }
 
 // Member is a running embedded etcd member.
@@ -111,6 +121,11 @@ func embedConfig(cfg MemberConfig) (*embed.Config, error) {
 		}
 		initial = append(initial, name+"="+cfg.InitialCluster[name])
 	}
+	for field, f := range map[string]pki.Files{"Server": cfg.Server, "Peer": cfg.Peer} {
+		if f.CA == "" || f.Cert == "" || f.Key == "" {
+			problems = append(problems, fmt.Errorf("MemberConfig.%s names no CA, certificate or key: set it from pki (run `weft up` to make them)", field))
+		}
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("invalid etcd member config: %w", errors.Join(problems...))
 	}
@@ -128,6 +143,20 @@ func embedConfig(cfg MemberConfig) (*embed.Config, error) {
 	ecfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	ecfg.ListenClientUrls = []url.URL{*clientURL}
 	ecfg.AdvertiseClientUrls = []url.URL{*clientURL}
+	ecfg.ClientTLSInfo = transport.TLSInfo{
+		CertFile: cfg.Server.Cert, KeyFile: cfg.Server.Key, TrustedCAFile: cfg.Server.CA,
+		ClientCertAuth: true, MinVersion: tls.VersionTLS13,
+	}
+	// A member accepts as peers only the peer certificates of the members
+	// it was told of: an agent's or the CLI's certificate is refused there.
+	var peerNames []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.InitialCluster)) {
+		peerNames = append(peerNames, pki.PeerCommonName(name))
+	}
+	ecfg.PeerTLSInfo = transport.TLSInfo{
+		CertFile: cfg.Peer.Cert, KeyFile: cfg.Peer.Key, TrustedCAFile: cfg.Peer.CA,
+		ClientCertAuth: true, MinVersion: tls.VersionTLS13, AllowedCNs: peerNames,
+	}
 	ecfg.InitialCluster = strings.Join(initial, ",")
 	ecfg.InitialClusterToken = cfg.ClusterToken
 	ecfg.ClusterState = embed.ClusterStateFlagNew
@@ -153,8 +182,8 @@ func embedConfig(cfg MemberConfig) (*embed.Config, error) {
 
 func parseMemberURL(field, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" {
-		return nil, fmt.Errorf("MemberConfig.%s %q is not a URL like http://192.168.1.10:2380", field, raw)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.Port() == "" {
+		return nil, fmt.Errorf("MemberConfig.%s %q is not a URL like https://192.168.1.10:2380", field, raw)
 	}
 	return u, nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"strings"
 	"sync"
@@ -29,8 +28,9 @@ type Mirror struct {
 
 	mu     sync.RWMutex
 	loaded bool
-	snap   Snapshot
-	synced time.Time // when the watch last showed the copy was current
+	snap   Snapshot          // snap.Bad is kept in bad while following
+	bad    map[string]string // key -> why its value does not decode
+	synced time.Time         // when the watch last showed the copy was current
 }
 
 // Mirror starts mirroring the cluster's keys until ctx ends. Changes()
@@ -59,6 +59,11 @@ func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 	if !m.loaded {
 		return Snapshot{}, time.Time{}, false
 	}
+	var bad []BadValue
+	for key, why := range m.bad {
+		bad = append(bad, BadValue{Key: key, Err: why})
+	}
+	bad = m.s.named(bad)
 	return Snapshot{
 		Spec:     m.snap.Spec,
 		Hosts:    maps.Clone(m.snap.Hosts),
@@ -68,6 +73,7 @@ func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 		Rollouts: maps.Clone(m.snap.Rollouts),
 		Scales:   maps.Clone(m.snap.Scales),
 		Revision: m.snap.Revision,
+		Bad:      bad,
 	}, m.synced, true
 }
 
@@ -107,6 +113,10 @@ func (m *Mirror) run(ctx context.Context) {
 			retry.reset()
 			m.mu.Lock()
 			m.snap, m.loaded, m.synced = snap, true, time.Now()
+			m.bad = map[string]string{}
+			for _, b := range snap.Bad {
+				m.bad[b.Key] = b.Err
+			}
 			m.mu.Unlock()
 			m.s.lastView.Store(m)
 			signal(m.changed)
@@ -145,10 +155,7 @@ func (m *Mirror) follow(ctx context.Context, from int64) (silent bool) {
 		}
 		m.mu.Lock()
 		for _, ev := range resp.Events {
-			if err := m.apply(ev); err != nil {
-				m.mu.Unlock()
-				return false
-			}
+			m.apply(ev)
 			m.snap.Revision = ev.Kv.ModRevision
 		}
 		m.mu.Unlock()
@@ -157,14 +164,23 @@ func (m *Mirror) follow(ctx context.Context, from int64) (silent bool) {
 	})
 }
 
-// apply changes one mirrored entry; the caller holds m.mu.
-func (m *Mirror) apply(ev *clientv3.Event) error {
+// apply changes one mirrored entry; the caller holds m.mu. A value that
+// does not decode removes the entry and is listed in bad, and the watch goes
+// on: re-reading everything would meet the same value again and stall the
+// copy for good.
+func (m *Mirror) apply(ev *clientv3.Event) {
 	key := string(ev.Kv.Key)
-	del := ev.Type == mvccpb.DELETE
+	delete(m.bad, key)
+	if err := m.applyEntry(key, ev, ev.Type == mvccpb.DELETE); err != nil {
+		m.bad[key] = err.Error()
+	}
+}
+
+func (m *Mirror) applyEntry(key string, ev *clientv3.Event, del bool) error {
 	switch {
 	case key == m.s.specKey():
+		m.snap.Spec = nil
 		if del {
-			m.snap.Spec = nil
 			return nil
 		}
 		c, err := decodeSpec(ev.Kv.Value)
@@ -189,13 +205,13 @@ func (m *Mirror) apply(ev *clientv3.Event) error {
 }
 
 func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence | model.Rollout | model.Scale](into map[string]T, name string, ev *clientv3.Event, del bool) error {
+	delete(into, name)
 	if del {
-		delete(into, name)
 		return nil
 	}
 	var v T
 	if err := json.Unmarshal(ev.Kv.Value, &v); err != nil {
-		return fmt.Errorf("decoding %s: %w", ev.Kv.Key, err)
+		return err
 	}
 	into[name] = v
 	return nil

@@ -14,7 +14,7 @@ import (
 // first load, after puts, after deletes.
 func TestMirrorFollowsTheStore(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	m := s.Mirror(ctx)
 
@@ -64,4 +64,94 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("spec deletion mirrored")
+}
+
+// One undecodable value under the cluster's prefix is skipped and reported
+// by every reader, and never stalls the mirror: changes after it still
+// arrive, and a later good value for the same key replaces the report.
+func TestBadValuesAreSkippedAndReported(t *testing.T) {
+	tc := startCluster(t, 1)
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
+	ctx := testContext(t)
+	m := s.Mirror(ctx)
+	eventually(t, 5*time.Second, "first load", func() bool { _, ok := m.Snapshot(); return ok })
+
+	put := func(key, value string) {
+		t.Helper()
+		if _, err := s.Client().Put(ctx, key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := model.Assignment{Container: "web-1", Service: "web", Index: 1, Host: "host1", IP: netip.MustParseAddr("10.10.0.5")}
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": good}, nil); err != nil {
+		t.Fatal(err)
+	}
+	badKeys := []string{s.specKey(), s.assignKey("api-1"), s.hostKey("host9"), s.statusKey("web-1"), s.downKey("host2")}
+	for _, k := range badKeys {
+		put(k, "{not json")
+	}
+	// A change after the bad values must still reach the mirror.
+	later := good
+	later.Container, later.IP = "web-2", netip.MustParseAddr("10.10.0.6")
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-2": later}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	keysOf := func(bad []BadValue) []string {
+		var out []string
+		for _, b := range bad {
+			out = append(out, b.Key)
+		}
+		return out
+	}
+	snapBad := []string{s.assignKey("api-1"), s.hostKey("host9"), s.specKey(), s.statusKey("web-1")}
+	t.Run("Snapshot", func(t *testing.T) {
+		snap, err := s.Snapshot(ctx)
+		if err != nil {
+			t.Fatalf("Snapshot failed on a bad value: %v", err)
+		}
+		if snap.Spec != nil || len(snap.Assign) != 2 || snap.Assign["web-1"] != good {
+			t.Errorf("Snapshot: spec %v, assign %v; want no spec and both good assignments", snap.Spec, snap.Assign)
+		}
+		if got := keysOf(snap.Bad); !reflect.DeepEqual(got, snapBad) {
+			t.Errorf("Snapshot.Bad = %v, want %v", got, snapBad)
+		}
+		if len(snap.Bad) == 4 && (snap.Bad[0].Kind != "assign" || snap.Bad[0].Name != "api-1" || snap.Bad[2].Kind != "spec" || snap.Bad[2].Name != "") {
+			t.Errorf("Snapshot.Bad kinds and names: %+v", snap.Bad)
+		}
+	})
+	t.Run("LeaderView", func(t *testing.T) {
+		v, err := s.LeaderView(ctx)
+		if err != nil {
+			t.Fatalf("LeaderView failed on a bad value: %v", err)
+		}
+		// The leader reads statuses too (for rollouts).
+		want := []string{s.assignKey("api-1"), s.downKey("host2"), s.hostKey("host9"), s.specKey(), s.statusKey("web-1")}
+		if got := keysOf(v.Bad); !reflect.DeepEqual(got, want) || len(v.Assign) != 2 {
+			t.Errorf("LeaderView.Bad = %v (assign %v), want %v", got, v.Assign, want)
+		}
+	})
+	t.Run("Mirror", func(t *testing.T) {
+		eventually(t, 5*time.Second, "the mirror past the bad values", func() bool {
+			got, ok := m.Snapshot()
+			return ok && got.Assign["web-2"] == later && reflect.DeepEqual(keysOf(got.Bad), snapBad)
+		})
+		// A good value for a bad key clears its report; the mirror still
+		// equals a fresh read.
+		put(s.statusKey("web-1"), `{"container":"web-1","state":"running"}`)
+		if _, err := s.Client().Delete(ctx, s.assignKey("api-1")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "reports cleared", func() bool {
+			got, _ := m.Snapshot()
+			want, err := s.Snapshot(ctx)
+			return err == nil && reflect.DeepEqual(got.Bad, want.Bad) && reflect.DeepEqual(got.Status, want.Status) &&
+				len(got.Bad) == 2 && got.Status["web-1"].State == model.StateRunning
+		})
+	})
+	for _, k := range []string{s.specKey(), s.hostKey("host9")} {
+		if _, err := s.Client().Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

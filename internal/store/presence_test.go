@@ -17,7 +17,7 @@ import (
 func TestLiveHostsFollowsRecordsAndPresence(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	s := connect(t, tc.endpoints(), cluster)
+	s := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	m := s.Mirror(ctx)
 	live := func(want map[string]bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,8 +42,8 @@ func staysListed(t *testing.T, ctx context.Context, observer *Store, host string
 func TestRegisterHostComesBackAfterItsLeaseIsRevoked(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	s := connect(t, tc.endpoints(), cluster)
-	observer := connect(t, tc.endpoints(), cluster)
+	s := tc.connect(t, tc.endpoints(), cluster)
+	observer := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	if err := s.RegisterHost(ctx, model.HostRecord{Name: "host1"}, testHostTTL); err != nil {
 		t.Fatalf("RegisterHost: %v", err)
@@ -66,8 +67,8 @@ func TestRegisterHostComesBackAfterItsLeaseIsRevoked(t *testing.T) {
 func TestRegisterHostPutsADeletedRecordBack(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	s := connect(t, tc.endpoints(), cluster)
-	observer := connect(t, tc.endpoints(), cluster)
+	s := tc.connect(t, tc.endpoints(), cluster)
+	observer := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	if err := s.RegisterHost(ctx, model.HostRecord{Name: "host1"}, testHostTTL); err != nil {
 		t.Fatalf("RegisterHost: %v", err)
@@ -85,8 +86,8 @@ func TestRegisterHostPutsADeletedRecordBack(t *testing.T) {
 func TestRegisterHostAfterQuorumLossAndReturn(t *testing.T) {
 	tc := startCluster(t, 3)
 	cluster := uniqueName("c")
-	s := connect(t, tc.endpoints(), cluster)
-	observer := connect(t, tc.endpoints(), cluster)
+	s := tc.connect(t, tc.endpoints(), cluster)
+	observer := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	if err := s.RegisterHost(ctx, model.HostRecord{Name: "host1"}, testHostTTL); err != nil {
 		t.Fatalf("RegisterHost: %v", err)
@@ -142,8 +143,8 @@ func TestRegisterHostSurvivesASilentlyCutMember(t *testing.T) {
 		proxies = append(proxies, p)
 		eps = append(eps, p.url())
 	}
-	s := connect(t, eps, cluster)
-	observer := connect(t, tc.endpoints(), cluster)
+	s := tc.connect(t, eps, cluster)
+	observer := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	if err := s.RegisterHost(ctx, model.HostRecord{Name: "host1"}, testHostTTL); err != nil {
 		t.Fatalf("RegisterHost: %v", err)
@@ -187,7 +188,7 @@ func newFreezeProxy(t *testing.T, targetURL string) *freezeProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &freezeProxy{ln: ln, target: targetURL[len("http://"):]}
+	p := &freezeProxy{ln: ln, target: strings.TrimPrefix(targetURL, "https://")}
 	p.thawed = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() {
@@ -200,7 +201,7 @@ func newFreezeProxy(t *testing.T, targetURL string) *freezeProxy {
 	return p
 }
 
-func (p *freezeProxy) url() string { return "http://" + p.ln.Addr().String() }
+func (p *freezeProxy) url() string { return "https://" + p.ln.Addr().String() }
 
 func (p *freezeProxy) freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
 

@@ -18,7 +18,7 @@ import (
 func TestPlacementAndRolloutsLandTogether(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	a := connect(t, tc.endpoints(), cluster)
+	a := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	mirror := a.Mirror(ctx)
 

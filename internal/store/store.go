@@ -15,6 +15,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,13 +88,29 @@ type Snapshot struct {
 	Rollouts map[string]model.Rollout // by service (rollout.go)
 	Scales   map[string]model.Scale   // by service
 	Revision int64
+	// Bad lists the values that could not be decoded, sorted by key. They
+	// are left out of the maps above (an undecodable spec leaves Spec nil):
+	// one bad value never stops the reading of the others.
+	Bad []BadValue
 }
 
+// BadValue is a key whose value could not be decoded.
+type BadValue struct {
+	Key  string `json:"key"`
+	Kind string `json:"kind"` // the key's part of the layout: "spec", "hosts", "assign", "status", ...
+	Name string `json:"name"` // the entry below that part (a host, a container); "" for spec
+	Err  string `json:"error"`
+}
+
+func (b BadValue) String() string { return b.Key + ": " + b.Err }
+
 // memberConfig is the configuration of every etcd client weft makes: the
-// members at endpoints, each connection opened by dial.
-func memberConfig(ctx context.Context, endpoints []string, dial func(context.Context, string) (net.Conn, error)) clientv3.Config {
+// members at endpoints, each connection opened by dial, presenting the
+// client certificate of creds.
+func memberConfig(ctx context.Context, endpoints []string, creds *tls.Config, dial func(context.Context, string) (net.Conn, error)) clientv3.Config {
 	return clientv3.Config{
 		Endpoints:   endpoints,
+		TLS:         creds,
 		DialTimeout: dialTimeout,
 		// A member whose network path is cut without a reset (a host cut off,
 		// frozen or powered off) leaves its connection looking healthy, and
@@ -120,12 +137,13 @@ func memberConfig(ctx context.Context, endpoints []string, dial func(context.Con
 }
 
 // Connect connects to the etcd members at endpoints (client URLs) for the
-// named cluster. It fails when no endpoint answers within 2s.
-func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, error) {
-	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given (the cluster file names no manager hosts?)", cluster)
+// named cluster, presenting the client certificate of creds (see
+// pki.Files.ClientConfig). It fails when no endpoint answers within 2s.
+func Connect(ctx context.Context, endpoints []string, creds *tls.Config, cluster string) (*Store, error) {
+	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
+		return nil, err
 	}
-	client, err := clientv3.New(memberConfig(ctx, endpoints, dialMember))
+	client, err := clientv3.New(memberConfig(ctx, endpoints, creds, dialMember))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}
@@ -138,6 +156,18 @@ func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, e
 		root:          naming.StoreRoot(cluster),
 		statusWritten: map[string]writtenStatus{},
 	}, nil
+}
+
+// checkEndpoints refuses to connect without endpoints or without a client
+// certificate: the members accept nothing else.
+func checkEndpoints(endpoints []string, creds *tls.Config, cluster string) error {
+	if len(endpoints) == 0 {
+		return fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given (the cluster file names no manager hosts?)", cluster)
+	}
+	if creds == nil || len(creds.Certificates) == 0 || creds.RootCAs == nil {
+		return fmt.Errorf("connecting to the store of cluster %s: no client certificate and CA given: etcd accepts only clients with a certificate of the cluster CA (pki.Files.ClientConfig)", cluster)
+	}
+	return nil
 }
 
 // anyEndpointAnswers asks every endpoint for its status in parallel, because
@@ -265,7 +295,7 @@ func (s *Store) Hosts(ctx context.Context) (map[string]model.HostRecord, error) 
 	if err != nil {
 		return nil, fmt.Errorf("listing hosts under %s: %w", s.hostsPrefix(), err)
 	}
-	return decodeAll[model.HostRecord](resp.Kvs, s.hostsPrefix())
+	return decodeAll[model.HostRecord](resp.Kvs, s.hostsPrefix(), nil), nil
 }
 
 // Assignments returns the current assignments by container and the etcd
@@ -277,8 +307,7 @@ func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, i
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing assignments under %s: %w", s.assignPrefix(), err)
 	}
-	assign, err := decodeAll[model.Assignment](resp.Kvs, s.assignPrefix())
-	return assign, resp.Header.Revision, err
+	return decodeAll[model.Assignment](resp.Kvs, s.assignPrefix(), nil), resp.Header.Revision, nil
 }
 
 // ReplaceAssignments turns prev (what the caller read) into next: it puts
@@ -368,7 +397,7 @@ func (s *Store) Statuses(ctx context.Context) (map[string]model.ContainerStatus,
 	if err != nil {
 		return nil, fmt.Errorf("listing statuses under %s: %w", s.statusPrefix(), err)
 	}
-	return decodeAll[model.ContainerStatus](resp.Kvs, s.statusPrefix())
+	return decodeAll[model.ContainerStatus](resp.Kvs, s.statusPrefix(), nil), nil
 }
 
 // Snapshot reads the spec, hosts, assignments and statuses in one
@@ -389,29 +418,14 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
 	}
 	snap := Snapshot{Revision: resp.Header.Revision}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		if snap.Spec, err = decodeSpec(kvs[0].Value); err != nil {
-			return Snapshot{}, err
-		}
-	}
-	if snap.Hosts, err = decodeAll[model.HostRecord](resp.Responses[1].GetResponseRange().Kvs, s.hostsPrefix()); err != nil {
-		return Snapshot{}, err
-	}
-	if snap.Assign, err = decodeAll[model.Assignment](resp.Responses[2].GetResponseRange().Kvs, s.assignPrefix()); err != nil {
-		return Snapshot{}, err
-	}
-	if snap.Status, err = decodeAll[model.ContainerStatus](resp.Responses[3].GetResponseRange().Kvs, s.statusPrefix()); err != nil {
-		return Snapshot{}, err
-	}
-	if snap.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
-		return Snapshot{}, err
-	}
-	if snap.Rollouts, err = decodeAll[model.Rollout](resp.Responses[5].GetResponseRange().Kvs, s.rolloutPrefix()); err != nil {
-		return Snapshot{}, err
-	}
-	if snap.Scales, err = decodeAll[model.Scale](resp.Responses[6].GetResponseRange().Kvs, s.scalePrefix()); err != nil {
-		return Snapshot{}, err
-	}
+	snap.Spec = decodeSpecKV(resp.Responses[0].GetResponseRange().Kvs, &snap.Bad)
+	snap.Hosts = decodeAll[model.HostRecord](resp.Responses[1].GetResponseRange().Kvs, s.hostsPrefix(), &snap.Bad)
+	snap.Assign = decodeAll[model.Assignment](resp.Responses[2].GetResponseRange().Kvs, s.assignPrefix(), &snap.Bad)
+	snap.Status = decodeAll[model.ContainerStatus](resp.Responses[3].GetResponseRange().Kvs, s.statusPrefix(), &snap.Bad)
+	snap.Alive = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix(), &snap.Bad)
+	snap.Rollouts = decodeAll[model.Rollout](resp.Responses[5].GetResponseRange().Kvs, s.rolloutPrefix(), &snap.Bad)
+	snap.Scales = decodeAll[model.Scale](resp.Responses[6].GetResponseRange().Kvs, s.scalePrefix(), &snap.Bad)
+	snap.Bad = s.named(snap.Bad)
 	return snap, nil
 }
 
@@ -428,22 +442,28 @@ func (s *Store) DeleteAll(ctx context.Context) error {
 	return nil
 }
 
-// ClientURLs returns the etcd client URLs ("http://<addr>:2379") of the
+// ClientURLs returns the etcd client URLs ("https://<addr>:2379") of the
 // hosts of c that have the manager role, in file order.
 func ClientURLs(c *spec.Cluster) []string {
 	var urls []string
 	for _, h := range managers(c) {
-		urls = append(urls, memberURL(h, ClientPort))
+		urls = append(urls, ClientURL(h))
 	}
 	return urls
 }
 
+// ClientURL is the client URL of a manager host's member.
+func ClientURL(h spec.Host) string { return memberURL(h, ClientPort) }
+
+// PeerURL is the peer URL of a manager host's member.
+func PeerURL(h spec.Host) string { return memberURL(h, PeerPort) }
+
 // InitialCluster returns MemberConfig.InitialCluster for c: the peer URL
-// ("http://<addr>:2380") of every manager host by name.
+// ("https://<addr>:2380") of every manager host by name.
 func InitialCluster(c *spec.Cluster) map[string]string {
 	peers := map[string]string{}
 	for _, h := range managers(c) {
-		peers[h.Name] = memberURL(h, PeerPort)
+		peers[h.Name] = PeerURL(h)
 	}
 	return peers
 }
@@ -459,18 +479,51 @@ func managers(c *spec.Cluster) []spec.Host {
 }
 
 func memberURL(h spec.Host, port int) string {
-	return "http://" + net.JoinHostPort(h.Address.String(), strconv.Itoa(port))
+	return "https://" + net.JoinHostPort(h.Address.String(), strconv.Itoa(port))
 }
 
-// decodeAll decodes JSON values keyed by the part of their key after prefix.
-func decodeAll[T any](kvs []*mvccpb.KeyValue, prefix string) (map[string]T, error) {
+// decodeAll decodes JSON values keyed by the part of their key after
+// prefix. A value that does not decode is left out and added to bad (when
+// not nil): one bad value must not hide the others.
+func decodeAll[T any](kvs []*mvccpb.KeyValue, prefix string, bad *[]BadValue) map[string]T {
 	out := make(map[string]T, len(kvs))
 	for _, kv := range kvs {
 		var v T
 		if err := json.Unmarshal(kv.Value, &v); err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+			addBad(bad, string(kv.Key), err)
+			continue
 		}
 		out[strings.TrimPrefix(string(kv.Key), prefix)] = v
 	}
-	return out, nil
+	return out
+}
+
+// decodeSpecKV decodes the spec key's value if there is one; an undecodable
+// one is added to bad and gives nil.
+func decodeSpecKV(kvs []*mvccpb.KeyValue, bad *[]BadValue) *spec.Cluster {
+	if len(kvs) == 0 {
+		return nil
+	}
+	c, err := decodeSpec(kvs[0].Value)
+	if err != nil {
+		addBad(bad, string(kvs[0].Key), err)
+		return nil
+	}
+	return c
+}
+
+func addBad(bad *[]BadValue, key string, err error) {
+	if bad != nil {
+		*bad = append(*bad, BadValue{Key: key, Err: err.Error()})
+	}
+}
+
+// named sorts bad by key and fills in each one's Kind and Name from the
+// key layout below the cluster's root.
+func (s *Store) named(bad []BadValue) []BadValue {
+	for i, b := range bad {
+		bad[i].Kind, bad[i].Name, _ = strings.Cut(strings.TrimPrefix(b.Key, s.root), "/")
+	}
+	slices.SortFunc(bad, func(x, y BadValue) int { return strings.Compare(x.Key, y.Key) })
+	return bad
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/pki"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -29,6 +31,7 @@ import (
 type testCluster struct {
 	configs []MemberConfig
 	members []*Member
+	creds   *tls.Config // an agent's client certificate of the cluster's CA
 }
 
 func freePort(t *testing.T) int {
@@ -62,16 +65,31 @@ func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	token := uniqueName("weft-test-")
 	tc := &testCluster{configs: make([]MemberConfig, n), members: make([]*Member, n)}
+	// Every member on 127.0.0.1, with certificates of one test CA.
+	pkiRoot, sc := t.TempDir(), &spec.Cluster{Name: token}
+	for i := range n {
+		sc.Hosts = append(sc.Hosts, spec.Host{Name: fmt.Sprintf("m%d", i), Address: netip.MustParseAddr("127.0.0.1"), Roles: []string{spec.RoleManager}})
+	}
+	if _, err := pki.Ensure(pkiRoot, sc, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := pki.ClientFiles(pkiRoot, token, "m0").ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.creds = creds
 	initial := map[string]string{}
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
 		cfg := MemberConfig{
 			Name:         name,
 			DataDir:      filepath.Join(t.TempDir(), "etcd"),
-			PeerURL:      fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-			ClientURL:    fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			PeerURL:      fmt.Sprintf("https://127.0.0.1:%d", freePort(t)),
+			ClientURL:    fmt.Sprintf("https://127.0.0.1:%d", freePort(t)),
 			ClusterToken: token,
 			Log:          testLogger(t),
+			Server:       pki.ServerFiles(pkiRoot, token, name),
+			Peer:         pki.PeerFiles(pkiRoot, token, name),
 		}
 		initial[name] = cfg.PeerURL
 		tc.configs[i] = cfg
@@ -110,11 +128,11 @@ func (tc *testCluster) endpoints() []string {
 	return eps
 }
 
-func connect(t *testing.T, endpoints []string, cluster string) *Store {
+func (tc *testCluster) connect(t *testing.T, endpoints []string, cluster string) *Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := Connect(ctx, endpoints, cluster)
+	s, err := Connect(ctx, endpoints, tc.creds, cluster)
 	if err != nil {
 		t.Fatalf("connecting: %v", err)
 	}
@@ -142,7 +160,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 
 func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 	tc := startCluster(t, 3)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 
 	// Every member agrees on one leader.
@@ -192,7 +210,7 @@ func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 		t.Fatalf("restarting member %s on its data dir: %v", tc.configs[down].Name, err)
 	}
 	tc.members[down] = m
-	only := connect(t, []string{tc.configs[down].ClientURL}, "unused")
+	only := tc.connect(t, []string{tc.configs[down].ClientURL}, "unused")
 	eventually(t, 10*time.Second, "the restarted member to serve the latest value", func() bool {
 		r, err := only.Client().Get(ctx, s.root+"probe", clientv3.WithSerializable())
 		return err == nil && len(r.Kvs) == 1 && string(r.Kvs[0].Value) == "2"
@@ -209,7 +227,8 @@ func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 
 func TestConnectFailsWhenNoEndpointAnswers(t *testing.T) {
 	start := time.Now()
-	_, err := Connect(context.Background(), []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, "c")
+	tc := startCluster(t, 1) // for its certificate
+	_, err := Connect(context.Background(), []string{fmt.Sprintf("https://127.0.0.1:%d", freePort(t))}, tc.creds, "c")
 	if err == nil || !strings.Contains(err.Error(), "no etcd endpoint answered") {
 		t.Fatalf("Connect to a closed port = %v; want a clear 'no endpoint answered' error", err)
 	}
@@ -223,7 +242,7 @@ func TestStartMemberRejectsBadConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("StartMember accepted a config without DataDir, with a schemeless PeerURL and no InitialCluster")
 	}
-	for _, want := range []string{"DataDir", "PeerURL", "InitialCluster"} {
+	for _, want := range []string{"DataDir", "PeerURL", "ClientURL", "InitialCluster", "Server", "Peer"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
@@ -232,7 +251,7 @@ func TestStartMemberRejectsBadConfig(t *testing.T) {
 
 func TestPutSpecReportsChangeOnce(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 
 	if got, err := s.Spec(ctx); err != nil || got != nil {
@@ -264,7 +283,7 @@ func TestPutSpecReportsChangeOnce(t *testing.T) {
 func TestRegisterHostLeavesOnCancelAndOnDeath(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	observer := connect(t, tc.endpoints(), cluster)
+	observer := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 	registered := func(name string) bool {
 		hosts, err := observer.Hosts(ctx)
@@ -290,7 +309,7 @@ func TestRegisterHostLeavesOnCancelAndOnDeath(t *testing.T) {
 
 	// A dying agent (client gone, nothing revoked) stays registered while
 	// its keepalives last, then drops out after the ttl.
-	dying := connect(t, tc.endpoints(), cluster)
+	dying := tc.connect(t, tc.endpoints(), cluster)
 	if err := dying.RegisterHost(ctx, model.HostRecord{Name: "host2"}, 2*time.Second); err != nil {
 		t.Fatalf("RegisterHost: %v", err)
 	}
@@ -314,8 +333,8 @@ func TestRegisterHostLeavesOnCancelAndOnDeath(t *testing.T) {
 func TestAssignmentsReplaceAndStaleGuard(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	a := connect(t, tc.endpoints(), cluster)
-	b := connect(t, tc.endpoints(), cluster)
+	a := tc.connect(t, tc.endpoints(), cluster)
+	b := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 
 	assign := func(container, host, ip string) model.Assignment {
@@ -372,9 +391,9 @@ func TestAssignmentsReplaceAndStaleGuard(t *testing.T) {
 func TestLeadHandsOverOnResignAndOnDeath(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
-	a := connect(t, tc.endpoints(), cluster)
-	b := connect(t, tc.endpoints(), cluster)
-	c := connect(t, tc.endpoints(), cluster)
+	a := tc.connect(t, tc.endpoints(), cluster)
+	b := tc.connect(t, tc.endpoints(), cluster)
+	c := tc.connect(t, tc.endpoints(), cluster)
 	ctx := testContext(t)
 
 	leaderA, err := a.Lead(ctx, "a")
@@ -447,7 +466,7 @@ func TestLeadHandsOverOnResignAndOnDeath(t *testing.T) {
 
 func TestLeadEndsWhenKeysAreDeleted(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	l, err := s.Lead(ctx, "a")
 	if err != nil {
@@ -465,7 +484,7 @@ func TestLeadEndsWhenKeysAreDeleted(t *testing.T) {
 
 func TestChangesFiresOnPutAndClosesWithContext(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	watchCtx, stop := context.WithCancel(ctx)
 	changes := s.Changes(watchCtx)
@@ -476,7 +495,7 @@ func TestChangesFiresOnPutAndClosesWithContext(t *testing.T) {
 	default:
 	}
 	// Another cluster's keys are not this cluster's changes.
-	other := connect(t, tc.endpoints(), uniqueName("other"))
+	other := tc.connect(t, tc.endpoints(), uniqueName("other"))
 	if _, err := other.PutSpec(ctx, &spec.Cluster{Name: "other"}); err != nil {
 		t.Fatalf("PutSpec other: %v", err)
 	}
@@ -509,7 +528,7 @@ func TestChangesFiresOnPutAndClosesWithContext(t *testing.T) {
 
 func TestStatusesWrittenOnlyWhenChanged(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	modRevision := func() int64 {
 		resp, err := s.Client().Get(ctx, s.statusKey("web-1"))
@@ -560,7 +579,7 @@ func TestStatusesWrittenOnlyWhenChanged(t *testing.T) {
 
 func TestSnapshotReadsEverythingAtOneRevision(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 
 	empty, err := s.Snapshot(ctx)
@@ -611,11 +630,11 @@ func TestURLsListManagers(t *testing.T) {
 		{Name: "h2", Address: netip.MustParseAddr("192.168.2.10")},
 		{Name: "h3", Address: netip.MustParseAddr("192.168.3.10"), Roles: []string{"worker", spec.RoleManager}},
 	}}
-	want := []string{"http://192.168.1.10:2379", "http://192.168.3.10:2379"}
+	want := []string{"https://192.168.1.10:2379", "https://192.168.3.10:2379"}
 	if got := ClientURLs(c); !reflect.DeepEqual(got, want) {
 		t.Fatalf("ClientURLs = %v; want %v", got, want)
 	}
-	wantPeers := map[string]string{"h1": "http://192.168.1.10:2380", "h3": "http://192.168.3.10:2380"}
+	wantPeers := map[string]string{"h1": "https://192.168.1.10:2380", "h3": "https://192.168.3.10:2380"}
 	if got := InitialCluster(c); !reflect.DeepEqual(got, wantPeers) {
 		t.Fatalf("InitialCluster = %v; want %v", got, wantPeers)
 	}
@@ -628,7 +647,7 @@ func TestMemberMemory(t *testing.T) {
 	debug.FreeOSMemory()
 	before := vmRSSKiB(t)
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	for i := range 100 {
 		if err := s.PutStatus(ctx, model.ContainerStatus{Container: fmt.Sprintf("web-%d", i), State: model.StateRunning}); err != nil {
@@ -677,7 +696,7 @@ func (tc *testCluster) restart(t *testing.T, i int, whileDown func()) {
 
 func TestRegisterHostReregistersAfterLeaseLoss(t *testing.T) {
 	tc := startCluster(t, 1)
-	s := connect(t, tc.endpoints(), uniqueName("c"))
+	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	if err := s.RegisterHost(ctx, model.HostRecord{Name: "host1"}, 2*time.Second); err != nil {
 		t.Fatalf("RegisterHost: %v", err)
@@ -703,8 +722,8 @@ func TestChangesResumesAfterRestartAndCompaction(t *testing.T) {
 	tc := startCluster(t, 3)
 	cluster := uniqueName("c")
 	// The watcher talks to member 0 only, so stopping it breaks the watch.
-	watcher := connect(t, tc.endpoints()[:1], cluster)
-	writer := connect(t, tc.endpoints()[1:], cluster)
+	watcher := tc.connect(t, tc.endpoints()[:1], cluster)
+	writer := tc.connect(t, tc.endpoints()[1:], cluster)
 	ctx := testContext(t)
 	changes := watcher.Changes(ctx)
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,12 +76,12 @@ const (
 // ConnectVIP connects the VIP election of one host to the cluster's etcd
 // members at endpoints. It does not wait for them: operations fail until
 // one answers.
-func ConnectVIP(ctx context.Context, endpoints []string, cluster string) (*VIPStore, error) {
-	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("connecting the VIP election of cluster %s: no etcd endpoints given", cluster)
+func ConnectVIP(ctx context.Context, endpoints []string, creds *tls.Config, cluster string) (*VIPStore, error) {
+	if err := checkEndpoints(endpoints, creds, cluster); err != nil {
+		return nil, fmt.Errorf("connecting the VIP election: %w", err)
 	}
 	newClient := func(eps []string) (*clientv3.Client, error) {
-		return clientv3.New(memberConfig(ctx, eps, dialMember))
+		return clientv3.New(memberConfig(ctx, eps, creds, dialMember))
 	}
 	client, err := newClient(endpoints)
 	if err != nil {
@@ -160,7 +161,7 @@ type VIPState struct {
 	Seen   time.Time
 }
 
-// VIPs reads every VIP's key by name.
+// VIPs reads every VIP's key by name; a record that does not decode is left out.
 func (s *Store) VIPs(ctx context.Context) (map[string]VIPState, error) {
 	resp, err := s.client.Get(ctx, s.vipPrefix(), clientv3.WithPrefix())
 	if err != nil {
@@ -171,7 +172,7 @@ func (s *Store) VIPs(ctx context.Context) (map[string]VIPState, error) {
 	for _, kv := range resp.Kvs {
 		st, err := decodeVIP(kv, now)
 		if err != nil {
-			return nil, err
+			continue // like the VIP watches: one bad record hides no other
 		}
 		out[strings.TrimPrefix(string(kv.Key), s.vipPrefix())] = st
 	}

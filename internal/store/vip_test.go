@@ -13,10 +13,10 @@ func TestVIPClaimRenewTakeoverRelease(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
 	ctx := testContext(t)
-	reader := connect(t, tc.endpoints(), cluster)
+	reader := tc.connect(t, tc.endpoints(), cluster)
 	var vs [2]*VIPStore
 	for i := range vs {
-		v, err := ConnectVIP(ctx, tc.endpoints(), cluster)
+		v, err := ConnectVIP(ctx, tc.endpoints(), tc.creds, cluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestVIPMembersWatch(t *testing.T) {
 	tc := startCluster(t, 1)
 	cluster := uniqueName("c")
 	ctx := testContext(t)
-	vs, err := ConnectVIP(ctx, tc.endpoints(), cluster)
+	vs, err := ConnectVIP(ctx, tc.endpoints(), tc.creds, cluster)
 	if err != nil {
 		t.Fatal(err)
 	}

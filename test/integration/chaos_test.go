@@ -20,6 +20,7 @@ import (
 	"github.com/weft-dev/weft/internal/chaos/native"
 	"github.com/weft-dev/weft/internal/fault"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/pki"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
 )
@@ -230,8 +231,12 @@ func (s chaosShop) faultRecordList(t *testing.T) []store.FaultRecord {
 	router := naming.RouterNetns(s.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	creds, err := pki.CLIFiles(naming.DefaultStateRoot, s.name).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := store.ConnectVia(ctx, func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) },
-		store.ClientURLs(s.spec), s.name)
+		store.ClientURLs(s.spec), creds, s.name)
 	if err != nil {
 		t.Fatalf("connecting to the store: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/weft-dev/weft/internal/fault"
 	"github.com/weft-dev/weft/internal/lab"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/pki"
 	"github.com/weft-dev/weft/internal/store"
 )
 
@@ -79,9 +80,13 @@ func (p *Provider) store(ctx context.Context) (*store.Store, error) {
 	}
 	router := naming.RouterNetns(p.Cluster.Spec.Name)
 	dial := func(ctx context.Context, addr string) (net.Conn, error) { return DialIn(ctx, router, addr) }
+	creds, err := pki.CLIFiles(p.Cluster.StateRoot, p.Cluster.Spec.Name).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the store of %s: %w", p.Cluster.Spec.Name, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := store.ConnectVia(cctx, dial, store.ClientURLs(p.Cluster.Spec), p.Cluster.Spec.Name)
+	st, err := store.ConnectVia(cctx, dial, store.ClientURLs(p.Cluster.Spec), creds, p.Cluster.Spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the store of %s: %w", p.Cluster.Spec.Name, err)
 	}
