@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-dev/weft/internal/firewall"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/runtime"
@@ -63,6 +64,7 @@ type Agent struct {
 	self   spec.Host
 	hostNS netns.NsHandle
 	rt     *runtime.Runtime
+	fw     firewall.Firewall
 
 	phase atomic.Value // string
 	st    atomic.Pointer[store.Store]
@@ -95,6 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 		self:       self,
 		hostNS:     hostNS,
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
+		fw:         firewall.Firewall{Kernel: firewall.NFT{}},
 		containers: map[string]*containerRun{},
 	}
 	a.phase.Store(PhaseConnecting)
@@ -145,18 +148,15 @@ func (a *Agent) isManager() bool {
 // runControlPlane starts the etcd member (managers), connects, registers the
 // host, and runs the leader and reconcile loops.
 func (a *Agent) runControlPlane(ctx context.Context) error {
+	a.initFirewall(ctx)
 	if a.isManager() {
 		a.phase.Store(PhaseStartingEtcd)
-		initial := map[string]string{}
-		for _, h := range a.boot.Managers() {
-			initial[h.Name] = fmt.Sprintf("http://%s:2380", h.Address)
-		}
 		member, err := store.StartMember(ctx, store.MemberConfig{
 			Name:           a.self.Name,
 			DataDir:        filepath.Join(naming.HostStateDir(a.cfg.StateRoot, a.cfg.Cluster, a.cfg.Host), "etcd"),
-			PeerURL:        fmt.Sprintf("http://%s:2380", a.self.Address),
-			ClientURL:      fmt.Sprintf("http://%s:2379", a.self.Address),
-			InitialCluster: initial,
+			PeerURL:        store.PeerURL(a.self),
+			ClientURL:      store.ClientURL(a.self),
+			InitialCluster: store.InitialCluster(a.boot),
 			ClusterToken:   "weft-" + a.cfg.Cluster,
 			Log:            a.log,
 		})

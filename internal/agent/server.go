@@ -20,6 +20,7 @@ import (
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/plan"
 	"github.com/weft-dev/weft/internal/spec"
+	"github.com/weft-dev/weft/internal/store"
 )
 
 func (a *Agent) routes() http.Handler {
@@ -118,6 +119,9 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 			Netns:       naming.HostNetns(c.Name, h.Name),
 			Agent:       "down", EtcdMember: "-", Containers: perHost[h.Name],
 		}
+		if h.Name == a.self.Name {
+			hs.Firewall = a.firewallStatus(ctx)
+		}
 		for _, role := range h.Roles {
 			if role == spec.RoleManager {
 				hs.Manager = true
@@ -166,7 +170,7 @@ func (a *Agent) memberStates(ctx context.Context, c *spec.Cluster) map[string]st
 	var wg sync.WaitGroup
 	for _, h := range managers {
 		wg.Go(func() {
-			ep := fmt.Sprintf("http://%s:2379", h.Address)
+			ep := store.ClientURL(h)
 			mctx, cancel := context.WithTimeout(ctx, memberTimeout)
 			resp, err := st.Client().Status(mctx, ep)
 			cancel()

@@ -458,6 +458,12 @@ func managers(c *spec.Cluster) []spec.Host {
 	return hosts
 }
 
+// ClientURL is the etcd client URL of manager h ("http://<addr>:2379").
+func ClientURL(h spec.Host) string { return memberURL(h, ClientPort) }
+
+// PeerURL is the etcd peer URL of manager h ("http://<addr>:2380").
+func PeerURL(h spec.Host) string { return memberURL(h, PeerPort) }
+
 func memberURL(h spec.Host, port int) string {
 	return "http://" + net.JoinHostPort(h.Address.String(), strconv.Itoa(port))
 }
