@@ -313,7 +313,7 @@ func checkSpoofing(t *testing.T, c cluster, ln map[string]*udpSink) {
 	self := netip.MustParseAddr("10.10.0.5")
 	targets := map[string]netip.AddrPort{
 		"right-1": netip.AddrPortFrom(netip.MustParseAddr("10.10.0.6"), probePort), // same bridge
-		"far-1": netip.AddrPortFrom(netip.MustParseAddr("10.10.0.9"), probePort), // across the overlay
+		"far-1":   netip.AddrPortFrom(netip.MustParseAddr("10.10.0.9"), probePort), // across the overlay
 	}
 	honest := func(tag string) {
 		for name, dst := range targets {
