@@ -70,7 +70,7 @@ func leftovers(t *testing.T, weft string, before []string) []string {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(n, "weft.bo"):
+		case strings.HasPrefix(n, "weft.bo"), strings.HasPrefix(n, "weft.bn"):
 			cluster := strings.Split(n, ".")[1]
 			_ = exec.Command(weft, "down", "--cluster", cluster).Run()
 			left = append(left, n)
@@ -179,10 +179,10 @@ func checkReport(t *testing.T, r *report.Report, streams []int) {
 		}
 	}
 	mtu := r.Rows[len(r.Rows)-2]
-	if mtu[1] != "1450" || mtu[2] != "1500" || mtu[3] != "1450" {
-		t.Errorf("MTUs overlay/underlay/reference = %v, want 1450 1500 1450", mtu[1:4])
+	if mtu[1] != "1450" || mtu[2] != "1500" || mtu[3] != "1450" || mtu[4] != "1450" {
+		t.Errorf("MTUs overlay/underlay/reference/overlay-nofw = %v, want 1450 1500 1450 1450", mtu[1:5])
 	}
-	for i, cell := range r.Rows[len(r.Rows)-1][1:4] {
+	for i, cell := range r.Rows[len(r.Rows)-1][1:5] {
 		if cell != dfOK {
 			t.Errorf("DF probe on %s = %q, want %q", Paths()[i], cell, dfOK)
 		}
