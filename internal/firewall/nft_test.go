@@ -4,32 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/weft-dev/weft/internal/nsthread"
+	"github.com/weft-dev/weft/internal/nsthread/nstest"
 )
-
-func scratchNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	name := fmt.Sprintf("weft-fwtest-%d", time.Now().UnixNano()%1e9)
-	ns, err := nsthread.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		_ = netns.DeleteNamed(name)
-	})
-	return ns
-}
 
 // countingKernel counts the transactions of a real kernel.
 type countingKernel struct {
@@ -47,7 +28,7 @@ func (k *countingKernel) Apply(ctx context.Context, ops []Op) error {
 // datagram from a non-member (127.0.0.1), keeps that count across a
 // membership change, and removes everything when off.
 func TestNFTSetReadBack(t *testing.T) {
-	ns := scratchNetns(t)
+	ns := nstest.Scratch(t, "weft-fwtest")
 	k := &countingKernel{NFT: NFT{NetNS: int(ns)}}
 	fw := Firewall{Kernel: k}
 	ctx := context.Background()

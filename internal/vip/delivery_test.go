@@ -1,34 +1,17 @@
 package vip
 
 import (
-	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
 
-	"github.com/weft-dev/weft/internal/nsthread"
+	"github.com/weft-dev/weft/internal/nsthread/nstest"
 )
 
-func scratchNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	name := fmt.Sprintf("weft-viptest-%d", time.Now().UnixNano()%1e9)
-	ns, err := nsthread.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		_ = netns.DeleteNamed(name)
-	})
-	return ns
-}
+func scratchNetns(t *testing.T) netns.NsHandle { return nstest.Scratch(t, "weft-viptest") }
 
 func TestDeliveryLiveExpiresAndFences(t *testing.T) {
 	ns := scratchNetns(t)

@@ -73,7 +73,7 @@ func TestFirewall(t *testing.T) {
 			}
 		}
 	})
-	t.Run("VXLAN from a stranger on the underlay is dropped and counted", func(t *testing.T) { checkVXLANInjection(t, c, ln["left-1"]) })
+	t.Run("VXLAN and etcd from a stranger on the underlay are dropped and counted", func(t *testing.T) { checkVXLANInjection(t, c, ln["left-1"]) })
 	t.Run("a spoofing container reaches nobody", func(t *testing.T) { checkSpoofing(t, c, ln) })
 	t.Run("a container cannot reach its host's or another host's control ports", func(t *testing.T) { checkContainerToControl(t, c) })
 	t.Run("names and the overlay still work", func(t *testing.T) {
@@ -306,6 +306,19 @@ func checkVXLANInjection(t *testing.T, c cluster, sink *udpSink) {
 	if sink.has("from-stranger") {
 		t.Errorf("the stranger's frame reached left-1")
 	}
+
+	// etcd: the stranger is refused, the lab router (where the chaos
+	// runner reads the store) is not.
+	if err := dialIn(naming.RouterNetns(c.name), "192.168.1.10:2379"); err != nil {
+		t.Fatalf("the lab router cannot reach host1's etcd: %v", err)
+	}
+	before = dropped(t, c, "host1", firewall.CounterControl)
+	for _, addr := range []string{"192.168.1.10:2379", "192.168.1.10:2380"} {
+		if err := dialIn(ns, addr); err == nil {
+			t.Errorf("the stranger reached etcd at %s", addr)
+		}
+	}
+	waitDropped(t, c, "host1", firewall.CounterControl, before)
 }
 
 func checkSpoofing(t *testing.T, c cluster, ln map[string]*udpSink) {
