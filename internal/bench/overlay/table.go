@@ -19,7 +19,7 @@ type measurements struct {
 	throughput [numPaths]map[int][]float64 // streams -> bits/s of each round
 	p50, p99   [numPaths][]float64         // µs, one per round
 	trips      [numPaths]int               // round trips measured, all rounds
-	perRound   []map[string]any     // for the JSON: what each round measured
+	perRound   []map[string]any            // for the JSON: what each round measured
 }
 
 func (m *measurements) addThroughput(path, streams int, bps float64) {
