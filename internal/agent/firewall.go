@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/weft-dev/weft/internal/api"
@@ -13,13 +14,17 @@ import (
 	"github.com/weft-dev/weft/internal/vip"
 )
 
-// firewallConfig is host self's firewall: the file's hosts are the members
-// (as for the overlay's peers, the file decides, not liveness: a host whose
-// lease ran out keeps its containers running and must rejoin etcd), its
-// managers the etcd peers, and the containers assigned to self are the
-// bridge's only senders. It is pure; a file with `firewall: false` gives
-// the zero Config, which removes the tables.
-func firewallConfig(c *spec.Cluster, self string, local map[string]model.Assignment) firewall.Config {
+// firewallConfig is host self's firewall from the applied file c and the
+// file last handed to this host (next: its bootstrap, which `weft up`
+// rewrites before it applies a file; nil when there is none). The hosts of
+// both are the members, so a host the next file adds reaches etcd before
+// that file is applied (`up` waits for every agent first); as for the
+// overlay's peers, the file decides, not liveness: a host whose lease ran
+// out keeps its containers running and must rejoin etcd. The managers are
+// the etcd peers, the containers assigned to self the bridge's only
+// senders. It is pure; `firewall: false` gives the zero Config, which
+// removes the tables.
+func firewallConfig(c, next *spec.Cluster, self string, local map[string]model.Assignment) firewall.Config {
 	if !c.FirewallOn() {
 		return firewall.Config{}
 	}
@@ -32,10 +37,17 @@ func firewallConfig(c *spec.Cluster, self string, local map[string]model.Assignm
 		Bridge:     c.Overlay.Bridge,
 		BridgeAddr: c.HostOverlayAddr(self),
 	}
-	for _, h := range c.Hosts {
-		cfg.Members = append(cfg.Members, h.Address)
-		if h.IsManager() {
-			cfg.Managers = append(cfg.Managers, h.Address)
+	for _, file := range []*spec.Cluster{c, next} {
+		if file == nil {
+			continue
+		}
+		for _, h := range file.Hosts {
+			if !slices.Contains(cfg.Members, h.Address) {
+				cfg.Members = append(cfg.Members, h.Address)
+			}
+			if h.IsManager() && !slices.Contains(cfg.Managers, h.Address) {
+				cfg.Managers = append(cfg.Managers, h.Address)
+			}
 		}
 	}
 	if c.Provider == "lab" {
@@ -59,9 +71,20 @@ func firewallConfig(c *spec.Cluster, self string, local map[string]model.Assignm
 // file alone, unless an earlier agent left a firewall for running
 // containers (the reconcile loop brings it up to date).
 func (a *Agent) initFirewall(ctx context.Context) {
-	if err := a.fw.Init(ctx, firewallConfig(a.boot, a.self.Name, nil)); err != nil {
+	if err := a.fw.Init(ctx, firewallConfig(a.boot, nil, a.self.Name, nil)); err != nil {
 		a.log.Warn("setting up the host firewall", "err", err)
 	}
+}
+
+// handedFile is the file last handed to this host (its bootstrap as `weft
+// up` rewrote it), read again on every pass; nil when it cannot be read.
+func (a *Agent) handedFile() *spec.Cluster {
+	c, err := readBootstrap(a.cfg.StateRoot, a.cfg.Cluster, a.cfg.Host)
+	if err != nil {
+		a.log.Warn("reading the bootstrap file for the firewall's members", "err", err)
+		return nil
+	}
+	return c
 }
 
 // firewallStatus is this host's firewall for `weft status`.

@@ -3,6 +3,7 @@ package agent
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/weft-dev/weft/internal/firewall"
@@ -33,7 +34,7 @@ func TestFirewallConfigFromTheFile(t *testing.T) {
 	}
 	ip := netip.MustParseAddr("10.10.0.7")
 	local := map[string]model.Assignment{"web-1": {Container: "web-1", Service: "web", Host: "host2", IP: ip}}
-	got := firewallConfig(c, "host2", local)
+	got := firewallConfig(c, nil, "host2", local)
 	a := netip.MustParseAddr
 	if want := []netip.Addr{a("192.168.1.10"), a("192.168.2.10"), a("192.168.2.11")}; !slices.Equal(got.Members, want) {
 		t.Errorf("members = %v, want every host of the file %v", got.Members, want)
@@ -60,7 +61,29 @@ func TestFirewallConfigFromTheFile(t *testing.T) {
 
 	off := false
 	c.Firewall = &off
-	if cfg := firewallConfig(c, "host2", local); !cfg.Off() {
+	if cfg := firewallConfig(c, nil, "host2", local); !cfg.Off() {
 		t.Errorf("firewall: false gives %+v, want the zero config", cfg)
+	}
+}
+
+// A host the next file adds is a member before that file is applied: its
+// agent must reach etcd to become ready, and up waits for it.
+func TestFirewallMembersIncludeTheNextFilesHosts(t *testing.T) {
+	applied, err := spec.Parse([]byte(firewallFile), "/srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := spec.Parse([]byte(strings.Replace(firewallFile, "  - {name: host3, subnet: b, roles: [manager]}\n",
+		"  - {name: host3, subnet: b, roles: [manager]}\n  - {name: host4, subnet: a, roles: [worker]}\n", 1)), "/srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := firewallConfig(applied, next, "host1", nil)
+	a := netip.MustParseAddr
+	if want := []netip.Addr{a("192.168.1.10"), a("192.168.2.10"), a("192.168.2.11"), a("192.168.1.11")}; !slices.Equal(got.Members, want) {
+		t.Errorf("members = %v, want the applied hosts and the next file's host4: %v", got.Members, want)
+	}
+	if want := []netip.Addr{a("192.168.1.10"), a("192.168.2.11")}; !slices.Equal(got.Managers, want) {
+		t.Errorf("managers = %v, want %v", got.Managers, want)
 	}
 }

@@ -115,7 +115,7 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 
 	// The firewall before any link: a container's rules exist before its
 	// veth does (a veth no container owns sends nothing).
-	fw := firewallConfig(c, a.self.Name, local)
+	fw := firewallConfig(c, a.handedFile(), a.self.Name, local)
 	if full || !last.fwOK || !reflect.DeepEqual(fw, last.fw) {
 		last.fwOK = false
 		if err := a.fw.Set(ctx, fw); err != nil {

@@ -65,6 +65,9 @@ func (n NFT) Read(ctx context.Context) ([]State, error) {
 			return nil, err
 		}
 		s, ok, err := readTable(c, f)
+		if err != nil && !tableExists(c, f) {
+			continue // deleted while being read (the library does not wrap ENOENT): it is gone
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading nftables table %s %s: %w", f, TableName, err)
 		}
@@ -73,6 +76,13 @@ func (n NFT) Read(ctx context.Context) ([]State, error) {
 		}
 	}
 	return out, nil
+}
+
+// tableExists says whether weft's table of family f is there; false when
+// that cannot be read either.
+func tableExists(c *nftables.Conn, f Family) bool {
+	t, err := c.ListTableOfFamily(TableName, tableFamily(f))
+	return err == nil && t != nil
 }
 
 func readTable(c *nftables.Conn, f Family) (State, bool, error) {

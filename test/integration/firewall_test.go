@@ -54,6 +54,47 @@ services:
 
 const probePort = 9999 // the test's UDP listeners inside containers
 
+// joinedTmpl is firewallTmpl with a third host, a worker in a third subnet.
+func joinedTmpl() string {
+	return strings.NewReplacer(
+		"  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24}\n", "  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24, c: 192.168.3.0/24}\n",
+		"  - {name: host2, subnet: b}\n", "  - {name: host2, subnet: b}\n  - {name: host3, subnet: c, roles: [worker]}\n",
+	).Replace(firewallTmpl)
+}
+
+// members is the members set of the firewall in a host namespace.
+func members(t *testing.T, nsName string) []string {
+	t.Helper()
+	for _, st := range readFirewall(t, nsName) {
+		if st.Shape.Family == firewall.Inet {
+			return st.Shape.Sets["members"]
+		}
+	}
+	return nil
+}
+
+// checkJoin adds host3 to the file: `weft up` brings it in (its agent must
+// reach etcd through host1's and host2's firewalls before the file with it
+// is applied), host1 takes it as a member, and its VXLAN is delivered.
+func checkJoin(t *testing.T, c cluster, sink *udpSink) {
+	if slices.Contains(members(t, hostNetns(c, "host1")), "192.168.3.10") {
+		t.Fatalf("host3 is a member before it joined")
+	}
+	c.rewrite(t, joinedTmpl())
+	mustWeft(t, "up", "-f", c.file)
+	eventually(t, 20*time.Second, "host3 in host1's members", func() error {
+		if m := members(t, hostNetns(c, "host1")); !slices.Contains(m, "192.168.3.10") {
+			return fmt.Errorf("members %v", m)
+		}
+		return nil
+	})
+	target := netip.AddrPortFrom(netip.MustParseAddr("10.10.0.5"), probePort)
+	sink.waitFor(t, "a frame from host3 reaches left-1", "from-host3", func() error {
+		return sendUDPFrom(hostNetns(c, "host3"), netip.Addr{}, netip.MustParseAddrPort("192.168.1.10:4789"),
+			vxlanFrame(444, naming.MACFromIP(target.Addr()), target, "from-host3"))
+	})
+}
+
 // TestFirewall: the host firewall (internal/firewall) on a real cluster.
 // The attacks are made by the test itself, as root, from inside a lab
 // namespace: a stranger on the underlay, and a container that has the
@@ -83,8 +124,9 @@ func TestFirewall(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a host that joins becomes a member", func(t *testing.T) { checkJoin(t, c, ln["left-1"]) })
 	t.Run("firewall: false removes it", func(t *testing.T) {
-		c.rewrite(t, strings.Replace(firewallTmpl, "provider: lab\n", "provider: lab\nfirewall: false\n", 1))
+		c.rewrite(t, strings.Replace(joinedTmpl(), "provider: lab\n", "provider: lab\nfirewall: false\n", 1))
 		mustWeft(t, "up", "-f", c.file)
 		eventually(t, 20*time.Second, "the firewall tables gone from host1", func() error {
 			if n := len(readFirewall(t, hostNetns(c, "host1"))); n != 0 {
