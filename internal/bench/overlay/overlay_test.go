@@ -135,7 +135,7 @@ func TestRunThreeHosts(t *testing.T) {
 // and every ratio is the quotient of the figures it names.
 func checkReport(t *testing.T, r *report.Report, streams []int) {
 	t.Helper()
-	if want := []string{"metric", "overlay", "underlay", "reference", "overlay/underlay", "overlay/reference", "reference/underlay"}; !slices.Equal(r.Columns, want) {
+	if want := []string{"metric", "overlay", "underlay", "reference", "overlay-nofw", "overlay/underlay", "overlay/reference", "reference/underlay", "overlay/overlay-nofw"}; !slices.Equal(r.Columns, want) {
 		t.Fatalf("columns = %v, want %v", r.Columns, want)
 	}
 	wantRows := []string{"TCP throughput, 1 stream (Gbit/s)", "TCP throughput, 4 streams (Gbit/s)",
