@@ -13,6 +13,7 @@ build:
 	$(GO) build -o bin/weft ./cmd/weft
 	$(GO) build -o bin/hello ./examples/hello
 	$(GO) build -o bin/shop ./apps/shop/cmd/shop
+	GO=$(GO) scripts/build-images.sh bin
 
 # Installs what the lab and the tests need when it is missing (Debian).
 deps:

@@ -16,6 +16,8 @@ command -v wrk >/dev/null      || need+=(wrk)
 command -v nginx >/dev/null    || need+=(nginx-light)
 command -v keepalived >/dev/null || need+=(keepalived)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+# a static shell for the test images (docs/images.md)
+[ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

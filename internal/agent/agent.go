@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-dev/weft/internal/firewall"
+	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/runtime"
@@ -65,12 +66,17 @@ type Agent struct {
 	hostNS netns.NsHandle
 	rt     *runtime.Runtime
 	fw     firewall.Firewall
+	images *image.Store // this host's unpacked images
 
 	phase atomic.Value // string
 	st    atomic.Pointer[store.Store]
 
 	mu         sync.Mutex
 	containers map[string]*containerRun
+	// pulled is the unpacked image of each local container of an image
+	// service, also one not started yet (waiting for its dependencies):
+	// GC keeps them.
+	pulled map[string]string
 }
 
 // Run runs the agent until ctx is cancelled. Containers keep running after
@@ -98,7 +104,9 @@ func Run(ctx context.Context, cfg Config) error {
 		hostNS:     hostNS,
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
 		fw:         firewall.Firewall{Kernel: firewall.NFT{}},
+		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},
+		pulled:     map[string]string{},
 	}
 	a.phase.Store(PhaseConnecting)
 

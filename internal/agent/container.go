@@ -18,6 +18,7 @@ import (
 type containerRun struct {
 	assign model.Assignment
 	hash   string
+	image  string // the unpacked image it runs ("" for a host binary), kept from GC
 	cancel context.CancelFunc
 	done   chan struct{}
 

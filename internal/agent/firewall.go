@@ -9,6 +9,7 @@ import (
 	"github.com/weft-dev/weft/internal/firewall"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/reach"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
 	"github.com/weft-dev/weft/internal/vip"
@@ -32,7 +33,7 @@ func firewallConfig(c, next *spec.Cluster, self string, local map[string]model.A
 		VXLANPort:  uint16(c.Overlay.Port),
 		ClientPort: store.ClientPort,
 		PeerPort:   store.PeerPort,
-		ProbePort:  vip.ProbePort,
+		ProbePorts: []uint16{vip.ProbePort, reach.Port},
 		DNSPort:    resolverPort,
 		Bridge:     c.Overlay.Bridge,
 		BridgeAddr: c.HostOverlayAddr(self),

@@ -45,7 +45,7 @@ func TestFirewallConfigFromTheFile(t *testing.T) {
 	if want := []netip.Addr{a("192.168.1.1"), a("192.168.2.1")}; !slices.Equal(got.Operators, want) {
 		t.Errorf("operators = %v, want the lab router's legs %v", got.Operators, want)
 	}
-	if got.VXLANPort != 8472 || got.ClientPort != 2379 || got.PeerPort != 2380 || got.ProbePort != 7947 || got.DNSPort != 53 {
+	if got.VXLANPort != 8472 || got.ClientPort != 2379 || got.PeerPort != 2380 || !slices.Equal(got.ProbePorts, []uint16{7947, 7948}) || got.DNSPort != 53 {
 		t.Errorf("ports = %+v", got)
 	}
 	if got.Bridge != "br-vxlan" || got.BridgeAddr != c.HostOverlayAddr("host2") {

@@ -31,14 +31,36 @@ func gatewayConfig(c *spec.Cluster, svc spec.Service) (string, error) {
 		AccessLogSampling: gateway.AccessLogSampling{Sample: c.Gateway.AccessLogSample},
 	}
 	for _, r := range c.Routes {
-		target, ok := c.ServiceByName(r.Service)
-		if !ok {
-			return "", fmt.Errorf("route %s names unknown service %s", r.Prefix, r.Service)
+		port := func(service string) (int, error) {
+			target, ok := c.ServiceByName(service)
+			if !ok {
+				return 0, fmt.Errorf("route %s names unknown service %s", r.Prefix, service)
+			}
+			return target.Port, nil
 		}
-		cfg.Routes = append(cfg.Routes, gateway.Route{
-			Prefix: r.Prefix, Service: r.Service, Port: target.Port,
-			Timeout: r.Timeout.Duration, Retries: r.Retries,
-		})
+		gr := gateway.Route{Prefix: r.Prefix, Timeout: r.Timeout.Duration, Retries: r.Retries}
+		var err error
+		if len(r.Backends) == 0 {
+			gr.Service = r.Service
+			if gr.Port, err = port(r.Service); err != nil {
+				return "", err
+			}
+		}
+		for _, b := range r.Backends {
+			p, err := port(b.Service)
+			if err != nil {
+				return "", err
+			}
+			gr.Backends = append(gr.Backends, gateway.Backend{Service: b.Service, Port: p, Weight: b.Weight})
+		}
+		if m := r.Match; m != nil {
+			p, err := port(m.Service)
+			if err != nil {
+				return "", err
+			}
+			gr.Match = &gateway.HeaderMatch{Header: m.Header, Value: m.Value, Service: m.Service, Port: p}
+		}
+		cfg.Routes = append(cfg.Routes, gr)
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

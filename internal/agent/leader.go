@@ -80,7 +80,7 @@ func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leaders
 	c := view.Spec
 	now := time.Now()
 	live := view.LiveHosts()
-	down := plan.NextDown(c, live, view.DownSince, now)
+	down := plan.NextDown(c, live, view.DownSince, now, hostLeaseTTL)
 	if !maps.EqualFunc(down, view.DownSince, time.Time.Equal) {
 		for host := range down {
 			if _, was := view.DownSince[host]; !was {

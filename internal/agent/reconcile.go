@@ -14,6 +14,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/firewall"
 	"github.com/weft-dev/weft/internal/gateway"
+	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/overlay"
@@ -180,6 +181,10 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		}
 	}
 
+	if full && len(errs) == 0 {
+		a.collectImages()
+	}
+
 	// Re-report statuses the store lost or that another writer overwrote.
 	a.mu.Lock()
 	runs := make([]*containerRun, 0, len(a.containers))
@@ -282,20 +287,35 @@ func dependenciesReady(svc spec.Service, status map[string]model.ContainerStatus
 }
 
 // runtimeConfig is everything the runtime needs to run one container.
-func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment) runtime.Config {
+// img is the service's image (zero for a host binary): its entrypoint, cmd,
+// env, workdir and user are the defaults under the file's fields.
+func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment, img image.Image) runtime.Config {
 	cmd := append([]string(nil), svc.Command...)
 	if len(cmd) > 0 && cmd[0] == "weft" {
 		cmd[0] = a.cfg.Exe
 	}
 	env := map[string]string{
-		"PATH":           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME":           "/root",
+		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME": "/root",
+	}
+	workdir, user := svc.Workdir, svc.User
+	if svc.Image != "" {
+		cmd = img.Argv(svc.Entrypoint, svc.Command)
+		delete(env, "HOME") // the init takes it from the image's /etc/passwd
+		for k, v := range img.Env() {
+			env[k] = v
+		}
+		workdir, user = image.Or(svc.Workdir, img.Config.WorkingDir), image.Or(svc.User, img.Config.User)
+	}
+	for k, v := range map[string]string{
 		"WEFT_CLUSTER":   c.Name,
 		"WEFT_SERVICE":   svc.Name,
 		"WEFT_CONTAINER": as.Container,
 		"WEFT_HOST":      as.Host,
 		"WEFT_IP":        as.IP.String(),
 		"WEFT_DOMAIN":    c.Domain,
+	} {
+		env[k] = v
 	}
 	if isGateway(svc) {
 		if cfg, err := gatewayConfig(c, svc); err == nil {
@@ -319,10 +339,11 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 		Host:       a.self.Name,
 		Container:  as.Container,
 		Service:    svc.Name,
+		Image:      img.RootFS,
 		Command:    cmd,
 		Env:        env,
-		Workdir:    svc.Workdir,
-		User:       svc.User,
+		Workdir:    workdir,
+		User:       user,
 		Netns:      naming.ContainerNetns(c.Name, a.self.Name, as.Container),
 		Hostname:   as.Container,
 		ResolvConf: fmt.Sprintf("nameserver %s\nsearch %s\noptions ndots:1 timeout:1 attempts:3\n", hc.BridgeAddr.Addr(), c.Domain),
@@ -346,13 +367,26 @@ func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.A
 // ensureContainer wires the container's link and keeps one supervisor
 // running for it, restarting it only when its configuration changed.
 func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, as model.Assignment, snap store.Snapshot, recorded, full bool) error {
-	rc := a.runtimeConfig(c, hc, svc, as)
-	hash := rc.Hash()
 	link := a.containerLink(c, hc, as)
-
 	a.mu.Lock()
 	run := a.containers[as.Container]
 	a.mu.Unlock()
+	var img image.Image
+	if svc.Image != "" {
+		var err error
+		if img, err = a.imageOf(ctx, c, hc, svc, link, snap.Status); err != nil {
+			return a.imageMissing(ctx, st, svc, as, link, snap, run != nil || recorded, err)
+		}
+		a.mu.Lock()
+		a.pulled[as.Container] = img.RootFS
+		a.mu.Unlock()
+	} else {
+		a.mu.Lock()
+		delete(a.pulled, as.Container)
+		a.mu.Unlock()
+	}
+	rc := a.runtimeConfig(c, hc, svc, as, img)
+	hash := rc.Hash()
 	if run != nil && run.hash == hash && sameSlot(run.assign, as) {
 		if !full {
 			return nil
@@ -398,11 +432,12 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 		return fmt.Errorf("wiring link: %w", err)
 	}
 	for _, v := range rc.Volumes {
-		if err := ensureVolume(v.HostPath, svc.User); err != nil {
+		if err := ensureVolume(v.HostPath, rc.User, rc.Image); err != nil {
 			return err
 		}
 	}
 	run = a.startRun(st, svc, as, rc, hash, base)
+	run.image = rc.Image
 	a.mu.Lock()
 	a.containers[as.Container] = run
 	a.mu.Unlock()
@@ -416,6 +451,7 @@ func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name strin
 	a.mu.Lock()
 	run := a.containers[name]
 	delete(a.containers, name)
+	delete(a.pulled, name)
 	a.mu.Unlock()
 	if run != nil {
 		a.stopRun(ctx, run)

@@ -1,15 +1,21 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/weft-dev/weft/internal/dns"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/reach"
 	"github.com/weft-dev/weft/internal/runtime"
+	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
 )
 
@@ -39,7 +45,10 @@ func (a *Agent) ensureResolver() error {
 // RunResolver serves the host's DNS on its bridge address from the store:
 // healthy instances on live hosts only, updated on every store change. It
 // keeps its last answers while the store is unreachable (the mirror keeps its
-// last snapshot, and with no quorum no lease expires either).
+// last snapshot, and with no quorum no lease expires either). It also leaves
+// out the instances of hosts this host cannot reach (reach.Monitor): their
+// names go within about a second of a cut or a crash, even when the store
+// takes longer to call the host down.
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -67,17 +76,81 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	go keepPresence(ctx, cfg, st)
+	peers := reach.NewMonitor(reach.Interval, reach.MissLimit)
+	if err := startReach(ctx, boot, cfg, peers); err != nil {
+		return err
+	}
 	mirror := st.Mirror(ctx)
+	var unreachable map[string]bool
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-mirror.Changes():
+		case <-peers.Changes():
+			if now := peers.Unreachable(); !maps.Equal(now, unreachable) {
+				cfg.Log.Info("hosts this host cannot reach", "hosts", slices.Sorted(maps.Keys(now)))
+				unreachable = now
+			}
 		}
 		if snap, ok := mirror.Snapshot(); ok {
-			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, snap.LiveHosts()))
+			peers.SetPeers(reachPeers(cmp.Or(snap.Spec, boot), cfg.Host))
+			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, reachableLive(snap.LiveHosts(), peers.Unreachable())))
 		}
 	}
+}
+
+// startReach answers the other hosts' reachability probes on this host's
+// underlay address, and probes them from it.
+func startReach(ctx context.Context, boot *spec.Cluster, cfg Config, peers *reach.Monitor) error {
+	self, ok := boot.HostByName(cfg.Host)
+	if !ok {
+		return fmt.Errorf("host %s is not in its bootstrap file (run `weft up` again)", cfg.Host)
+	}
+	var lc net.ListenConfig
+	srv, err := lc.ListenPacket(ctx, "udp4", netip.AddrPortFrom(self.Address, reach.Port).String())
+	if err != nil {
+		return fmt.Errorf("answering reachability probes on %s:%d: %w", self.Address, reach.Port, err)
+	}
+	probe, err := lc.ListenPacket(ctx, "udp4", netip.AddrPortFrom(self.Address, 0).String())
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("probing the other hosts from %s: %w", self.Address, err)
+	}
+	peers.SetPeers(reachPeers(boot, cfg.Host))
+	go func() {
+		if err := reach.Serve(ctx, srv); err != nil {
+			cfg.Log.Warn("answering reachability probes", "err", err)
+		}
+	}()
+	go func() {
+		if err := peers.Run(ctx, probe); err != nil {
+			cfg.Log.Warn("probing the other hosts", "err", err)
+		}
+	}()
+	return nil
+}
+
+// reachPeers is every host of c but self, at its probe port.
+func reachPeers(c *spec.Cluster, self string) map[string]netip.AddrPort {
+	out := make(map[string]netip.AddrPort, len(c.Hosts))
+	for _, h := range c.Hosts {
+		if h.Name != self && h.Address.IsValid() {
+			out[h.Name] = netip.AddrPortFrom(h.Address, reach.Port)
+		}
+	}
+	return out
+}
+
+// reachableLive is live without the hosts this host cannot reach.
+func reachableLive(live, unreachable map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(live))
+	for h := range live {
+		if !unreachable[h] {
+			out[h] = true
+		}
+	}
+	return out
 }
 
 // keepPresence registers the host as alive under the resolver's own lease,

@@ -67,7 +67,11 @@ func (v *vipHost) run(ctx context.Context, r *vipRun) {
 			if lastOK.After(lastAlive) {
 				lastAlive = lastOK
 			}
-			v.claim(ctx, r, state, cause, lastAlive, log)
+			if lost := v.claim(ctx, r, state, cause, lastAlive, log); lost != nil {
+				// The watch is behind the key: go on from what the claim
+				// found (a newer revision starts the fence again).
+				w.Observe(lost.Current)
+			}
 		case due:
 			v.renew(ctx, r, log)
 		}
@@ -75,8 +79,8 @@ func (v *vipHost) run(ctx context.Context, r *vipRun) {
 }
 
 // claim takes the VIP through the store; on success it announces the VIP,
-// then delivers it.
-func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, cause string, lastAlive time.Time, log *slog.Logger) {
+// then delivers it. A claim lost to a newer revision returns it.
+func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, cause string, lastAlive time.Time, log *slog.Logger) *store.ClaimLostError {
 	now := time.Now()
 	rec := model.VIPRecord{Holder: v.self, HolderAddr: v.selfAddr, Epoch: 1, Since: now.UTC()}
 	var failover *model.VIPFailover
@@ -93,10 +97,14 @@ func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, ca
 	cancel()
 	claimTook := time.Since(now)
 	if err != nil {
+		var lost *store.ClaimLostError
+		if errors.As(err, &lost) {
+			return lost
+		}
 		if !errors.Is(err, store.ErrVIPClaimLost) {
 			log.Warn("claiming the VIP", "err", err)
 		}
-		return
+		return nil
 	}
 	r.mu.Lock()
 	r.term, r.okSent, r.announced = term, now, false
@@ -117,6 +125,7 @@ func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, ca
 		r.pending = &rec
 		r.mu.Unlock()
 	}
+	return nil
 }
 
 func (v *vipHost) announce(ctx context.Context, r *vipRun, log *slog.Logger) {

@@ -29,6 +29,18 @@ type fakeElection struct {
 	renewals int
 	updates  []model.VIPRecord
 	changed  []chan struct{}
+	// view, when set, is what the watches show instead of the key: a
+	// watch that fell behind (its stream sat on a frozen member).
+	view *store.VIPState
+}
+
+func (e *fakeElection) state() store.VIPState {
+	st := store.VIPState{Rev: e.rev, Seen: e.seen}
+	if e.rec != nil {
+		rec := *e.rec
+		st.Record = &rec
+	}
+	return st
 }
 
 func (e *fakeElection) set(rec *model.VIPRecord) {
@@ -67,14 +79,19 @@ type fakeWatch struct {
 func (w fakeWatch) Latest() (store.VIPState, bool) {
 	w.e.mu.Lock()
 	defer w.e.mu.Unlock()
-	st := store.VIPState{Rev: w.e.rev, Seen: w.e.seen}
-	if w.e.rec != nil {
-		rec := *w.e.rec
-		st.Record = &rec
+	if w.e.view != nil {
+		return *w.e.view, true
 	}
-	return st, true
+	return w.e.state(), true
 }
 func (w fakeWatch) Changes() <-chan struct{} { return w.c }
+func (w fakeWatch) Observe(st store.VIPState) {
+	w.e.mu.Lock()
+	defer w.e.mu.Unlock()
+	if w.e.view != nil && st.Rev > w.e.view.Rev {
+		w.e.view = &st
+	}
+}
 
 func (e *fakeElection) WatchVIP(context.Context, string) vipWatch {
 	e.mu.Lock()
@@ -92,7 +109,7 @@ func (e *fakeElection) ClaimVIP(_ context.Context, _ string, prevRev int64, rec 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if prevRev != e.rev {
-		return nil, store.ErrVIPClaimLost
+		return nil, &store.ClaimLostError{Current: e.state()}
 	}
 	e.set(&rec)
 	return &fakeTerm{e: e, rev: e.rev, rec: rec}, nil
@@ -337,6 +354,24 @@ func TestVIPElection(t *testing.T) {
 			if fo == nil || fo.From != "them" || fo.To != "me" || !strings.Contains(fo.Cause, "missed") || fo.Duration <= 0 || rec.Epoch != 2 {
 				t.Fatalf("record %+v failover %+v: want them -> me after missed probes, with a duration, epoch 2", rec, fo)
 			}
+		}},
+		{"a candidate whose watch fell behind takes over from the revision its lost claim found", func(t *testing.T) {
+			e := &fakeElection{}
+			e.other("them")
+			e.mu.Lock()
+			stale := e.state()
+			stale.Seen = time.Now().Add(-time.Second)
+			e.view = &stale // the watch stops here...
+			rec := *e.rec
+			e.set(&rec) // ...and misses the holder's last renewal
+			e.mu.Unlock()
+			f := startVIP(t, e, true)
+			waitUntil(t, 3*time.Second, "taken over", func() bool { rec, _ := e.record(); return rec.Holder == "me" })
+			rec2, _ := e.record()
+			if rec2.Epoch != 2 || rec2.LastFailover == nil || rec2.LastFailover.From != "them" {
+				t.Fatalf("record %+v, want them -> me at epoch 2", rec2)
+			}
+			waitUntil(t, 2*time.Second, "delivering", f.w.live)
 		}},
 	}
 	for _, tc := range cases {

@@ -16,11 +16,11 @@ type Config struct {
 	Managers  []netip.Addr // the hosts that carry an etcd member (a subset of Members)
 	Operators []netip.Addr // other sources allowed to the etcd client port (the lab router, where the chaos runner reads the store)
 
-	VXLANPort  uint16 // the overlay's UDP port
-	ClientPort uint16 // etcd clients
-	PeerPort   uint16 // etcd peers
-	ProbePort  uint16 // VIP probes (UDP)
-	DNSPort    uint16 // the host's resolver, on BridgeAddr (UDP and TCP)
+	VXLANPort  uint16   // the overlay's UDP port
+	ClientPort uint16   // etcd clients
+	PeerPort   uint16   // etcd peers
+	ProbePorts []uint16 // UDP ports on the underlay address only members may send to: VIP and reachability probes
+	DNSPort    uint16   // the host's resolver, on BridgeAddr (UDP and TCP)
 
 	Bridge     string     // the overlay bridge: everything from a container enters the host through it
 	BridgeAddr netip.Addr // the host's address on it, where the resolver listens
@@ -60,9 +60,14 @@ func (c Config) Validate() error {
 	addrs("Members", c.Members)
 	addrs("Managers", c.Managers)
 	addrs("Operators", c.Operators)
-	for field, p := range map[string]uint16{"VXLANPort": c.VXLANPort, "ClientPort": c.ClientPort, "PeerPort": c.PeerPort, "ProbePort": c.ProbePort, "DNSPort": c.DNSPort} {
+	for field, p := range map[string]uint16{"VXLANPort": c.VXLANPort, "ClientPort": c.ClientPort, "PeerPort": c.PeerPort, "DNSPort": c.DNSPort} {
 		if p == 0 {
 			problems = append(problems, fmt.Errorf("firewall %s is 0: give the port (1..65535) the service listens on", field))
+		}
+	}
+	for i, p := range c.ProbePorts {
+		if p == 0 {
+			problems = append(problems, fmt.Errorf("firewall ProbePorts[%d] is 0: give the UDP port (1..65535) the probes go to", i))
 		}
 	}
 	if c.Bridge == "" || len(c.Bridge) > 15 {

@@ -17,6 +17,7 @@ func TestValidate(t *testing.T) {
 		{"off is valid", func(c *Config) { *c = Config{} }, ""},
 		{"IPv6 member", func(c *Config) { c.Members[0] = netip.MustParseAddr("fd00::1") }, "firewall Members: fd00::1 is not an IPv4 address"},
 		{"no DNS port", func(c *Config) { c.DNSPort = 0 }, "firewall DNSPort is 0"},
+		{"probe port 0", func(c *Config) { c.ProbePorts[1] = 0 }, "firewall ProbePorts[1] is 0"},
 		{"no bridge", func(c *Config) { c.Bridge = "" }, `firewall Bridge "" is not an interface name`},
 		{"bridge address", func(c *Config) { c.BridgeAddr = netip.Addr{} }, "firewall BridgeAddr invalid IP is not an IPv4 address"},
 		{"foreign veth", func(c *Config) { c.Containers[0].Veth = "eth0" }, `veth "eth0" does not start with "vw"`},

@@ -13,7 +13,7 @@ const TableName = "weft-fw"
 // Named counters of dropped packets, in the order `weft status` shows them.
 const (
 	CounterVXLAN   = "vxlan_foreign"     // VXLAN from an address that is no member host
-	CounterControl = "control_foreign"   // etcd or VIP probe ports from an address that may not use them
+	CounterControl = "control_foreign"   // etcd or probe ports from an address that may not use them
 	CounterToHost  = "container_to_host" // a container (of any host) to this host, other than DNS
 	CounterRouted  = "container_routed"  // a container routed out through this host (to the underlay)
 	CounterSpoofed = "spoofed"           // a frame from a veth with another source IP or MAC than its container's
@@ -54,7 +54,8 @@ func sortedAddrs(lists ...[]netip.Addr) []netip.Addr {
 //	chain input (hook input): from the bridge, replies and DNS to the
 //	  bridge address pass and everything else is dropped; from anywhere,
 //	  VXLAN only from members, etcd clients only from members and
-//	  operators, etcd peers only from managers, VIP probes only from members
+//	  operators, etcd peers only from managers, VIP and reachability probes
+//	  only from members
 //	chain forward (hook forward): from the bridge out of another
 //	  interface, only replies
 func hostTable(c Config) Table {
@@ -67,7 +68,9 @@ func hostTable(c Config) Table {
 		{Match: []Match{IPv4{}, Dport{"udp", c.VXLANPort}, SaddrIn{Set: setMembers, Not: true}}, Counter: CounterVXLAN, Verdict: Drop},
 		{Match: []Match{IPv4{}, Dport{"tcp", c.ClientPort}, SaddrIn{Set: setClients, Not: true}}, Counter: CounterControl, Verdict: Drop},
 		{Match: []Match{IPv4{}, Dport{"tcp", c.PeerPort}, SaddrIn{Set: setManagers, Not: true}}, Counter: CounterControl, Verdict: Drop},
-		{Match: []Match{IPv4{}, Dport{"udp", c.ProbePort}, SaddrIn{Set: setMembers, Not: true}}, Counter: CounterControl, Verdict: Drop},
+	}
+	for _, p := range c.ProbePorts {
+		input = append(input, Rule{Match: []Match{IPv4{}, Dport{"udp", p}, SaddrIn{Set: setMembers, Not: true}}, Counter: CounterControl, Verdict: Drop})
 	}
 	out := IfName{Out: true, Name: c.Bridge, Not: true}
 	forward := []Rule{

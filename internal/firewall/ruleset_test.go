@@ -46,6 +46,7 @@ func TestBuildHostTable(t *testing.T) {
 			`meta nfproto ipv4 tcp dport 2379 ip saddr != @clients counter name "control_foreign" drop`,
 			`meta nfproto ipv4 tcp dport 2380 ip saddr != @managers counter name "control_foreign" drop`,
 			`meta nfproto ipv4 udp dport 7947 ip saddr != @members counter name "control_foreign" drop`,
+			`meta nfproto ipv4 udp dport 7948 ip saddr != @members counter name "control_foreign" drop`,
 		}},
 		{"forward", []string{
 			`iifname "br-vxlan" oifname != "br-vxlan" ct state established,related accept`,

@@ -17,7 +17,7 @@ func sampleConfig() Config {
 		VXLANPort:  4789,
 		ClientPort: 2379,
 		PeerPort:   2380,
-		ProbePort:  7947,
+		ProbePorts: []uint16{7947, 7948},
 		DNSPort:    53,
 		Bridge:     "br-vxlan",
 		BridgeAddr: a("10.10.0.1"),

@@ -25,24 +25,54 @@ const (
 	DefaultRouteTimeout  = 10 * time.Second
 )
 
-// Route sends requests whose path starts with Prefix to Service:Port.
+// Route sends requests whose path starts with Prefix to Service:Port, or,
+// when Backends is set, to one of them in proportion to their weights; a
+// request that carries Match's header with Match's value goes to Match's
+// service whatever the weights.
 type Route struct {
-	Prefix  string        `json:"prefix"`
-	Service string        `json:"service"`
-	Port    int           `json:"port"`
-	Timeout time.Duration `json:"timeout"` // per attempt; 0 means DefaultRouteTimeout
-	Retries int           `json:"retries"` // extra attempts on another instance when the connection fails
+	Prefix   string        `json:"prefix"`
+	Service  string        `json:"service"`
+	Port     int           `json:"port"`
+	Backends []Backend     `json:"backends,omitempty"`
+	Match    *HeaderMatch  `json:"match,omitempty"`
+	Timeout  time.Duration `json:"timeout"` // per attempt; 0 means DefaultRouteTimeout
+	Retries  int           `json:"retries"` // extra attempts on another instance when the connection fails
+}
+
+// Backend is one weighted destination of a route.
+type Backend struct {
+	Service string `json:"service"`
+	Port    int    `json:"port"`
+	Weight  int    `json:"weight"` // share of the route's requests: weight / sum of weights
+}
+
+// HeaderMatch sends the requests whose Header equals Value to Service:Port.
+type HeaderMatch struct {
+	Header  string `json:"header"`
+	Value   string `json:"value"`
+	Service string `json:"service"`
+	Port    int    `json:"port"`
+}
+
+// targets is the route's weighted backends: Backends, or Service:Port alone.
+func (r Route) targets() []Backend {
+	if len(r.Backends) > 0 {
+		return r.Backends
+	}
+	return []Backend{{Service: r.Service, Port: r.Port, Weight: 1}}
 }
 
 // routeJSON is Route on the wire: Timeout is a Go duration string ("2s"),
 // and a plain number of nanoseconds is accepted too because json.Marshal of
 // a time.Duration produces one.
 type routeJSON struct {
-	Prefix  string          `json:"prefix"`
-	Service string          `json:"service"`
-	Port    int             `json:"port"`
-	Timeout json.RawMessage `json:"timeout,omitempty"`
-	Retries int             `json:"retries"`
+	Prefix   string          `json:"prefix"`
+	Service  string          `json:"service,omitempty"`
+	Port     int             `json:"port,omitempty"`
+	Backends []Backend       `json:"backends,omitempty"`
+	Match    *HeaderMatch    `json:"match,omitempty"`
+	Timeout  json.RawMessage `json:"timeout,omitempty"`
+	Retries  int             `json:"retries"`
 }
 
 // MarshalJSON writes Timeout as a duration string.
@@ -51,7 +81,8 @@ func (r Route) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(routeJSON{Prefix: r.Prefix, Service: r.Service, Port: r.Port, Timeout: timeout, Retries: r.Retries})
+	return json.Marshal(routeJSON{Prefix: r.Prefix, Service: r.Service, Port: r.Port, Backends: r.Backends, Match: r.Match,
+		Timeout: timeout, Retries: r.Retries})
 }
 
 // UnmarshalJSON accepts Timeout as "2s" or as nanoseconds.
@@ -60,7 +91,7 @@ func (r *Route) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	*r = Route{Prefix: raw.Prefix, Service: raw.Service, Port: raw.Port, Retries: raw.Retries}
+	*r = Route{Prefix: raw.Prefix, Service: raw.Service, Port: raw.Port, Backends: raw.Backends, Match: raw.Match, Retries: raw.Retries}
 	if len(raw.Timeout) == 0 || string(raw.Timeout) == "null" {
 		return nil
 	}
@@ -94,6 +125,49 @@ type Config struct {
 	// AccessLog receives one JSON line per request; nil means os.Stdout.
 	AccessLog         io.Writer `json:"-"`
 	AccessLogSampling           // access_log_sample: how much of the traffic is logged (accesslog.go)
+}
+
+// validateTargets checks where the route sends requests: one service, or
+// weighted backends, and the header match.
+func (r Route) validateTargets(field string) []error {
+	var errs []error
+	checkPort := func(f, service string, port int) {
+		if port < 1 || port > 65535 {
+			errs = append(errs, fmt.Errorf("%s: %d is not a TCP port; set the port %s serves on (1-65535)", f, port, service))
+		}
+	}
+	switch {
+	case len(r.Backends) > 0 && r.Service != "":
+		errs = append(errs, fmt.Errorf("%s: both service and backends; keep backends (weighted) or service (one), not both", field))
+	case len(r.Backends) == 0:
+		if r.Service == "" {
+			errs = append(errs, fmt.Errorf("%s.service: empty; name the service that serves %q", field, r.Prefix))
+		}
+		checkPort(field+".port", r.Service, r.Port)
+	default:
+		total := 0
+		for i, b := range r.Backends {
+			bf := fmt.Sprintf("%s.backends[%d]", field, i)
+			if b.Service == "" {
+				errs = append(errs, fmt.Errorf("%s.service: empty; name the service", bf))
+			}
+			checkPort(bf+".port", b.Service, b.Port)
+			if b.Weight < 0 {
+				errs = append(errs, fmt.Errorf("%s.weight: %d is negative; use 0 to send it nothing", bf, b.Weight))
+			}
+			total += max(b.Weight, 0)
+		}
+		if total == 0 {
+			errs = append(errs, fmt.Errorf("%s.backends: every weight is 0; give at least one backend a positive weight", field))
+		}
+	}
+	if m := r.Match; m != nil {
+		if m.Header == "" || m.Value == "" || m.Service == "" {
+			errs = append(errs, fmt.Errorf("%s.match: needs header, value and service, e.g. {header: x-canary, value: always, service: v2}", field))
+		}
+		checkPort(field+".match.port", m.Service, m.Port)
+	}
+	return errs
 }
 
 // ConfigFromEnv reads the Config from the JSON in $WEFT_GATEWAY_CONFIG.
@@ -191,12 +265,7 @@ func (cfg Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s.prefix: %q is already routed by routes[%d]; keep one of them", field, r.Prefix, j))
 		}
 		seen[r.Prefix] = i
-		if r.Service == "" {
-			errs = append(errs, fmt.Errorf("%s.service: empty; name the service that serves %q", field, r.Prefix))
-		}
-		if r.Port < 1 || r.Port > 65535 {
-			errs = append(errs, fmt.Errorf("%s.port: %d is not a TCP port; set the port %s serves on (1-65535)", field, r.Port, r.Service))
-		}
+		errs = append(errs, r.validateTargets(field)...)
 		if r.Timeout < 0 {
 			errs = append(errs, fmt.Errorf("%s.timeout: %s is negative; use a positive duration such as \"10s\"", field, r.Timeout))
 		}

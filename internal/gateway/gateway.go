@@ -76,11 +76,68 @@ type Gateway struct {
 	idSeq    atomic.Uint64
 }
 
-// route is a configured Route plus its round-robin position.
+// route is a configured Route with its backends and metrics.
 type route struct {
 	Route
+	backends []*routeBackend
+	total    int           // sum of the backends' weights
+	seq      atomic.Uint64 // numbers the route's requests, for the weighted choice
+	match    *routeBackend // the header match's backend; nil without one
+	metrics  *routeMetrics
+}
+
+// routeBackend is one service a route sends to, with its own round-robin
+// position over the service's instances.
+type routeBackend struct {
+	Service string
+	Port    int
+	Weight  int
 	next    atomic.Uint64
-	metrics *routeMetrics
+	metrics *backendMetrics
+}
+
+// choose is the backend of one request: the header match's when the
+// request carries it, else a weighted choice. The choice follows a
+// low-discrepancy sequence over the route's requests (the golden-ratio
+// Weyl sequence), so every window of requests is split close to the
+// weights, not in long runs.
+func (r *route) choose(h http.Header) *routeBackend {
+	if r.match != nil {
+		if v := h.Values(r.Match.Header); len(v) > 0 && v[0] == r.Match.Value {
+			return r.match
+		}
+	}
+	if len(r.backends) == 1 {
+		return r.backends[0]
+	}
+	n := r.seq.Add(1)
+	u := float64((n*0x9E3779B97F4A7C15)>>11) / (1 << 53) // in [0, 1)
+	pick := int(u * float64(r.total))
+	for _, b := range r.backends {
+		if pick < b.Weight {
+			return b
+		}
+		pick -= b.Weight
+	}
+	return r.backends[len(r.backends)-1]
+}
+
+func (g *Gateway) newRoute(r Route) *route {
+	rt := &route{Route: r, metrics: g.metrics.forRoute(r.Prefix)}
+	for _, t := range r.targets() {
+		b := &routeBackend{Service: t.Service, Port: t.Port, Weight: max(t.Weight, 0), metrics: g.metrics.forBackend(r.Prefix, t.Service)}
+		rt.backends = append(rt.backends, b)
+		rt.total += b.Weight
+	}
+	if m := r.Match; m != nil {
+		rt.match = &routeBackend{Service: m.Service, Port: m.Port, metrics: g.metrics.forBackend(r.Prefix, m.Service)}
+		for _, b := range rt.backends {
+			if b.Service == m.Service && b.Port == m.Port {
+				rt.match = b // one round-robin position and one set of metrics per service
+			}
+		}
+	}
+	return rt
 }
 
 // matches reports whether the request path falls under the route: equal to
@@ -131,7 +188,7 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 	g.unmatchedMetrics = g.metrics.forRoute(unmatchedLabel)
 	g.healthMetrics = g.metrics.forRoute(healthLabel)
 	for _, r := range cfg.Routes {
-		g.routes = append(g.routes, &route{Route: r, metrics: g.metrics.forRoute(r.Prefix)})
+		g.routes = append(g.routes, g.newRoute(r))
 	}
 	slices.SortStableFunc(g.routes, func(a, b *route) int { return len(b.Prefix) - len(a.Prefix) })
 
@@ -256,7 +313,8 @@ type exchange struct {
 	requestID string
 	idValue   [1]string // requestID as a header value, shared by both headers
 	route     *route
-	body      []byte // the buffered request body; nil when there is none
+	backend   *routeBackend // the route's backend chosen for this request
+	body      []byte        // the buffered request body; nil when there is none
 	attempts  int
 	upstream  *upstreamMetrics // the last instance tried; nil before any
 
@@ -304,6 +362,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, ex *exchange) {
 		writeDetail(w, http.StatusNotFound, "no route for "+r.URL.Path)
 		return
 	}
+	ex.backend = ex.route.choose(r.Header)
 	if r.ContentLength > g.cfg.MaxBodyBytes {
 		writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", g.cfg.MaxBodyBytes))
 		return
@@ -338,7 +397,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeFrom(pr.In.Context())
 	pr.Out.URL.Scheme = "http"
 	// roundTrip replaces the host with the chosen instance on every attempt.
-	pr.Out.URL.Host = ex.route.Service
+	pr.Out.URL.Host = ex.backend.Service
 	// Keep the client's chain: Rewrite strips inbound X-Forwarded-* headers
 	// and SetXForwarded appends to what is already on the outbound request.
 	if xff, ok := pr.In.Header["X-Forwarded-For"]; ok {
@@ -382,6 +441,9 @@ func (g *Gateway) record(r *http.Request, ex *exchange) {
 		um = rm.upstream(netip.AddrPort{})
 	}
 	um.observe(status, elapsed)
+	if ex.backend != nil {
+		ex.backend.metrics.observe(status, elapsed)
+	}
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr

@@ -22,6 +22,11 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	retries        *prometheus.CounterVec
+	// backendRequests and backendDuration are by route and backend
+	// service, what a traffic shift analyses (a version's error rate and
+	// latency across its instances).
+	backendRequests *prometheus.CounterVec
+	backendDuration *prometheus.HistogramVec
 	// connectionsRefused counts client connections closed at once because
 	// the gateway already had Limits.MaxConnections open.
 	connectionsRefused prometheus.Counter
@@ -47,12 +52,21 @@ func newMetrics() *metrics {
 			Name: "weft_gateway_retries_total",
 			Help: "Attempts sent to another instance after a failed one.",
 		}, []string{"route"}),
+		backendRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_gateway_backend_requests_total",
+			Help: "Requests answered, by route prefix, backend service and status code.",
+		}, []string{"route", "service", "code"}),
+		backendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "weft_gateway_backend_request_duration_seconds",
+			Help:    "Time from receiving a request to the end of its response, by route prefix and backend service.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "service"}),
 		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_gateway_connections_refused_total",
 			Help: "Client connections closed at once because the gateway had its maximum open.",
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.upstreamErrors, m.retries, m.connectionsRefused,
+	m.registry.MustRegister(m.requests, m.duration, m.upstreamErrors, m.retries, m.connectionsRefused, m.backendRequests, m.backendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,6 +145,38 @@ func (um *upstreamMetrics) requests(status int) prometheus.Counter {
 	grown[status] = c
 	um.codes.Store(&grown)
 	return c
+}
+
+// backendMetrics are the observers of one route and backend service.
+type backendMetrics struct {
+	duration prometheus.Observer
+	codes    *prometheus.CounterVec // curried with route and service
+	grow     sync.Mutex             // serialises copy-on-write growth of byCode
+	byCode   atomic.Pointer[map[int]prometheus.Counter]
+}
+
+func (m *metrics) forBackend(route, service string) *backendMetrics {
+	labels := prometheus.Labels{"route": route, "service": service}
+	bm := &backendMetrics{duration: m.backendDuration.With(labels), codes: m.backendRequests.MustCurryWith(labels)}
+	bm.byCode.Store(&map[int]prometheus.Counter{})
+	return bm
+}
+
+func (bm *backendMetrics) observe(status int, elapsed time.Duration) {
+	c, ok := (*bm.byCode.Load())[status]
+	if !ok {
+		bm.grow.Lock()
+		current := *bm.byCode.Load()
+		if c, ok = current[status]; !ok {
+			c = bm.codes.WithLabelValues(strconv.Itoa(status))
+			grown := maps.Clone(current)
+			grown[status] = c
+			bm.byCode.Store(&grown)
+		}
+		bm.grow.Unlock()
+	}
+	c.Inc()
+	bm.duration.Observe(elapsed.Seconds())
 }
 
 // MetricsHandler serves the gateway's metrics in the Prometheus text format.

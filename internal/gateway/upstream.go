@@ -23,20 +23,20 @@ import (
 // connection broke before a response arrived. A request is never retried
 // once a response has started.
 func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange) (*http.Response, error) {
-	rt := ex.route
-	addrs, err := g.resolver.Endpoints(ctx, rt.Service)
+	rt, be := ex.route, ex.backend
+	addrs, err := g.resolver.Endpoints(ctx, be.Service)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		g.log.Warn("resolving service", "service", rt.Service, "err", err)
-		return nil, &gatewayError{status: http.StatusServiceUnavailable, detail: "no healthy instance of " + rt.Service, cause: err}
+		g.log.Warn("resolving service", "service", be.Service, "err", err)
+		return nil, &gatewayError{status: http.StatusServiceUnavailable, detail: "no healthy instance of " + be.Service, cause: err}
 	}
 	if len(addrs) == 0 {
-		return nil, &gatewayError{status: http.StatusServiceUnavailable, detail: "no healthy instance of " + rt.Service}
+		return nil, &gatewayError{status: http.StatusServiceUnavailable, detail: "no healthy instance of " + be.Service}
 	}
 	var room [4]netip.AddrPort // enough for most routes without a heap slice
-	candidates := g.pick(rt, addrs, room[:0])
+	candidates := g.pick(rt, be, addrs, room[:0])
 	replayable := isIdempotent(out.Method)
 	var lastKind string
 	var lastErr error
@@ -74,10 +74,10 @@ func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange
 		return nil, &gatewayError{status: http.StatusGatewayTimeout, detail: "upstream timeout", cause: lastErr}
 	case kindDial:
 		return nil, &gatewayError{status: http.StatusBadGateway,
-			detail: fmt.Sprintf("could not connect to %s (%d attempts)", rt.Service, ex.attempts), cause: lastErr}
+			detail: fmt.Sprintf("could not connect to %s (%d attempts)", be.Service, ex.attempts), cause: lastErr}
 	default:
 		return nil, &gatewayError{status: http.StatusBadGateway,
-			detail: fmt.Sprintf("%s failed before responding", rt.Service), cause: lastErr}
+			detail: fmt.Sprintf("%s failed before responding", be.Service), cause: lastErr}
 	}
 }
 
@@ -121,21 +121,21 @@ func (g *Gateway) attempt(parent context.Context, out *http.Request, ex *exchang
 // route's timeout.
 var errAttemptTimedOut = errors.New("route timeout expired")
 
-// pick chooses up to 1+Retries distinct instances in round-robin order,
+// pick chooses up to 1+Retries distinct instances of be in round-robin order,
 // instances ejected for refusing connections last: when every instance is
 // ejected they are tried anyway rather than failing without a try.
 // picked is appended to and returned.
-func (g *Gateway) pick(rt *route, addrs []netip.Addr, picked []netip.AddrPort) []netip.AddrPort {
+func (g *Gateway) pick(rt *route, be *routeBackend, addrs []netip.Addr, picked []netip.AddrPort) []netip.AddrPort {
 	limit := min(1+rt.Retries, len(addrs))
 	n := uint64(len(addrs))
-	start := rt.next.Add(1) - 1
+	start := be.next.Add(1) - 1
 	var now time.Time
 	if g.outliers.any() {
 		now = time.Now()
 	}
 	var ejected []netip.AddrPort
 	for i := uint64(0); i < n && len(picked) < limit; i++ {
-		endpoint := netip.AddrPortFrom(addrs[(start+i)%n], uint16(rt.Port))
+		endpoint := netip.AddrPortFrom(addrs[(start+i)%n], uint16(be.Port))
 		if !now.IsZero() && g.outliers.ejected(endpoint, now) {
 			ejected = append(ejected, endpoint)
 			continue

@@ -83,6 +83,12 @@ func ContainerStateDir(root, cluster, host, container string) string {
 	return filepath.Join(HostStateDir(root, cluster, host), "containers", container)
 }
 
+// ImageDir holds one host's images: each unpacked once, shared by every
+// container of the host that runs it (internal/image).
+func ImageDir(root, cluster, host string) string {
+	return filepath.Join(HostStateDir(root, cluster, host), "images")
+}
+
 // VolumeDir is a container's named volume; it outlives the container.
 func VolumeDir(root, cluster, container, volume string) string {
 	return filepath.Join(StateDir(root, cluster), "volumes", container, volume)

@@ -10,8 +10,10 @@
 package nsthread
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 
 	"github.com/vishvananda/netns"
@@ -47,6 +49,24 @@ func DoNamed(name string, fn func() error) error {
 		return fmt.Errorf("in network namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// DialNamed opens a connection from inside the named namespace: the socket
+// is made on a thread switched into it and keeps that namespace for life.
+func DialNamed(ctx context.Context, name string, d *net.Dialer, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := DoNamed(name, func() error {
+		var err error
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, err
+	}
+	return conn, nil
 }
 
 // NewNamed creates the named namespace /run/netns/<name> (like `ip netns

@@ -13,15 +13,18 @@ type Liveness struct {
 	Now time.Time
 	// Live holds the hosts whose registration is present in the store.
 	Live map[string]bool
-	// DownSince holds, for each host of the file that is not live, when the
-	// leader noticed its registration gone (NextDown keeps it).
+	// DownSince holds, for each host of the file that is not live, since
+	// when it has been silent (NextDown keeps it).
 	DownSince map[string]time.Time
 }
 
 // NextDown updates the down-since times: a host of the file that is not live
-// keeps its time, or is down from now on if it was not down before; live
-// hosts and hosts no longer in the file are dropped.
-func NextDown(c *spec.Cluster, live map[string]bool, prev map[string]time.Time, now time.Time) map[string]time.Time {
+// keeps its time, or, if it was not down before, is down since its last
+// renewal, which was at least silence (the registration's lease time) before
+// now, when its registration was seen gone; live hosts and hosts no longer
+// in the file are dropped. (A new etcd leader extends every lease, so the
+// real last renewal can be earlier still: the clock never runs fast.)
+func NextDown(c *spec.Cluster, live map[string]bool, prev map[string]time.Time, now time.Time, silence time.Duration) map[string]time.Time {
 	next := map[string]time.Time{}
 	for _, h := range c.Hosts {
 		if live[h.Name] {
@@ -30,7 +33,7 @@ func NextDown(c *spec.Cluster, live map[string]bool, prev map[string]time.Time, 
 		if since, ok := prev[h.Name]; ok {
 			next[h.Name] = since
 		} else {
-			next[h.Name] = now
+			next[h.Name] = now.Add(-silence)
 		}
 	}
 	return next

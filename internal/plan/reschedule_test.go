@@ -28,14 +28,14 @@ func TestNextDown(t *testing.T) {
 		want map[string]time.Time
 	}{
 		{"all up", live("host1", "host2", "host3"), nil, map[string]time.Time{}},
-		{"host1 goes down now", live("host2", "host3"), nil, map[string]time.Time{"host1": t0}},
+		{"host1 seen down now: down since its lease time before", live("host2", "host3"), nil, map[string]time.Time{"host1": t0.Add(-2 * time.Second)}},
 		{"host1 stays down: its clock keeps running", live("host2", "host3"), map[string]time.Time{"host1": earlier}, map[string]time.Time{"host1": earlier}},
 		{"host1 back: cleared", live("host1", "host2", "host3"), map[string]time.Time{"host1": earlier}, map[string]time.Time{}},
 		{"a host gone from the file is forgotten", live("host1", "host2", "host3"), map[string]time.Time{"host9": earlier}, map[string]time.Time{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := NextDown(c, tc.live, tc.prev, t0); !reflect.DeepEqual(got, tc.want) {
+			if got := NextDown(c, tc.live, tc.prev, t0, 2*time.Second); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("NextDown = %v, want %v", got, tc.want)
 			}
 		})

@@ -384,17 +384,8 @@ func closeWrite(c net.Conn) error {
 // namespace b.Netns: the socket is created on a thread switched into it and
 // keeps that namespace for life.
 func dialFrom(ctx context.Context, b Backend, timeout time.Duration) (net.Conn, error) {
-	var conn net.Conn
-	err := nsthread.DoNamed(b.Netns, func() error {
-		var err error
-		dialer := net.Dialer{Timeout: timeout}
-		conn, err = dialer.DialContext(ctx, "tcp", b.Addr.String())
-		return err
-	})
+	conn, err := nsthread.DialNamed(ctx, b.Netns, &net.Dialer{Timeout: timeout}, "tcp", b.Addr.String())
 	if err != nil {
-		if conn != nil {
-			conn.Close()
-		}
 		return nil, fmt.Errorf("connecting to backend %s: %w", b, err)
 	}
 	return conn, nil

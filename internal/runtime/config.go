@@ -47,6 +47,11 @@ import (
 type Config struct {
 	Cluster, Host, Container, Service string
 
+	// Image is the directory of an unpacked image (internal/image) that
+	// becomes the container's root, under a writable layer of its own;
+	// "" builds the root from the host's system directories (rootfs.go).
+	Image string
+
 	Command []string
 	Env     map[string]string
 	Workdir string // default "/"
@@ -64,6 +69,8 @@ type Config struct {
 	Resources Resources        // cgroup limits (see ResourcesOf)
 	Log       logrotate.Policy // size cap and generations of the container's log; zero: logrotate's defaults (not in Hash: applies from the next start)
 	Restart   string           // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
+
+	forceCopy bool // tests: a copied writable layer even where overlayfs works
 }
 
 // Mount bind-mounts HostPath at Path inside the container.
@@ -86,7 +93,8 @@ func (c Config) Hash() string {
 		Volumes     []Mount           `json:"volumes"`
 		ServiceName string            `json:"service"`
 		Resources   *Resources        `json:"resources,omitempty"` // nil when none, so hashes of containers without limits stay as they were
-	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service, c.resourcesForHash()}
+		Image       string            `json:"image,omitempty"`     // "" for host binaries, so their hashes stay as they were
+	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service, c.resourcesForHash(), c.Image}
 	b, err := json.Marshal(identity)
 	if err != nil {
 		// Only strings, bools and slices of them: marshalling cannot fail.
@@ -135,6 +143,9 @@ func (c Config) validate() error {
 	}
 	if err := c.Resources.validate(c.Container); err != nil {
 		return err
+	}
+	if c.Image != "" && !filepath.IsAbs(c.Image) {
+		return fmt.Errorf("container %s: image directory %q is not absolute", c.Container, c.Image)
 	}
 	if !filepath.IsAbs(c.workdir()) {
 		return fmt.Errorf("container %s: workdir %q is not absolute; give a path starting with /", c.Container, c.Workdir)

@@ -52,6 +52,13 @@ type initConfig struct {
 	ResolvConf string  `json:"resolv_conf"`
 	Hosts      string  `json:"hosts"`
 	Volumes    []Mount `json:"volumes"`
+	// Image is the unpacked image that is the container's root, under
+	// the writable layer Layer (rootfs_image.go); "" builds the root from
+	// the host's system directories. ForceCopy makes the layer a copy even
+	// where overlayfs works (tests of the fallback).
+	Image     string `json:"image,omitempty"`
+	Layer     string `json:"layer,omitempty"`
+	ForceCopy bool   `json:"force_copy,omitempty"`
 	// StateDir is the container's state directory, where the init records
 	// the workload (workloadFile); Restart is the restart policy it applies
 	// and Restarts the count so far, which it continues.

@@ -107,13 +107,19 @@ func buildRootfs(root string, cfg initConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / rprivate: %w", err)
 	}
+	in := func(p string) string { return filepath.Join(root, p) }
+	if cfg.Image != "" {
+		if _, err := mountImageRoot(root, cfg.Image, cfg.Layer, cfg.ForceCopy); err != nil {
+			return err
+		}
+		return finishRootfs(root, cfg, func(p string, file bool) error { return mountPointIn(root, p, file) })
+	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("creating root mount point %s: %w", root, err)
 	}
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m"); err != nil {
 		return fmt.Errorf("mounting the container's root tmpfs at %s: %w", root, err)
 	}
-	in := func(p string) string { return filepath.Join(root, p) }
 
 	for _, d := range hostSystemDirs {
 		fi, err := os.Lstat(d)
@@ -148,6 +154,39 @@ func buildRootfs(root string, cfg initConfig) error {
 	for _, d := range extraReadOnly(cfg.Command, cfg.Workdir, exists, filepath.EvalSymlinks) {
 		if err := bindReadOnly(d, in(d)); err != nil {
 			return err
+		}
+	}
+	return finishRootfs(root, cfg, nil)
+}
+
+// finishRootfs mounts what every container has (/dev, /proc, /sys, its
+// resolv.conf and hosts, its volumes) and pivots into root. mountPoint,
+// when set, makes each mount point safely (image roots, rootfs_image.go);
+// when nil they are made with MkdirAll on the root weft built itself.
+func finishRootfs(root string, cfg initConfig, mountPoint func(p string, file bool) error) error {
+	in := func(p string) string { return filepath.Join(root, p) }
+	if mountPoint != nil {
+		for _, d := range []string{"/dev", "/proc", "/sys"} {
+			if err := mountPoint(d, false); err != nil {
+				return err
+			}
+		}
+		for _, f := range []struct{ src, dst string }{{cfg.ResolvConf, "/etc/resolv.conf"}, {cfg.Hosts, "/etc/hosts"}} {
+			if f.src != "" {
+				if err := mountPoint(f.dst, true); err != nil {
+					return err
+				}
+			}
+		}
+		for _, v := range cfg.Volumes {
+			if err := mountPoint(v.Path, false); err != nil {
+				return err
+			}
+		}
+		if cfg.Workdir != "" {
+			if err := mountPoint(cfg.Workdir, false); err != nil {
+				return err
+			}
 		}
 	}
 	if err := buildDev(in("/dev")); err != nil {
@@ -187,11 +226,14 @@ func buildRootfs(root string, cfg initConfig) error {
 			return fmt.Errorf("creating workdir %s: %w", cfg.Workdir, err)
 		}
 	}
-	return pivotInto(root)
+	// An image's root is the container's writable layer; the root weft
+	// builds from the host's directories is made read-only.
+	return pivotInto(root, cfg.Image == "")
 }
 
-// pivotInto makes root the namespace's / and detaches the old root.
-func pivotInto(root string) error {
+// pivotInto makes root the namespace's / and detaches the old root, and
+// with readOnly remounts it read-only.
+func pivotInto(root string, readOnly bool) error {
 	if err := unix.Chdir(root); err != nil {
 		return fmt.Errorf("entering the container's root: %w", err)
 	}
@@ -205,6 +247,9 @@ func pivotInto(root string) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("entering /: %w", err)
+	}
+	if !readOnly {
+		return nil
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("making the container's root read-only: %w", err)

@@ -462,7 +462,16 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 	defer signalW.Close()
 	defer signalR.Close()
 
+	var layer string
+	if cfg.Image != "" {
+		if layer, err = prepareLayer(dir, cfg.Hash()); err != nil {
+			return nil, fmt.Errorf("container %s: %w", cfg.Container, err)
+		}
+	}
 	payload, err := json.Marshal(initConfig{
+		Image:      cfg.Image,
+		Layer:      layer,
+		ForceCopy:  cfg.forceCopy,
 		Command:    cfg.Command,
 		Env:        cfg.Env,
 		Workdir:    cfg.workdir(),

@@ -19,7 +19,23 @@ import (
 // BenchmarkContainerStart measures a container's start: from Supervise
 // until its workload has printed its first line, then stops it (untimed).
 // docs/security.md compares it before and after isolation.
-func BenchmarkContainerStart(b *testing.B) {
+func BenchmarkContainerStart(b *testing.B) { benchStart(b, nil) }
+
+// BenchmarkImageContainerStart is BenchmarkContainerStart for a container
+// of an unpacked image (busybox), with each kind of writable layer. The
+// image is unpacked once before (as a host does once per image); a new
+// config hash per start would make a new layer, so every start here
+// reuses one layer as a restart does (for copy: the copy is made once).
+func BenchmarkImageContainerStart(b *testing.B) {
+	for _, kind := range []string{layerOverlay, layerCopy} {
+		b.Run(kind, func(b *testing.B) {
+			img := busyboxImage(b)
+			benchStart(b, func(c *Config) { c.Image, c.forceCopy = img, kind == layerCopy })
+		})
+	}
+}
+
+func benchStart(b *testing.B, mod func(*Config)) {
 	if initExe == "" {
 		b.Skip("needs root")
 	}
@@ -33,6 +49,9 @@ func BenchmarkContainerStart(b *testing.B) {
 	defer cgroup.KillAll(naming.CgroupRelPath(cluster), 10*time.Second)
 	cfg := Config{Cluster: cluster, Host: "h1", Container: "bench-1", Service: "svc",
 		Command: []string{"sh", "-c", "echo up; exec sleep 1000"}, Netns: ns, Restart: spec.RestartNever}
+	if mod != nil {
+		mod(&cfg)
+	}
 	logPath := rt.LogPath(cluster, "h1", "bench-1")
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {

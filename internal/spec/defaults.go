@@ -103,7 +103,12 @@ func (s *Service) applyDefaults(dir string) {
 	if s.Restart == "" {
 		s.Restart = RestartAlways
 	}
-	if len(s.Command) > 0 && dir != "" && strings.Contains(s.Command[0], "/") && !filepath.IsAbs(s.Command[0]) {
+	if s.Image != "" {
+		// An image's command names a program inside the image.
+		if src, err := ParseImage(s.Image); err == nil {
+			s.Image = src.withDir(dir).String()
+		}
+	} else if len(s.Command) > 0 && dir != "" && strings.Contains(s.Command[0], "/") && !filepath.IsAbs(s.Command[0]) {
 		s.Command[0] = filepath.Join(dir, s.Command[0])
 	}
 	if h := s.Health; h != nil {

@@ -184,7 +184,9 @@ func (d *decoder) host(n *yaml.Node, path string) Host {
 func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 	s := Service{Name: name, Replicas: 1}
 	d.mapping(n, path, fieldReaders{
-		"command": func(v *yaml.Node, p string) { s.Command = d.strings(v, p, "[./bin/web, -listen, \":8080\"]") },
+		"command":    func(v *yaml.Node, p string) { s.Command = d.strings(v, p, "[./bin/web, -listen, \":8080\"]") },
+		"image":      func(v *yaml.Node, p string) { s.Image = d.str(v, p) },
+		"entrypoint": func(v *yaml.Node, p string) { s.Entrypoint = d.strings(v, p, "[/app/web, -listen, \":8080\"]") },
 		"env": func(v *yaml.Node, p string) {
 			d.namedMapping(v, p, "variable", "`env: {LOG_LEVEL: debug}`", func(key string, v *yaml.Node, p string) {
 				if s.Env == nil {
@@ -254,6 +256,25 @@ func (d *decoder) route(n *yaml.Node, path string) Route {
 		"service": func(v *yaml.Node, p string) { r.Service = d.str(v, p) },
 		"timeout": func(v *yaml.Node, p string) { r.Timeout = d.duration(v, p) },
 		"retries": func(v *yaml.Node, p string) { r.Retries = d.integer(v, p) },
+		"backends": func(v *yaml.Node, p string) {
+			for i, item := range d.list(v, p, "- {service: product-v1, weight: 90}") {
+				var b RouteBackend
+				d.mapping(item, index(p, i), fieldReaders{
+					"service": func(v *yaml.Node, p string) { b.Service = d.str(v, p) },
+					"weight":  func(v *yaml.Node, p string) { b.Weight = d.integer(v, p) },
+				})
+				r.Backends = append(r.Backends, b)
+			}
+		},
+		"match": func(v *yaml.Node, p string) {
+			m := &RouteMatch{}
+			d.mapping(v, p, fieldReaders{
+				"header":  func(v *yaml.Node, p string) { m.Header = d.str(v, p) },
+				"value":   func(v *yaml.Node, p string) { m.Value = d.str(v, p) },
+				"service": func(v *yaml.Node, p string) { m.Service = d.str(v, p) },
+			})
+			r.Match = m
+		},
 	})
 	return r
 }

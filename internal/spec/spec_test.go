@@ -192,6 +192,14 @@ func TestRefusals(t *testing.T) {
 		{"route unknown service", []string{"{prefix: /api, service: api}", "{prefix: /api, service: apx}"}, "routes[0].service", "did you mean `api`?"},
 		{"duplicate route prefix", []string{"  - {prefix: /api, service: api}\n", "  - {prefix: /api, service: api}\n  - {prefix: /api, service: db}\n"}, "routes[1].prefix", "routes[0]"},
 		{"negative route retries", []string{"{prefix: /api, service: api}", "{prefix: /api, service: api, retries: -1}"}, "routes[0].retries", "0"},
+		{"route with service and backends", []string{"{prefix: /api, service: api}", "{prefix: /api, service: api, backends: [{service: db, weight: 1}]}"}, "routes[0].service", "not both"},
+		{"route backends all weight 0", []string{"{prefix: /api, service: api}", "{prefix: /api, backends: [{service: api, weight: 0}, {service: db, weight: 0}]}"}, "routes[0].backends", "positive weight"},
+		{"route backend weight too big", []string{"{prefix: /api, service: api}", "{prefix: /api, backends: [{service: api, weight: 1001}]}"}, "routes[0].backends[0].weight", "0 sends it nothing"},
+		{"route backend unknown", []string{"{prefix: /api, service: api}", "{prefix: /api, backends: [{service: apx, weight: 1}]}"}, "routes[0].backends[0].service", "did you mean `api`?"},
+		{"route backend twice", []string{"{prefix: /api, service: api}", "{prefix: /api, backends: [{service: api, weight: 1}, {service: api, weight: 2}]}"}, "routes[0].backends[1].service", "once"},
+		{"route match header with a space", []string{"{prefix: /api, service: api}", "{prefix: /api, service: api, match: {header: x canary, value: always, service: db}}"}, "routes[0].match.header", "x-canary"},
+		{"route match without value", []string{"{prefix: /api, service: api}", "{prefix: /api, service: api, match: {header: x-canary, service: db}}"}, "routes[0].match.value", "missing"},
+		{"route without service or backends", []string{"{prefix: /api, service: api}", "{prefix: /api}"}, "routes[0].service", "backends"},
 		{"publish on all addresses", []string{`"127.0.0.1:8080"`, `"0.0.0.0:8080"`}, "publish[0].listen", "loopback"},
 		{"publish on a lab address", []string{`"127.0.0.1:8080"`, `"10.10.0.5:8080"`}, "publish[0].listen", "loopback"},
 		{"publish without port", []string{`"127.0.0.1:8080"`, `"127.0.0.1"`}, "publish[0].listen", "port"},
@@ -240,6 +248,8 @@ func TestAllowedEdgeCases(t *testing.T) {
 		{"duration as bare seconds", []string{"{http: /health}", "{http: /health, interval: 2}"}},
 		{"dotted domain", []string{"domain: weft", "domain: svc.weft-1.internal"}},
 		{"roles worker on one host", []string{"{name: host2, subnet: b}", "{name: host2, subnet: b, roles: [worker]}"}},
+		{"weighted route with a header match", []string{"{prefix: /api, service: api}", "{prefix: /api, backends: [{service: api, weight: 90}, {service: db, weight: 10}], match: {header: x-canary, value: always, service: db}}"}},
+		{"weighted route with one backend at 0", []string{"{prefix: /api, service: api}", "{prefix: /api, backends: [{service: api, weight: 100}, {service: db, weight: 0}]}"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,20 +67,27 @@ type Host struct {
 
 // Service is one workload; it runs as Replicas containers.
 type Service struct {
-	Name      string            `json:"name"`
-	Command   []string          `yaml:"command" json:"command"`
-	Env       map[string]string `yaml:"env" json:"env,omitempty"`
-	Workdir   string            `yaml:"workdir" json:"workdir,omitempty"`
-	User      string            `yaml:"user" json:"user,omitempty"`
-	Host      string            `yaml:"host" json:"host,omitempty"`
-	Hosts     []string          `yaml:"hosts" json:"hosts,omitempty"`
-	IP        netip.Addr        `yaml:"ip" json:"ip,omitempty"`
-	Port      int               `yaml:"port" json:"port,omitempty"` // the port the service serves on (used by health and routes)
-	Replicas  int               `yaml:"replicas" json:"replicas"`   // default 1 when the key is absent (Parse sets it); 0 means scaled to zero
-	DependsOn []string          `yaml:"depends_on" json:"depends_on,omitempty"`
-	Health    *Health           `yaml:"health" json:"health,omitempty"`
-	Restart   string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
-	Volumes   []Volume          `yaml:"volumes" json:"volumes,omitempty"`
+	Name string `json:"name"`
+	// Image, when set, is the container's root filesystem (image.go for
+	// its forms); its entrypoint, cmd, env, workdir and user are the
+	// defaults of Entrypoint, Command, Env, Workdir and User. Without it
+	// the service runs a host binary (Command) in a root made of the
+	// host's system directories.
+	Image      string            `yaml:"image" json:"image,omitempty"`
+	Entrypoint []string          `yaml:"entrypoint" json:"entrypoint,omitempty"` // image services only: replaces the image's entrypoint (and drops its cmd unless command is given)
+	Command    []string          `yaml:"command" json:"command"`
+	Env        map[string]string `yaml:"env" json:"env,omitempty"`
+	Workdir    string            `yaml:"workdir" json:"workdir,omitempty"`
+	User       string            `yaml:"user" json:"user,omitempty"`
+	Host       string            `yaml:"host" json:"host,omitempty"`
+	Hosts      []string          `yaml:"hosts" json:"hosts,omitempty"`
+	IP         netip.Addr        `yaml:"ip" json:"ip,omitempty"`
+	Port       int               `yaml:"port" json:"port,omitempty"` // the port the service serves on (used by health and routes)
+	Replicas   int               `yaml:"replicas" json:"replicas"`   // default 1 when the key is absent (Parse sets it); 0 means scaled to zero
+	DependsOn  []string          `yaml:"depends_on" json:"depends_on,omitempty"`
+	Health     *Health           `yaml:"health" json:"health,omitempty"`
+	Restart    string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
+	Volumes    []Volume          `yaml:"volumes" json:"volumes,omitempty"`
 
 	// Reschedule says whether the service's containers move to a live host
 	// when theirs is down; default true, false when the service has volumes.
@@ -110,12 +117,28 @@ type Volume struct {
 	Path string `yaml:"path" json:"path"`
 }
 
-// Route sends HTTP requests whose path starts with Prefix to Service.
+// Route sends HTTP requests whose path starts with Prefix to Service, or to
+// weighted Backends; a request with Match's header goes to Match's service.
 type Route struct {
-	Prefix  string   `yaml:"prefix" json:"prefix"`
-	Service string   `yaml:"service" json:"service"`
-	Timeout Duration `yaml:"timeout" json:"timeout"` // per attempt, default 10s
-	Retries int      `yaml:"retries" json:"retries"` // extra attempts on another instance, default 2 when the key is absent (Parse sets it); 0 means none
+	Prefix   string         `yaml:"prefix" json:"prefix"`
+	Service  string         `yaml:"service" json:"service,omitempty"`
+	Backends []RouteBackend `yaml:"backends" json:"backends,omitempty"`
+	Match    *RouteMatch    `yaml:"match" json:"match,omitempty"`
+	Timeout  Duration       `yaml:"timeout" json:"timeout"` // per attempt, default 10s
+	Retries  int            `yaml:"retries" json:"retries"` // extra attempts on another instance, default 2 when the key is absent (Parse sets it); 0 means none
+}
+
+// RouteBackend is one weighted service of a route.
+type RouteBackend struct {
+	Service string `yaml:"service" json:"service"`
+	Weight  int    `yaml:"weight" json:"weight"` // share: weight / the route's sum of weights, 0..1000
+}
+
+// RouteMatch sends the requests whose Header equals Value to Service.
+type RouteMatch struct {
+	Header  string `yaml:"header" json:"header"`
+	Value   string `yaml:"value" json:"value"`
+	Service string `yaml:"service" json:"service"`
 }
 
 // GatewaySettings are the gateway's limits and ports.

@@ -320,10 +320,11 @@ func (c *Cluster) validateCapacity(ps *Problems) {
 }
 
 func (c *Cluster) validateService(ps *Problems, field string, s Service) {
+	c.validateImage(ps, field, s)
 	switch {
-	case len(s.Command) == 0:
-		ps.add(field+".command", nil, "missing; weft needs a program to run", "add e.g. `command: [./bin/"+s.Name+", -listen, \":8080\"]`")
-	case s.Command[0] == "":
+	case len(s.Command) == 0 && s.Image == "":
+		ps.add(field+".command", nil, "missing; weft needs a program to run", "add e.g. `command: [./bin/"+s.Name+", -listen, \":8080\"]`, or an image: to run")
+	case len(s.Command) > 0 && s.Command[0] == "":
 		ps.add(field+".command", s.Command, "the program (first element) is empty", "start the list with the program to run")
 	}
 	if s.Restart != RestartAlways && s.Restart != RestartOnFailure && s.Restart != RestartNever {
@@ -366,6 +367,35 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 		validateHealth(ps, field+".health", *s.Health, s.Port)
 	}
 	validateVolumes(ps, field+".volumes", s.Volumes)
+}
+
+// validateImage checks the image field's syntax, that entrypoint comes with
+// an image, and that an image pulled from the cluster's own registry
+// service waits for it.
+func (c *Cluster) validateImage(ps *Problems, field string, s Service) {
+	if s.Image == "" {
+		if len(s.Entrypoint) > 0 {
+			ps.add(field+".entrypoint", s.Entrypoint, "entrypoint replaces an image's entrypoint, and the service has no image",
+				"put the program and its arguments in command, or add image:")
+		}
+		return
+	}
+	src, err := ParseImage(s.Image)
+	if err != nil {
+		ps.add(field+".image", s.Image, err.Error(), "write e.g. image: registry:5000/shop/web:v1, docker-archive:./web.tar or oci:./layout")
+		return
+	}
+	if len(s.Entrypoint) > 0 && s.Entrypoint[0] == "" {
+		ps.add(field+".entrypoint", s.Entrypoint, "the program (first element) is empty", "start the list with the program to run")
+	}
+	host := src.RegistryHost()
+	if host == "" || host == s.Name {
+		return
+	}
+	if _, ok := c.ServiceByName(host); ok && !slices.Contains(s.DependsOn, host) {
+		ps.add(field+".depends_on", s.DependsOn, fmt.Sprintf("the image is pulled from the cluster's registry service %s, which the service does not wait for", host),
+			"add "+host+" to depends_on")
+	}
 }
 
 func (c *Cluster) validatePinnedIP(ps *Problems, field string, s Service) {
@@ -569,11 +599,7 @@ func (c *Cluster) validateRoutes(ps *Problems) {
 				prefixes[r.Prefix] = i
 			}
 		}
-		if r.Service == "" {
-			ps.add(field+".service", nil, "missing", "name the service that serves this prefix")
-		} else if _, ok := c.ServiceByName(r.Service); !ok {
-			ps.add(field+".service", r.Service, "unknown service", suggestion(r.Service, c.serviceNames(), "services"))
-		}
+		c.validateRouteTargets(ps, field, r)
 		if r.Timeout.Duration <= 0 {
 			ps.add(field+".timeout", r.Timeout.Duration, "must be positive", "write it like 10s, or leave it out")
 		}
@@ -581,6 +607,76 @@ func (c *Cluster) validateRoutes(ps *Problems) {
 			ps.add(field+".retries", r.Retries, "negative", "use 0 for no retries, or leave it out (2)")
 		}
 	}
+}
+
+// maxRouteWeight bounds a backend's weight (a percentage is the usual use).
+const maxRouteWeight = 1000
+
+// validateRouteTargets checks where a route sends: one service, or weighted
+// backends, and its header match.
+func (c *Cluster) validateRouteTargets(ps *Problems, field string, r Route) {
+	known := func(f, name string) {
+		if _, ok := c.ServiceByName(name); !ok {
+			ps.add(f, name, "unknown service", suggestion(name, c.serviceNames(), "services"))
+		}
+	}
+	switch {
+	case r.Service != "" && len(r.Backends) > 0:
+		ps.add(field+".service", r.Service, "given with backends", "keep `service:` (one service) or `backends:` (weighted), not both")
+	case len(r.Backends) > 0:
+		total := 0
+		seen := map[string]int{}
+		for i, b := range r.Backends {
+			bf := index(field+".backends", i)
+			switch {
+			case b.Service == "":
+				ps.add(bf+".service", nil, "missing", "name the service, e.g. `{service: product-v1, weight: 90}`")
+			default:
+				known(bf+".service", b.Service)
+				if first, dup := seen[b.Service]; dup {
+					ps.add(bf+".service", b.Service, fmt.Sprintf("backends[%d] names it already", first), "list each service once")
+				}
+				seen[b.Service] = i
+			}
+			if b.Weight < 0 || b.Weight > maxRouteWeight {
+				ps.add(bf+".weight", b.Weight, fmt.Sprintf("outside 0..%d", maxRouteWeight), "use a share such as 90 and 10 (0 sends it nothing)")
+			}
+			total += max(b.Weight, 0)
+		}
+		if total == 0 {
+			ps.add(field+".backends", nil, "every weight is 0", "give at least one backend a positive weight")
+		}
+	case r.Service == "":
+		ps.add(field+".service", nil, "missing", "name the service that serves this prefix, or list weighted `backends:`")
+	default:
+		known(field+".service", r.Service)
+	}
+	if m := r.Match; m != nil {
+		if !validHeaderName(m.Header) {
+			ps.add(field+".match.header", m.Header, "not an HTTP header name", "write it like x-canary")
+		}
+		if m.Value == "" {
+			ps.add(field+".match.value", nil, "missing", "give the header value that selects the service, e.g. always")
+		}
+		if m.Service == "" {
+			ps.add(field+".match.service", nil, "missing", "name the service these requests go to")
+		} else {
+			known(field+".match.service", m.Service)
+		}
+	}
+}
+
+// validHeaderName is an HTTP token (RFC 9110 tchar), not empty.
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, r := range h {
+		if r > 126 || r <= 32 || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Cluster) validateGateway(ps *Problems) {

@@ -18,7 +18,7 @@ import (
 
 // Keys of rescheduling, relative to the cluster root:
 //
-//	down/<host>   when the leader noticed host's registration gone (RFC 3339,
+//	down/<host>   since when host has been silent: its last renewal (RFC 3339,
 //	              UTC, nanoseconds); written and cleared by the leader only,
 //	              under its guard, so a new leader continues the same clock.
 
@@ -94,7 +94,7 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 	return v, nil
 }
 
-// DownSince returns when each down host was noticed down.
+// DownSince returns since when each down host has been silent.
 func (s *Store) DownSince(ctx context.Context) (map[string]time.Time, error) {
 	v, err := s.LeaderView(ctx)
 	if err != nil {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/weft-dev/weft/internal/naming"
 )
@@ -89,13 +87,7 @@ func ConnectVia(ctx context.Context, dial func(ctx context.Context, addr string)
 	if len(endpoints) == 0 {
 		return nil, fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given", cluster)
 	}
-	client, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: dialTimeout,
-		Context:     context.WithoutCancel(ctx),
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
-	})
+	client, err := clientv3.New(memberConfig(ctx, endpoints, dial))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}

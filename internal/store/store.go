@@ -87,13 +87,10 @@ type Snapshot struct {
 	Revision int64
 }
 
-// Connect connects to the etcd members at endpoints (client URLs) for the
-// named cluster. It fails when no endpoint answers within 2s.
-func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, error) {
-	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given (the cluster file names no manager hosts?)", cluster)
-	}
-	client, err := clientv3.New(clientv3.Config{
+// memberConfig is the configuration of every etcd client weft makes: the
+// members at endpoints, each connection opened by dial.
+func memberConfig(ctx context.Context, endpoints []string, dial func(context.Context, string) (net.Conn, error)) clientv3.Config {
+	return clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: dialTimeout,
 		// A member whose network path is cut without a reset (a host cut off,
@@ -111,13 +108,22 @@ func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, e
 				Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: dialTimeout,
 			}),
-			grpc.WithContextDialer(dialMember),
+			grpc.WithContextDialer(dial),
 		},
 		Context: context.WithoutCancel(ctx),
 		// The client's own warnings (retries while a member restarts) are noise
 		// for weft, which reports the errors its callers get.
 		Logger: zap.NewNop(),
-	})
+	}
+}
+
+// Connect connects to the etcd members at endpoints (client URLs) for the
+// named cluster. It fails when no endpoint answers within 2s.
+func Connect(ctx context.Context, endpoints []string, cluster string) (*Store, error) {
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("connecting to the store of cluster %s: no etcd endpoints given (the cluster file names no manager hosts?)", cluster)
+	}
+	client, err := clientv3.New(memberConfig(ctx, endpoints, dialMember))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}

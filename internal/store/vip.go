@@ -9,11 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
@@ -39,6 +40,16 @@ var ErrVIPLost = errors.New("the VIP was claimed by another host")
 // renewed).
 var ErrVIPClaimLost = errors.New("the VIP's key changed since it was read: another claim or renewal came first")
 
+// ClaimLostError is the ErrVIPClaimLost of one claim, with the key as the
+// claim's transaction found it: a candidate whose watch fell behind learns
+// the newer revision from it (VIPWatch.Observe) instead of claiming on the
+// stale one again.
+type ClaimLostError struct{ Current VIPState }
+
+func (e *ClaimLostError) Error() string { return ErrVIPClaimLost.Error() }
+
+func (e *ClaimLostError) Unwrap() error { return ErrVIPClaimLost }
+
 func vipPrefix(root string) string { return "/weft-vip" + strings.TrimPrefix(root, "/weft") }
 
 func (s *Store) vipPrefix() string { return vipPrefix(s.root) }
@@ -50,9 +61,10 @@ func (s *Store) vipPrefix() string { return vipPrefix(s.root) }
 // half a second, instead of holding renewals until TCP gives up, which a
 // holder renewing every 100 ms cannot afford.
 type VIPStore struct {
-	client *clientv3.Client
-	root   string
-	cancel context.CancelFunc
+	client   *clientv3.Client
+	root     string
+	cancel   context.CancelFunc
+	watchSeq atomic.Uint64 // numbers the watches' own streams (watchLive)
 }
 
 const (
@@ -68,8 +80,7 @@ func ConnectVIP(ctx context.Context, endpoints []string, cluster string) (*VIPSt
 		return nil, fmt.Errorf("connecting the VIP election of cluster %s: no etcd endpoints given", cluster)
 	}
 	newClient := func(eps []string) (*clientv3.Client, error) {
-		return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: dialTimeout,
-			Context: context.WithoutCancel(ctx), Logger: zap.NewNop()})
+		return clientv3.New(memberConfig(ctx, eps, dialMember))
 	}
 	client, err := newClient(endpoints)
 	if err != nil {
@@ -203,6 +214,17 @@ func (w *VIPWatch) set(st VIPState) {
 	signal(w.changed)
 }
 
+// Observe takes a state read outside the watch (a lost claim's) when it is
+// newer than what the watch has shown.
+func (w *VIPWatch) Observe(st VIPState) {
+	w.mu.Lock()
+	newer := !w.loaded || st.Rev > w.latest.Rev
+	w.mu.Unlock()
+	if newer {
+		w.set(st)
+	}
+}
+
 // WatchVIP follows the VIP's key until ctx ends: a read, then a watch from
 // the next revision, again after any break. Seen is the local time each
 // revision was first observed, which the fencing rule relies on (a renewal
@@ -230,10 +252,11 @@ func (v *VIPStore) WatchVIP(ctx context.Context, name string) *VIPWatch {
 			}
 			w.set(st)
 			retry.reset()
-			watch := v.client.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(resp.Header.Revision+1))
-			for wr := range watch {
+			// A watch that stays silent (its stream sat on a member that
+			// froze) is made again at once from a fresh read.
+			silent := watchLive(ctx, v.client, &v.watchSeq, key, resp.Header.Revision+1, nil, func(wr clientv3.WatchResponse) bool {
 				if wr.Err() != nil || wr.CompactRevision != 0 {
-					break
+					return false
 				}
 				for _, ev := range wr.Events {
 					now := time.Now()
@@ -245,8 +268,9 @@ func (v *VIPStore) WatchVIP(ctx context.Context, name string) *VIPWatch {
 						w.set(st)
 					}
 				}
-			}
-			if !retry.wait(ctx) {
+				return true
+			})
+			if !silent && !retry.wait(ctx) {
 				return
 			}
 		}
@@ -270,7 +294,8 @@ type VIPTerm struct {
 // ClaimVIP makes rec the VIP's record if the key is still at revision
 // prevRev (0: absent), under a new lease kept alive until the term ends.
 // Two candidates that read the same revision cannot both win: the second
-// gets ErrVIPClaimLost.
+// gets a *ClaimLostError (errors.Is ErrVIPClaimLost) with the key as it
+// found it.
 func (v *VIPStore) ClaimVIP(ctx context.Context, name string, prevRev int64, rec model.VIPRecord) (*VIPTerm, error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
@@ -284,27 +309,50 @@ func (v *VIPStore) ClaimVIP(ctx context.Context, name string, prevRev int64, rec
 	resp, err := v.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", prevRev)).
 		Then(clientv3.OpPut(key, string(body), clientv3.WithLease(grant.ID))).
+		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
-		v.revoke(grant.ID)
+		go v.revoke(grant.ID)
 		return nil, fmt.Errorf("claiming VIP %s: %w", name, err)
 	}
 	if !resp.Succeeded {
-		v.revoke(grant.ID)
-		return nil, ErrVIPClaimLost
+		go v.revoke(grant.ID)
+		lost := &ClaimLostError{Current: VIPState{Seen: time.Now()}}
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			if st, err := decodeVIP(kvs[0], lost.Current.Seen); err == nil {
+				lost.Current = st
+			} else {
+				lost.Current.Rev = kvs[0].ModRevision
+			}
+		}
+		return nil, lost
 	}
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	keepAlive, err := v.client.KeepAlive(kctx, grant.ID)
-	if err != nil {
-		cancel()
-		v.revoke(grant.ID)
-		return nil, fmt.Errorf("claiming VIP %s: keeping the lease alive: %w", name, err)
-	}
-	go func() {
-		for range keepAlive {
-		}
-	}()
+	go v.keepLease(kctx, grant.ID)
 	return &VIPTerm{v: v, key: key, lease: grant.ID, cancel: cancel, rev: resp.Header.Revision, rec: rec}, nil
+}
+
+// keepLease keeps a term's lease alive until ctx ends, each refresh on a
+// stream of its own with its own deadline: the client's shared keepalive
+// stream could sit on a member that froze, and the lease would expire under
+// a live holder.
+func (v *VIPStore) keepLease(ctx context.Context, id clientv3.LeaseID) {
+	every := time.Duration(vipLeaseTTLSeconds) * time.Second / 6
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		kctx, cancel := context.WithTimeout(ctx, every)
+		_, err := v.client.KeepAliveOnce(kctx, id)
+		cancel()
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return
+		}
+	}
 }
 
 // Record is the record this term last wrote.
@@ -446,10 +494,12 @@ func (v *VIPStore) WatchVIPMembers(ctx context.Context, vipName string) *VIPMemb
 			w.mu.Unlock()
 			signal(w.changed)
 			retry.reset()
-			watch := v.client.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-			for wr := range watch {
+			silent := watchLive(ctx, v.client, &v.watchSeq, prefix, resp.Header.Revision+1, nil, func(wr clientv3.WatchResponse) bool {
 				if wr.Err() != nil || wr.CompactRevision != 0 {
-					break
+					return false
+				}
+				if len(wr.Events) == 0 {
+					return true
 				}
 				now := time.Now()
 				w.mu.Lock()
@@ -463,8 +513,9 @@ func (v *VIPStore) WatchVIPMembers(ctx context.Context, vipName string) *VIPMemb
 				}
 				w.mu.Unlock()
 				signal(w.changed)
-			}
-			if !retry.wait(ctx) {
+				return true
+			}, clientv3.WithPrefix())
+			if !silent && !retry.wait(ctx) {
 				return
 			}
 		}

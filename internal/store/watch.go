@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,20 +21,29 @@ const (
 )
 
 // liveWatch watches every key under the cluster's root from revision from
-// on, on a gRPC stream of its own, and calls handle with every response until
+// on (see watchLive).
+func (s *Store) liveWatch(ctx context.Context, from int64, heard func(time.Time), handle func(clientv3.WatchResponse) bool) (silent bool) {
+	return watchLive(ctx, s.client, &s.watchSeq, s.root, from, heard, handle, clientv3.WithPrefix())
+}
+
+// watchLive watches key (with opts, e.g. a prefix) from revision from on,
+// on a gRPC stream of its own, and calls handle with every response until
 // handle returns false, the watch breaks, it stays silent for watchSilence or
 // ctx ends. heard, if not nil, is called whenever the watch has shown that it
 // is current (an event or a progress notification). It reports whether it
 // gave up because the watch went silent: the caller may then watch again
-// from where it was, as nothing was missed.
-func (s *Store) liveWatch(ctx context.Context, from int64, heard func(time.Time), handle func(clientv3.WatchResponse) bool) (silent bool) {
+// from where it was, as nothing was missed. seq numbers the streams of one
+// client.
+func watchLive(ctx context.Context, client *clientv3.Client, seq *atomic.Uint64, key string, from int64,
+	heard func(time.Time), handle func(clientv3.WatchResponse) bool, opts ...clientv3.OpOption) (silent bool) {
 	// The client shares one stream between all watches whose contexts carry
 	// the same metadata; a key of its own lets this watch drop a dead stream
 	// instead of rejoining it.
 	wctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(
-		clientv3.WithRequireLeader(ctx), "weft-watch", strconv.FormatUint(s.watchSeq.Add(1), 10)))
+		clientv3.WithRequireLeader(ctx), "weft-watch", strconv.FormatUint(seq.Add(1), 10)))
 	defer cancel()
-	watch := s.client.Watch(wctx, s.root, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+	opts = append(opts, clientv3.WithRev(from), clientv3.WithProgressNotify())
+	watch := client.Watch(wctx, key, opts...)
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	last := time.Now()
@@ -57,7 +67,7 @@ func (s *Store) liveWatch(ctx context.Context, from int64, heard func(time.Time)
 				return true
 			}
 			pctx, pcancel := context.WithTimeout(wctx, progressEvery)
-			_ = s.client.RequestProgress(pctx) // an unanswered request shows as silence
+			_ = client.RequestProgress(pctx) // an unanswered request shows as silence
 			pcancel()
 		}
 	}

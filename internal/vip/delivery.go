@@ -28,6 +28,7 @@ type Rule struct {
 //	  set live { type ipv4_addr; flags timeout }   VIPs this host holds now
 //	  chain pre  (nat prerouting dstnat):  ip daddr VIP tcp dport Port ip daddr @live dnat to Target
 //	  chain post (nat postrouting srcnat): ip daddr Target.ip tcp dport Target.port ct status dnat masquerade
+//	  chain fwd  (filter forward):         ip daddr VIP drop
 //
 // The rules of every VIP the host is a candidate for stay installed; they
 // deliver nothing until the VIP is in set live. Holding a VIP is one element
@@ -36,6 +37,12 @@ type Rule struct {
 // by itself when the timeout runs out, so a stale holder stops delivering
 // even when nothing of it runs any more. Masquerade makes the instance
 // answer through this host, which undoes the DNAT on the way back.
+//
+// A packet for the VIP that was not delivered (the VIP is not live here: a
+// holder between a missed renewal and its reclaim, a route that still
+// leads to a fenced host) is dropped, never forwarded: the client's
+// retransmission reaches whoever delivers by then, instead of an error or a
+// packet bouncing between this host and the router.
 type Delivery struct {
 	Table string // nftables table name
 	NetNS int    // fd of the network namespace; 0 for the caller's own
@@ -94,9 +101,16 @@ func (d Delivery) Set(rules []Rule) error {
 			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 		post := c.AddChain(&nftables.Chain{Name: "post", Table: t, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+		fwd := c.AddChain(&nftables.Chain{Name: "fwd", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter})
+		var vips []netip.Addr
 		for _, r := range rules {
 			c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: dnatExprs(set, r)})
 			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: masqExprs(r)})
+			if !slices.Contains(vips, r.VIP) {
+				vips = append(vips, r.VIP)
+				c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: dropToExprs(r.VIP)})
+			}
 		}
 	} else if !exists {
 		return nil
@@ -208,6 +222,15 @@ func dnatExprs(live *nftables.Set, r Rule) []expr.Any {
 		&expr.Immediate{Register: 2, Data: port(r.Target.Port())},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	)
+}
+
+// dropToExprs is "ip daddr addr drop".
+func dropToExprs(addr netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr.AsSlice()},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
 }
 
 func masqExprs(r Rule) []expr.Any {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netns"
 
 	"github.com/weft-dev/weft/internal/nsthread/nstest"
@@ -23,6 +25,18 @@ func TestDeliveryLiveExpiresAndFences(t *testing.T) {
 	}
 	if err := d.Set(rules); err != nil {
 		t.Fatalf("Set again: %v", err)
+	}
+	// Undelivered packets for the VIP are dropped in forward, not routed on.
+	c, err := d.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := c.GetRules(d.table(), &nftables.Chain{Name: "fwd", Table: d.table()})
+	if err != nil || len(fwd) != 1 {
+		t.Fatalf("fwd chain rules = %d, %v; want one drop rule", len(fwd), err)
+	}
+	if v, ok := fwd[0].Exprs[len(fwd[0].Exprs)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictDrop {
+		t.Fatalf("fwd rule ends with %#v, want drop", fwd[0].Exprs[len(fwd[0].Exprs)-1])
 	}
 	if live, err := d.LiveVIPs(); err != nil || len(live) != 0 {
 		t.Fatalf("live after Set = %v, %v; want none", live, err)

@@ -130,12 +130,33 @@ func writeCluster(t *testing.T, name, tmpl string) cluster {
 func upCluster(t *testing.T, c cluster) {
 	t.Helper()
 	t.Cleanup(func() {
+		keepLogs(t, c.name)
 		r := weft(t, "down", "--cluster", c.name)
 		if r.code != 0 {
 			t.Errorf("weft down %s: %s%s", c.name, r.stdout, r.stderr)
 		}
 	})
 	mustWeft(t, "up", "-f", c.file)
+}
+
+// keepLogs copies the logs of a failed test's cluster (every host's agent,
+// resolver and supervisor log) to $WEFT_KEEP_LOGS/<cluster>/ before `down`
+// removes them, when WEFT_KEEP_LOGS names a directory.
+func keepLogs(t *testing.T, cluster string) {
+	dir := os.Getenv("WEFT_KEEP_LOGS")
+	if dir == "" || !t.Failed() {
+		return
+	}
+	hosts := filepath.Join(naming.StateDir(naming.DefaultStateRoot, cluster), "hosts")
+	logs, _ := filepath.Glob(filepath.Join(hosts, "*", "*.log"))
+	for _, f := range logs {
+		rel, _ := filepath.Rel(hosts, f)
+		dst := filepath.Join(dir, cluster, rel)
+		if body, err := os.ReadFile(f); err == nil && os.MkdirAll(filepath.Dir(dst), 0o755) == nil {
+			_ = os.WriteFile(dst, body, 0o644)
+		}
+	}
+	t.Logf("logs of %s kept in %s", cluster, filepath.Join(dir, cluster))
 }
 
 func (c cluster) rewrite(t *testing.T, tmpl string) {
