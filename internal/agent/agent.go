@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-dev/weft/internal/firewall"
 	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
@@ -66,6 +67,7 @@ type Agent struct {
 	self   spec.Host
 	hostNS netns.NsHandle
 	rt     *runtime.Runtime
+	fw     firewall.Firewall
 	images *image.Store // this host's unpacked images
 
 	creds *tls.Config // the host's etcd client certificate
@@ -110,6 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		creds:      creds,
 		hostNS:     hostNS,
 		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
+		fw:         firewall.Firewall{Kernel: firewall.NFT{}},
 		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},
 		pulled:     map[string]string{},
@@ -162,6 +165,7 @@ func (a *Agent) isManager() bool {
 // runControlPlane starts the etcd member (managers), connects, registers the
 // host, and runs the leader and reconcile loops.
 func (a *Agent) runControlPlane(ctx context.Context) error {
+	a.initFirewall(ctx)
 	if a.isManager() {
 		a.phase.Store(PhaseStartingEtcd)
 		member, err := store.StartMember(ctx, store.MemberConfig{

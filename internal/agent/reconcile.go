@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/weft-dev/weft/internal/firewall"
 	"github.com/weft-dev/weft/internal/gateway"
 	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/model"
@@ -22,8 +24,8 @@ import (
 	"github.com/weft-dev/weft/internal/store"
 )
 
-// reconcileLoop makes this host match the store: overlay device and peer
-// entries, local containers, DNS answers, reported statuses.
+// reconcileLoop makes this host match the store: firewall, overlay device
+// and peer entries, local containers, DNS answers, reported statuses.
 func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
 	mirror := st.Mirror(ctx)
 	tick := time.NewTicker(resyncInterval)
@@ -65,6 +67,8 @@ type applied struct {
 	host  overlay.HostConfig
 	peers []overlay.Peer
 	ok    bool
+	fw    firewall.Config
+	fwOK  bool
 }
 
 // coalesceDelay is how long a reader waits after a change for the rest of
@@ -111,6 +115,18 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 			errs = append(errs, fmt.Sprintf("removing %s: %v", name, err))
 		}
 		delete(recorded, name)
+	}
+
+	// The firewall before any link: a container's rules exist before its
+	// veth does (a veth no container owns sends nothing).
+	fw := firewallConfig(c, a.handedFile(), a.self.Name, local)
+	if full || !last.fwOK || !reflect.DeepEqual(fw, last.fw) {
+		last.fwOK = false
+		if err := a.fw.Set(ctx, fw); err != nil {
+			errs = append(errs, fmt.Sprintf("firewall: %v", err))
+		} else {
+			last.fw, last.fwOK = fw, true
+		}
 	}
 
 	hc := a.hostConfig(c)

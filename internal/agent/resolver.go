@@ -19,6 +19,10 @@ import (
 	"github.com/weft-dev/weft/internal/store"
 )
 
+// resolverPort is the port the host's resolver serves DNS on (UDP and TCP),
+// on its bridge address; the firewall lets containers reach only this.
+const resolverPort = 53
+
 // resolverDaemon is the name of the host's DNS resolver process.
 const resolverDaemon = "resolver"
 
@@ -54,7 +58,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	listen := netip.AddrPortFrom(boot.HostOverlayAddr(cfg.Host), 53).String()
+	listen := netip.AddrPortFrom(boot.HostOverlayAddr(cfg.Host), resolverPort).String()
 	srv := dns.New(boot.Domain, cfg.Log)
 	if err := srv.Start(ctx, listen); err != nil {
 		return fmt.Errorf("starting the DNS resolver on %s: %w", listen, err)

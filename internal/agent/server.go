@@ -201,6 +201,9 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 			Netns:       naming.HostNetns(c.Name, h.Name),
 			Agent:       "down", EtcdMember: "-", Containers: perHost[h.Name],
 		}
+		if h.Name == a.self.Name {
+			hs.Firewall = a.firewallStatus(ctx)
+		}
 		for _, role := range h.Roles {
 			if role == spec.RoleManager {
 				hs.Manager = true

@@ -85,6 +85,17 @@ type HostStatus struct {
 	AgentPid    int    `json:"agent_pid"`   // as registered
 	EtcdMember  string `json:"etcd_member"` // leader | follower | no-leader | down | unknown (agent has no store yet) | - (not a manager)
 	Containers  int    `json:"containers"`
+	// Firewall is the host's firewall as its own agent reads it; absent
+	// when that agent did not answer.
+	Firewall *FirewallStatus `json:"firewall,omitempty"`
+}
+
+// FirewallStatus is one host's firewall: on or off, and the packets each
+// named counter dropped (firewall.CounterNames).
+type FirewallStatus struct {
+	On      bool              `json:"on"`
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
+	Error   string            `json:"error,omitempty"` // why it could not be read
 }
 
 // Status is the whole cluster as the store and the agents see it.

@@ -63,6 +63,7 @@ func Combine(cluster string, answers []AgentAnswer) (Status, error) {
 	if len(fresh) > 0 {
 		out := fresh[0]
 		out.Unreachable = append(out.Unreachable, unreachable...)
+		out.Hosts = ownFirewalls(out.Hosts, answers)
 		return out, nil
 	}
 	if len(stale) == 0 {
@@ -108,7 +109,30 @@ func Combine(cluster string, answers []AgentAnswer) (Status, error) {
 	}
 	out.Unreachable = []string{"store: no quorum: no agent could read it (" + storeErrorOf(base) + ")"}
 	out.Unreachable = append(out.Unreachable, unreachable...)
+	out.Hosts = ownFirewalls(out.Hosts, answers)
 	return out, nil
+}
+
+// ownFirewalls gives every host the firewall its own agent reported (each
+// agent reads only its own host's kernel); hosts whose agent did not answer
+// have none.
+func ownFirewalls(hosts []HostStatus, answers []AgentAnswer) []HostStatus {
+	own := map[string]*FirewallStatus{}
+	for _, a := range answers {
+		if a.Err != nil {
+			continue
+		}
+		for _, h := range a.Status.Hosts {
+			if h.Name == a.Host && h.Firewall != nil {
+				own[h.Name] = h.Firewall
+			}
+		}
+	}
+	out := slices.Clone(hosts)
+	for i := range out {
+		out[i].Firewall = own[out[i].Name]
+	}
+	return out
 }
 
 func ageOf(s Status) float64 {

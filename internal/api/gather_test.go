@@ -122,3 +122,32 @@ func TestAskAllReturnsWithinItsDeadline(t *testing.T) {
 		t.Fatalf("answers = %+v, want two errors in host order", got)
 	}
 }
+
+func TestCombineTakesEachHostsFirewallFromItsOwnAgent(t *testing.T) {
+	answer := func(self string, dropped uint64) Status {
+		hs := hosts("host1", "host2", "host3")
+		for i := range hs {
+			if hs[i].Name == self {
+				hs[i].Firewall = &FirewallStatus{On: true, Dropped: map[string]uint64{"vxlan_foreign": dropped}}
+			}
+		}
+		return Status{Cluster: "c", Applied: true, Source: self, Hosts: hs}
+	}
+	got, err := Combine("c", []AgentAnswer{
+		{Host: "host1", Status: answer("host1", 1)},
+		{Host: "host2", Status: answer("host2", 2)},
+		{Host: "host3", Err: errors.New("context deadline exceeded")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []uint64{1, 2} {
+		fw := got.Hosts[i].Firewall
+		if fw == nil || !fw.On || fw.Dropped["vxlan_foreign"] != want {
+			t.Errorf("%s firewall = %+v, want on with %d drops", got.Hosts[i].Name, fw, want)
+		}
+	}
+	if got.Hosts[2].Firewall != nil {
+		t.Errorf("host3's agent did not answer, yet its firewall is %+v", got.Hosts[2].Firewall)
+	}
+}

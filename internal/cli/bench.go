@@ -39,7 +39,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	var streams []int
 	overlay := &cobra.Command{
 		Use:   "overlay",
-		Short: "TCP throughput and latency: overlay vs underlay vs hand-built kernel VXLAN",
+		Short: "TCP throughput and latency: overlay vs underlay vs hand-built kernel VXLAN, and the overlay without the host firewall",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd.Context(), g, bf, func(ctx context.Context, exe, work string, log *slog.Logger) (*report.Report, error) {

@@ -82,7 +82,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show hosts (subnet, address, netns, agent, etcd member) and containers",
+		Short: "Show hosts (subnet, address, netns, agent, etcd member, firewall drops) and containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := clusterStatus(cmd.Context(), g)
@@ -97,6 +97,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			for _, h := range st.Hosts {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, h.Subnet, h.Address, h.OverlayAddr, h.Netns, h.Agent, h.EtcdMember, h.Containers)
 			}
+			printFirewalls(tw, st.Hosts)
 			fmt.Fprintln(tw)
 			printContainers(tw, st.Containers, true)
 			printVIPs(tw, st.VIPs)

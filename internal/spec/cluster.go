@@ -52,6 +52,10 @@ func (c *Cluster) Managers() []Host {
 	return out
 }
 
+// FirewallOn reports whether the hosts run weft's firewall: the file's
+// `firewall`, true when left out.
+func (c *Cluster) FirewallOn() bool { return c.Firewall == nil || *c.Firewall }
+
 // IsManager reports whether the host carries an etcd member.
 func (h Host) IsManager() bool { return slices.Contains(h.Roles, RoleManager) }
 

@@ -143,6 +143,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 			}
 		},
 		"reschedule_after": func(v *yaml.Node, p string) { c.RescheduleAfter = d.rescheduleAfter(v, p) },
+		"firewall":         func(v *yaml.Node, p string) { c.Firewall = d.boolean(v, p) },
 	})
 }
 

@@ -27,6 +27,10 @@ type Cluster struct {
 	// down before its movable containers move to live hosts (default 5s).
 	RescheduleAfter Duration `yaml:"reschedule_after" json:"reschedule_after"`
 
+	// Firewall says whether every host runs weft's nftables firewall
+	// (internal/firewall); default true. Read it with FirewallOn.
+	Firewall *bool `yaml:"firewall" json:"firewall,omitempty"`
+
 	// Dir is the directory of the file; relative paths in commands resolve against it.
 	Dir string `yaml:"-" json:"dir"`
 }

@@ -1,9 +1,7 @@
 package vip
 
 import (
-	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -12,25 +10,10 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netns"
 
-	"github.com/weft-dev/weft/internal/nsthread"
+	"github.com/weft-dev/weft/internal/nsthread/nstest"
 )
 
-func scratchNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	name := fmt.Sprintf("weft-viptest-%d", time.Now().UnixNano()%1e9)
-	ns, err := nsthread.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		_ = netns.DeleteNamed(name)
-	})
-	return ns
-}
+func scratchNetns(t *testing.T) netns.NsHandle { return nstest.Scratch(t, "weft-viptest") }
 
 func TestDeliveryLiveExpiresAndFences(t *testing.T) {
 	ns := scratchNetns(t)

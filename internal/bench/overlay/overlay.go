@@ -1,6 +1,8 @@
 // Package overlay is `weft bench overlay`: what weft's VXLAN overlay costs
 // against the bare underlay and against the same overlay built by hand with
-// plain kernel objects, measured in one run in alternating rounds.
+// plain kernel objects, and what weft's host firewall costs (the same
+// overlay in a second cluster with `firewall: false`), measured in one run
+// in alternating rounds.
 package overlay
 
 import (
@@ -33,19 +35,24 @@ type Options struct {
 	WorkDir    string        // where the generated cluster file goes (a temporary folder)
 }
 
-// The three sides measured, in the order of the table's columns.
+// The four sides measured, in the order of the table's columns.
 const (
-	Overlay   = "overlay"   // container on host1 -> container on host2, through weft
-	Underlay  = "underlay"  // host1 -> host2 namespaces, through the lab router
-	Reference = "reference" // hand-built kernel VXLAN of the same shape
+	Overlay           = "overlay"      // container on host1 -> container on host2, through weft
+	Underlay          = "underlay"     // host1 -> host2 namespaces, through the lab router
+	Reference         = "reference"    // hand-built kernel VXLAN of the same shape
+	OverlayNoFirewall = "overlay-nofw" // as overlay, in a second cluster with `firewall: false`
 )
 
-// Paths are the sides in table order.
-func Paths() []string { return []string{Overlay, Underlay, Reference} }
+// numPaths is len(Paths()).
+const numPaths = 4
 
-// Ratios are the comparisons the table shows, numerator/denominator.
+// Paths are the sides in table order.
+func Paths() []string { return []string{Overlay, Underlay, Reference, OverlayNoFirewall} }
+
+// Ratios are the comparisons the table shows, numerator/denominator; the
+// last one is the cost of the host firewall.
 func Ratios() [][2]string {
-	return [][2]string{{Overlay, Underlay}, {Overlay, Reference}, {Reference, Underlay}}
+	return [][2]string{{Overlay, Underlay}, {Overlay, Reference}, {Reference, Underlay}, {Overlay, OverlayNoFirewall}}
 }
 
 func (o *Options) defaults() error {
@@ -91,7 +98,7 @@ func (o *Options) defaults() error {
 }
 
 // Run brings up a weft cluster and the hand-built reference, measures the
-// three sides in alternating rounds, removes everything, and reports.
+// four sides in alternating rounds, removes everything, and reports.
 func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if err := o.defaults(); err != nil {
 		return nil, fmt.Errorf("weft bench overlay: %w", err)
@@ -108,18 +115,24 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		workDir = dir
 	}
 	suffix := labrun.RandomSuffix(4)
-	cluster, err := labrun.Up(ctx, o.Weft, workDir, "bo"+suffix, clusterFile("bo"+suffix, o.Hosts), o.Log)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := cluster.Down(); err != nil {
-			o.Log.Error("removing the bench cluster; run weft down by hand", "cluster", cluster.Name, "err", err)
+	var statuses [2]labrun.Status
+	for i, firewall := range []bool{true, false} {
+		name := "bo" + suffix
+		if !firewall {
+			name = "bn" + suffix
 		}
-	}()
-	status, err := cluster.Status(ctx)
-	if err != nil {
-		return nil, err
+		cluster, err := labrun.Up(ctx, o.Weft, workDir, name, clusterFile(name, o.Hosts, firewall), o.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := cluster.Down(); err != nil {
+				o.Log.Error("removing the bench cluster; run weft down by hand", "cluster", cluster.Name, "err", err)
+			}
+		}()
+		if statuses[i], err = cluster.Status(ctx); err != nil {
+			return nil, err
+		}
 	}
 	o.Log.Info("building the kernel VXLAN reference", "namespaces", "weftref-"+suffix+"-*")
 	ref, err := buildReference(suffix, underlayMTU)
@@ -132,7 +145,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		}
 	}()
 
-	sides, err := sidesOf(status, ref)
+	sides, err := sidesOf(statuses[0], statuses[1], ref)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +186,9 @@ const underlayMTU = 1500
 
 // clusterFile is a cluster of n hosts in n subnets with an idle container on
 // host1 and one on host2: the endpoints of the overlay measurement.
-func clusterFile(name string, hosts int) string {
+func clusterFile(name string, hosts int, firewall bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nname: %s\nprovider: lab\nnetwork:\n  cidr: 192.168.0.0/16\n  mtu: %d\n  subnets:\n", name, underlayMTU)
+	fmt.Fprintf(&b, "version: 1\nname: %s\nprovider: lab\nfirewall: %t\nnetwork:\n  cidr: 192.168.0.0/16\n  mtu: %d\n  subnets:\n", name, firewall, underlayMTU)
 	for i := 1; i <= hosts; i++ {
 		fmt.Fprintf(&b, "    s%d: 192.168.%d.0/24\n", i, i)
 	}
@@ -189,13 +202,27 @@ func clusterFile(name string, hosts int) string {
 	return b.String()
 }
 
-// sidesOf names the client and server namespaces of the three sides.
-func sidesOf(s labrun.Status, ref *reference) ([]endpoints, error) {
+// overlaySide is the container pair of a bench cluster.
+func overlaySide(name string, s labrun.Status) (endpoints, error) {
 	srcNs, _, err := s.ContainerNetns("bench-src-1")
+	if err != nil {
+		return endpoints{}, err
+	}
+	dstNs, dstIP, err := s.ContainerNetns("bench-dst-1")
+	if err != nil {
+		return endpoints{}, err
+	}
+	return endpoints{name: name, src: srcNs, dst: dstNs, dstIP: dstIP, srcDev: "eth0"}, nil
+}
+
+// sidesOf names the client and server namespaces of the four sides: s is
+// the cluster with the firewall, noFW the one without.
+func sidesOf(s, noFW labrun.Status, ref *reference) ([]endpoints, error) {
+	overlay, err := overlaySide(Overlay, s)
 	if err != nil {
 		return nil, err
 	}
-	dstNs, dstIP, err := s.ContainerNetns("bench-dst-1")
+	overlayNoFW, err := overlaySide(OverlayNoFirewall, noFW)
 	if err != nil {
 		return nil, err
 	}
@@ -208,9 +235,10 @@ func sidesOf(s labrun.Status, ref *reference) ([]endpoints, error) {
 		return nil, err
 	}
 	return []endpoints{
-		{name: Overlay, src: srcNs, dst: dstNs, dstIP: dstIP, srcDev: "eth0"},
+		overlay,
 		{name: Underlay, src: h1, dst: h2, dstIP: h2Addr, srcDev: "eth0"},
 		{name: Reference, src: ref.srcNetns, dst: ref.dstNetns, dstIP: ref.dstIP.String(), srcDev: "eth0"},
+		overlayNoFW,
 	}, nil
 }
 

@@ -70,7 +70,7 @@ func leftovers(t *testing.T, weft string, before []string) []string {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(n, "weft.bo"):
+		case strings.HasPrefix(n, "weft.bo"), strings.HasPrefix(n, "weft.bn"):
 			cluster := strings.Split(n, ".")[1]
 			_ = exec.Command(weft, "down", "--cluster", cluster).Run()
 			left = append(left, n)
@@ -135,7 +135,7 @@ func TestRunThreeHosts(t *testing.T) {
 // and every ratio is the quotient of the figures it names.
 func checkReport(t *testing.T, r *report.Report, streams []int) {
 	t.Helper()
-	if want := []string{"metric", "overlay", "underlay", "reference", "overlay/underlay", "overlay/reference", "reference/underlay"}; !slices.Equal(r.Columns, want) {
+	if want := []string{"metric", "overlay", "underlay", "reference", "overlay-nofw", "overlay/underlay", "overlay/reference", "reference/underlay", "overlay/overlay-nofw"}; !slices.Equal(r.Columns, want) {
 		t.Fatalf("columns = %v, want %v", r.Columns, want)
 	}
 	wantRows := []string{"TCP throughput, 1 stream (Gbit/s)", "TCP throughput, 4 streams (Gbit/s)",
@@ -179,10 +179,10 @@ func checkReport(t *testing.T, r *report.Report, streams []int) {
 		}
 	}
 	mtu := r.Rows[len(r.Rows)-2]
-	if mtu[1] != "1450" || mtu[2] != "1500" || mtu[3] != "1450" {
-		t.Errorf("MTUs overlay/underlay/reference = %v, want 1450 1500 1450", mtu[1:4])
+	if mtu[1] != "1450" || mtu[2] != "1500" || mtu[3] != "1450" || mtu[4] != "1450" {
+		t.Errorf("MTUs overlay/underlay/reference/overlay-nofw = %v, want 1450 1500 1450 1450", mtu[1:5])
 	}
-	for i, cell := range r.Rows[len(r.Rows)-1][1:4] {
+	for i, cell := range r.Rows[len(r.Rows)-1][1:5] {
 		if cell != dfOK {
 			t.Errorf("DF probe on %s = %q, want %q", Paths()[i], cell, dfOK)
 		}

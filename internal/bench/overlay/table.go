@@ -14,12 +14,12 @@ import (
 type measurements struct {
 	Streams    []int
 	Rounds     int
-	MTU        [3]int
-	DF         [3]string
-	throughput [3]map[int][]float64 // streams -> bits/s of each round
-	p50, p99   [3][]float64         // µs, one per round
-	trips      [3]int               // round trips measured, all rounds
-	perRound   []map[string]any     // for the JSON: what each round measured
+	MTU        [numPaths]int
+	DF         [numPaths]string
+	throughput [numPaths]map[int][]float64 // streams -> bits/s of each round
+	p50, p99   [numPaths][]float64         // µs, one per round
+	trips      [numPaths]int               // round trips measured, all rounds
+	perRound   []map[string]any            // for the JSON: what each round measured
 }
 
 func (m *measurements) addThroughput(path, streams int, bps float64) {
@@ -162,7 +162,11 @@ func buildReport(m *measurements, tool string) *report.Report {
 	r.Values["figures"] = figs
 	r.Values["median_figures"] = m.figures(median)
 	r.Values["ratios"] = ratios
-	r.Values["df_probe"] = map[string]string{Overlay: m.DF[0], Underlay: m.DF[1], Reference: m.DF[2]}
+	df := map[string]string{}
+	for p, path := range Paths() {
+		df[path] = m.DF[p]
+	}
+	r.Values["df_probe"] = df
 	r.Values["measurements"] = m.perRound
 	return r
 }
