@@ -188,22 +188,6 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// ensureFile makes an empty file at p (and its directory) when there is
-// none, as a mount point for a bind-mounted file.
-func ensureFile(p string) error {
-	if _, err := os.Stat(p); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(p), err)
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", p, err)
-	}
-	return f.Close()
-}
-
 // mountPointIn makes p (absolute, in the container) an existing directory
 // (or, with file, a regular file) below root without following any
 // symlink: the image and the container's writable layer are the
