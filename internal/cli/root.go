@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/weft-dev/weft/internal/compose"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/spec"
 )
@@ -51,10 +53,11 @@ func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// loadFile loads and validates the cluster file, turning problems into exit
+// loadFile loads and validates the cluster file, a weft.yaml or a docker
+// compose file (compose.IsCompose says which), turning problems into exit
 // status 2 with every problem printed.
 func (g *globals) loadFile() (*spec.Cluster, error) {
-	c, err := spec.Load(g.file)
+	c, err := loadClusterFile(g.file)
 	if err != nil {
 		var probs spec.Problems
 		if errors.As(err, &probs) {
@@ -67,6 +70,21 @@ func (g *globals) loadFile() (*spec.Cluster, error) {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
 	return c, nil
+}
+
+// loadFileTimeout bounds reading a cluster file: compose-go reads only local
+// files (the compose file, its env_file and .env), so this never waits long.
+const loadFileTimeout = 30 * time.Second
+
+// loadClusterFile reads path as a compose file or as a weft.yaml.
+func loadClusterFile(path string) (*spec.Cluster, error) {
+	data, _ := spec.ReadCapped(path) // a read error is reported by spec.Load
+	if !compose.IsCompose(path, data) {
+		return spec.Load(path)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadFileTimeout)
+	defer cancel()
+	return compose.Load(ctx, path)
 }
 
 // clusterName is --cluster, or the name in the cluster file.
