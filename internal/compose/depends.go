@@ -1,8 +1,6 @@
 package compose
 
 import (
-	"sort"
-
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -13,13 +11,8 @@ import (
 // healthcheck and waits for health when it has one (stricter, never
 // earlier). service_completed_successfully has no weft counterpart.
 func (t *translation) dependsOn(path string, deps types.DependsOnConfig) []string {
-	names := make([]string, 0, len(deps))
-	for name := range deps {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	var out []string
-	for _, name := range names {
+	for _, name := range sortedKeys(deps) {
 		d := deps[name]
 		field := path + ".depends_on." + name
 		switch d.Condition {

@@ -2,7 +2,6 @@ package compose
 
 import (
 	"net/netip"
-	"sort"
 
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -13,65 +12,59 @@ import (
 
 // pinnedIP maps networks.NAME.ipv4_address to a pinned overlay address.
 func (t *translation) pinnedIP(path string, nets map[string]*types.ServiceNetworkConfig) netip.Addr {
-	names := make([]string, 0, len(nets))
-	for name := range nets {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var ip netip.Addr
-	var from string
-	for _, name := range names {
+	var ip single[netip.Addr]
+	for _, name := range sortedKeys(nets) {
 		n := nets[name]
 		if n == nil || n.Ipv4Address == "" {
 			continue
 		}
-		field := path + ".networks." + name + ".ipv4_address"
 		a, err := netip.ParseAddr(n.Ipv4Address)
-		switch {
-		case err != nil || !a.Is4():
-			t.add(field, n.Ipv4Address, "not an IPv4 address", "write e.g. 10.10.0.5")
-		case ip.IsValid() && a != ip:
-			t.add(field, n.Ipv4Address, "weft has one overlay: a container has one address, and "+from+" gives another",
-				"give the same ipv4_address on every network, or only on one")
-		default:
-			ip, from = a, field
-		}
+		ok := err == nil && a.Is4()
+		ip.offer(t, path+".networks."+name+".ipv4_address", n.Ipv4Address, a, ok,
+			"not an IPv4 address", "write e.g. 10.10.0.5",
+			"weft has one overlay: a container has one address", "give the same ipv4_address on every network, or only on one")
 	}
-	if from != "" {
-		t.from(path+".ip", from)
+	if ip.from != "" {
+		t.from(path+".ip", ip.from)
 	}
-	return ip
+	return ip.value
 }
 
 // overlayCIDR is the one subnet the compose networks' ipam gives, if any.
 func (t *translation) overlayCIDR(nets types.Networks) netip.Prefix {
-	names := make([]string, 0, len(nets))
-	for name := range nets {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var cidr netip.Prefix
-	var from string
-	for _, name := range names {
+	var cidr single[netip.Prefix]
+	for _, name := range sortedKeys(nets) {
 		for i, pool := range nets[name].Ipam.Config {
 			if pool == nil || pool.Subnet == "" {
 				continue
 			}
-			field := "networks." + name + ".ipam.config[" + itoa(i) + "].subnet"
 			p, err := netip.ParsePrefix(pool.Subnet)
-			switch {
-			case err != nil:
-				t.add(field, pool.Subnet, "not a CIDR", "write e.g. 10.10.0.0/16")
-			case cidr.IsValid() && p != cidr:
-				t.add(field, pool.Subnet, "weft has one overlay network, and "+from+" gives another subnet",
-					"give every network the same subnet, or set x-weft.overlay.cidr")
-			default:
-				cidr, from = p, field
-			}
+			cidr.offer(t, "networks."+name+".ipam.config["+itoa(i)+"].subnet", pool.Subnet, p, err == nil,
+				"not a CIDR", "write e.g. 10.10.0.0/16",
+				"weft has one overlay network and another network gives another subnet", "give every network the same subnet, or set x-weft.overlay.cidr")
 		}
 	}
-	if from != "" {
-		t.from("overlay.cidr", from)
+	if cidr.from != "" {
+		t.from("overlay.cidr", cidr.from)
 	}
-	return cidr
+	return cidr.value
+}
+
+// single is a value that several compose fields may give, all alike.
+type single[T comparable] struct {
+	value T
+	from  string // the first field that gave it
+}
+
+// offer takes v from field unless it is invalid (ok false) or differs from
+// the value an earlier field gave; either is reported.
+func (s *single[T]) offer(t *translation, field, raw string, v T, ok bool, badMsg, badFix, conflictMsg, conflictFix string) {
+	switch {
+	case !ok:
+		t.add(field, raw, badMsg, badFix)
+	case s.from != "" && v != s.value:
+		t.add(field, raw, conflictMsg+" ("+s.from+" gives another)", conflictFix)
+	case s.from == "":
+		s.value, s.from = v, field
+	}
 }

@@ -9,7 +9,6 @@ package compose
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -24,12 +23,8 @@ func Translate(p *types.Project) (*spec.Cluster, error) {
 	t := &translation{renames: map[string]string{}}
 	c := t.cluster(p)
 	t.problems = append(t.problems, unsupportedInProject(p)...)
-	names := make([]string, 0, len(p.Services))
-	for name := range p.Services {
-		names = append(names, name)
-	}
-	sort.Strings(names) // compose-go keeps services in a map: file order is lost
-	for _, name := range names {
+	// compose-go keeps services in a map: file order is lost.
+	for _, name := range sortedKeys(p.Services) {
 		svc := p.Services[name]
 		t.problems = append(t.problems, unsupportedInService(svc)...)
 		c.Services = append(c.Services, t.service(c, svc))

@@ -2,7 +2,6 @@ package compose
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
@@ -69,14 +68,9 @@ func (t *translation) placement(path string, ext types.Extensions) (string, []st
 		t.add(field, fmt.Sprint(raw), "must be a mapping", "write e.g. `x-weft: {host: host1}` or `x-weft: {hosts: [host1, host2]}`")
 		return "", nil
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var host string
 	var hosts []string
-	for _, k := range keys {
+	for _, k := range sortedKeys(m) {
 		v := m[k]
 		switch k {
 		case "host":
