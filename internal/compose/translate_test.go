@@ -303,6 +303,11 @@ services:
 secrets:
   token: {environment: HOME}
 `, []string{"services.web.restart", "services.web.secrets", "secrets"}},
+		{"profiles", `
+services:
+  web: {image: web:v1}
+  debug: {image: debug:v1, profiles: [debug]}
+`, []string{"services.debug.profiles"}},
 		{"service x-weft unknown key", `
 services:
   web: {image: web:v1, x-weft: {hots: host1}}

@@ -72,6 +72,7 @@ var fixes = map[string]string{
 	"start_interval": "remove it: weft checks at interval from the start",
 	"ipam":           "only ipam.config[].subnet is read (the overlay's CIDR)",
 	"driver":         "remove it: weft's volumes are directories on the container's host",
+	"profiles":       "remove profiles: weft has no --profile and runs every service of the file",
 }
 
 // unsupportedInService reports every key of a service weft does not honour.
@@ -99,6 +100,10 @@ func unsupportedInProject(p *types.Project) spec.Problems {
 	}
 	for _, name := range sortedKeys(p.Volumes) {
 		walk(&ps, "volumes."+name, p.Volumes[name], projectVolumeShape)
+	}
+	// Services of inactive profiles are dropped by compose-go: say so.
+	for _, name := range sortedKeys(p.DisabledServices) {
+		ps = append(ps, notSupported("services."+name+".profiles"))
 	}
 	for _, key := range []struct {
 		name string
