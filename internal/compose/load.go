@@ -76,6 +76,7 @@ func Load(ctx context.Context, path string) (*spec.Cluster, error) {
 	c, err := Translate(p)
 	var ps spec.Problems
 	if errors.As(err, &ps) {
+		locate(data, ps)
 		for i := range ps {
 			ps[i].File = path
 		}
