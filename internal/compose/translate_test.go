@@ -71,6 +71,7 @@ func TestTranslateMapsFields(t *testing.T) {
 services:
   web:
     image: registry:5000/shop/web:v1
+    x-other-tool: {ignored: true}
     entrypoint: [/app/web]
     command: [-listen, ":8080"]
     user: "65534"

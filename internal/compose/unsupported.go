@@ -145,8 +145,8 @@ func check(ps *spec.Problems, path string, v any, n *node) {
 		for _, k := range sortedKeys(m) {
 			child, known := n.fields[k]
 			if !known {
-				if isEmpty(m[k]) {
-					continue // defaults the loader wrote, e.g. an empty volume: {}
+				if isEmpty(m[k]) || strings.HasPrefix(k, "x-") {
+					continue // defaults the loader wrote (an empty volume: {}), or another tool's extension
 				}
 				*ps = append(*ps, notSupported(path+"."+k))
 				continue
