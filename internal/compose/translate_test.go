@@ -198,6 +198,19 @@ networks:
 				t.Errorf("overlay cidr %v", c.Overlay.CIDR)
 			}
 		}},
+		{"an external network (seed 000's br-vxlan) is the overlay", `
+services:
+  gateway:
+    image: gw:v1
+    networks:
+      br-vxlan: {ipv4_address: 10.10.0.100}
+networks:
+  br-vxlan: {external: true}
+`, func(t *testing.T, c *spec.Cluster) {
+			if ip := service(t, c, "gateway").IP; ip != netip.MustParseAddr("10.10.0.100") {
+				t.Errorf("ip %v", ip)
+			}
+		}},
 		{"resources limits", `
 services:
   web:

@@ -45,7 +45,9 @@ var serviceShape = shape{
 	"networks": every(fields(shape{"ipv4_address": nil})),
 }
 
-var projectNetworkShape = fields(shape{"name": nil, "driver": nil,
+// external: true (seed 000's br-vxlan, the bridge of a VXLAN set up
+// beforehand) names a network that exists already: in weft, the overlay.
+var projectNetworkShape = fields(shape{"name": nil, "driver": nil, "external": nil,
 	"ipam": fields(shape{"config": each(fields(shape{"subnet": nil}))})})
 
 var projectVolumeShape = fields(shape{"name": nil})
