@@ -122,8 +122,9 @@ func exitMessage(code int) string {
 	return fmt.Sprintf("process exited with status %d", code)
 }
 
-// stopRun stops the supervisor and the process for good.
-func (a *Agent) stopRun(ctx context.Context, run *containerRun) {
+// stopRun stops the supervisor and the process for good: SIGTERM, then
+// SIGKILL after grace (the service's stop_grace).
+func (a *Agent) stopRun(ctx context.Context, run *containerRun, grace time.Duration) {
 	run.cancel()
 	<-run.done
 	run.mu.Lock()
@@ -131,7 +132,7 @@ func (a *Agent) stopRun(ctx context.Context, run *containerRun) {
 		run.healthCancel()
 	}
 	run.mu.Unlock()
-	if err := a.rt.Stop(ctx, a.cfg.Cluster, a.self.Name, run.assign.Container, 5*time.Second); err != nil {
+	if err := a.rt.Stop(ctx, a.cfg.Cluster, a.self.Name, run.assign.Container, grace); err != nil {
 		a.log.Warn("stopping container", "container", run.assign.Container, "err", err)
 	}
 }

@@ -97,19 +97,29 @@ func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leaders
 		}
 	}
 	prev := view.Assign
-	next, err := plan.Place(c, prev)
+	next, err := plan.PlaceSurge(c, prev, plan.Surge(c, view.Rollouts))
 	if err != nil {
 		return time.Time{}, err
 	}
 	next, wake := plan.Reschedule(c, next, plan.Liveness{Now: now, Live: live, DownSince: down})
-	if reflect.DeepEqual(prev, next) {
+	next, rollouts, rollWake := plan.Roll(c, prev, next, view.Status, view.Rollouts, now)
+	if !rollWake.IsZero() && (wake.IsZero() || rollWake.Before(wake)) {
+		wake = rollWake
+	}
+	if reflect.DeepEqual(prev, next) && reflect.DeepEqual(view.Rollouts, rollouts) {
 		return wake, nil
 	}
-	if err := st.ReplaceAssignments(ctx, prev, next, l.Guard()); err != nil {
+	if err := st.ReplacePlacement(ctx, prev, next, view.Rollouts, rollouts, l.Guard()); err != nil {
 		return wake, err
 	}
-	d := plan.Diff(prev, next)
-	a.log.Info("placement changed", "added", d.Added, "removed", d.Removed, "moved", d.Moved)
+	for name, r := range rollouts {
+		if old, ok := view.Rollouts[name]; !ok || old.State != r.State || old.To != r.To {
+			a.log.Info("rollout", "service", name, "state", r.State, "from", r.From, "to", r.To, "message", r.Message)
+		}
+	}
+	if d := plan.Diff(prev, next); d.Count() > 0 {
+		a.log.Info("placement changed", "added", d.Added, "removed", d.Removed, "moved", d.Moved)
+	}
 	return wake, nil
 }
 

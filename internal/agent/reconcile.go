@@ -16,6 +16,7 @@ import (
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/overlay"
+	"github.com/weft-dev/weft/internal/plan"
 	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
@@ -104,7 +105,7 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 	// anything, so a returning host never runs a second instance.
 	var errs []string
 	for _, name := range a.staleContainers(local, recorded) {
-		if err := a.removeContainer(ctx, st, name, snap.Status); err != nil {
+		if err := a.removeContainer(ctx, st, name, snap, stopGrace(c, snap, name)); err != nil {
 			errs = append(errs, fmt.Sprintf("removing %s: %v", name, err))
 		}
 		delete(recorded, name)
@@ -156,7 +157,7 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 	sort.Strings(names)
 	for _, name := range names {
 		as := local[name]
-		svc, ok := c.ServiceByName(as.Service)
+		svc, ok := serviceDef(c, snap.Rollouts, as)
 		if !ok {
 			continue
 		}
@@ -188,6 +189,42 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// serviceDef is the definition the assignment's container runs: the file's
+// service, or during a rolling update the definition the leader kept in the
+// service's rollout record (Assignment.Def). Placement fields always come
+// from the file.
+func serviceDef(c *spec.Cluster, rollouts map[string]model.Rollout, as model.Assignment) (spec.Service, bool) {
+	svc, ok := c.ServiceByName(as.Service)
+	if as.Def == "" || (ok && plan.DefHash(svc) == as.Def) {
+		return svc, ok
+	}
+	def, found := rollouts[as.Service].Defs[as.Def]
+	if !found {
+		return svc, ok
+	}
+	if ok {
+		def.Replicas, def.Host, def.Hosts, def.IP, def.DependsOn = svc.Replicas, svc.Host, svc.Hosts, svc.IP, svc.DependsOn
+		def.StopGrace, def.Update = svc.StopGrace, svc.Update
+	}
+	return def, true
+}
+
+// stopGrace is how long a container of this host gets between SIGTERM and
+// SIGKILL: its service's stop_grace, or the default for a service gone
+// from the file.
+func stopGrace(c *spec.Cluster, snap store.Snapshot, container string) time.Duration {
+	service := ""
+	if as, ok := snap.Assign[container]; ok {
+		service = as.Service
+	} else if st, ok := snap.Status[container]; ok {
+		service = st.Service
+	}
+	if svc, ok := c.ServiceByName(service); ok && svc.StopGrace.Duration > 0 {
+		return svc.StopGrace.Duration
+	}
+	return spec.DefaultStopGrace
 }
 
 // staleContainers lists the containers supervised or recorded on this host
@@ -227,10 +264,12 @@ func reportStatus(ctx context.Context, st *store.Store, cur model.ContainerStatu
 }
 
 // sameSlot reports whether two assignments run the same container in the
-// same place; Home (where placement had put it) does not matter to the
-// running process.
+// same place with the same definition; Home (where placement had put it),
+// draining and surge do not matter to the running process.
 func sameSlot(x, y model.Assignment) bool {
 	x.Home, y.Home = "", ""
+	x.Draining, y.Draining = time.Time{}, time.Time{}
+	x.Surge, y.Surge = false, false
 	return x == y
 }
 
@@ -382,8 +421,8 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 		return nil
 	}
 	if run != nil {
-		a.log.Info("container changed, restarting", "container", as.Container)
-		a.stopRun(ctx, run)
+		a.log.Info("container changed, restarting", "container", as.Container, "def", as.Def)
+		a.stopRun(ctx, run, svc.StopGrace.Duration)
 		if run.assign.IP != as.IP {
 			if err := overlay.DetachContainer(a.hostNS, as.Container, link.Netns); err != nil {
 				return fmt.Errorf("removing old link: %w", err)
@@ -393,7 +432,7 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 
 	base := model.ContainerStatus{
 		Container: as.Container, Service: as.Service, Host: a.self.Name,
-		IP: as.IP, MAC: as.MAC, Netns: link.Netns,
+		IP: as.IP, MAC: as.MAC, Netns: link.Netns, Def: as.Def,
 	}
 	// A process already running from an earlier agent is adopted even if its
 	// dependencies look unhealthy right now: it was started once already.
@@ -431,16 +470,17 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 // removeContainer stops a container no longer assigned here, removes its
 // link and namespace, and withdraws its status (unless it moved and its new
 // host already reports it).
-func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name string, status map[string]model.ContainerStatus) error {
+func (a *Agent) removeContainer(ctx context.Context, st *store.Store, name string, snap store.Snapshot, grace time.Duration) error {
+	status := snap.Status
 	a.mu.Lock()
 	run := a.containers[name]
 	delete(a.containers, name)
 	delete(a.pulled, name)
 	a.mu.Unlock()
 	if run != nil {
-		a.stopRun(ctx, run)
+		a.stopRun(ctx, run, grace)
 	}
-	if err := a.rt.Stop(ctx, a.cfg.Cluster, a.self.Name, name, 5*time.Second); err != nil {
+	if err := a.rt.Stop(ctx, a.cfg.Cluster, a.self.Name, name, grace); err != nil {
 		return err
 	}
 	if err := overlay.DetachContainer(a.hostNS, name, naming.ContainerNetns(a.cfg.Cluster, a.self.Name, name)); err != nil {

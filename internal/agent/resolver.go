@@ -41,10 +41,13 @@ func (a *Agent) ensureResolver() error {
 // RunResolver serves the host's DNS on its bridge address from the store:
 // healthy instances on live hosts only, updated on every store change. It
 // keeps its last answers while the store is unreachable (the mirror keeps its
-// last snapshot, and with no quorum no lease expires either). It also leaves
-// out the instances of hosts this host cannot reach (reach.Monitor): their
+// last snapshot, and with no quorum no lease expires either). While it
+// reaches a majority of the etcd members' hosts (its own counted), it also
+// leaves out the instances of hosts it cannot reach (reach.Monitor): their
 // names go within about a second of a cut or a crash, even when the store
-// takes longer to call the host down.
+// takes longer to call the host down (the host carried the etcd leader).
+// When it reaches no majority (quorum lost, or this host cut off) every
+// last known answer stays.
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -78,6 +81,7 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	}
 	mirror := st.Mirror(ctx)
 	var unreachable map[string]bool
+	var served map[string][]netip.Addr
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,11 +93,37 @@ func RunResolver(ctx context.Context, cfg Config) error {
 				unreachable = now
 			}
 		}
-		if snap, ok := mirror.Snapshot(); ok {
-			peers.SetPeers(reachPeers(cmp.Or(snap.Spec, boot), cfg.Host))
-			srv.SetRecords(dns.RecordsFrom(snap.Assign, snap.Status, reachableLive(snap.LiveHosts(), peers.Unreachable())))
+		snap, ok := mirror.Snapshot()
+		if !ok {
+			continue
+		}
+		c := cmp.Or(snap.Spec, boot)
+		peers.SetPeers(reachPeers(c, cfg.Host))
+		live := snap.LiveHosts()
+		if down := peers.Unreachable(); reachesQuorum(c, cfg.Host, down) {
+			live = reachableLive(live, down)
+		}
+		if records := dns.RecordsFrom(snap.Assign, snap.Status, live); !maps.EqualFunc(records, served, slices.Equal) {
+			srv.SetRecords(records)
+			served = records
 		}
 	}
+}
+
+// reachesQuorum says whether self reaches a majority of the etcd members'
+// hosts of c (itself counted when it is one), unreachable being the hosts
+// it cannot reach. Only then is its reachability view the live cluster's:
+// a host that reaches no majority is cut off itself, or the cluster lost
+// quorum, and its last answers are the best it has.
+func reachesQuorum(c *spec.Cluster, self string, unreachable map[string]bool) bool {
+	managers := c.Managers()
+	reached := 0
+	for _, h := range managers {
+		if h.Name == self || !unreachable[h.Name] {
+			reached++
+		}
+	}
+	return reached*2 > len(managers)
 }
 
 // startReach answers the other hosts' reachability probes on this host's

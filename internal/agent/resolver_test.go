@@ -36,3 +36,27 @@ func TestReachPeersAndLive(t *testing.T) {
 		})
 	}
 }
+
+func TestReachesQuorum(t *testing.T) {
+	m := []string{spec.RoleManager}
+	c := &spec.Cluster{Hosts: []spec.Host{{Name: "host1", Roles: m}, {Name: "host2", Roles: m}, {Name: "host3", Roles: m}, {Name: "host4"}}}
+	cases := []struct {
+		name        string
+		self        string
+		unreachable map[string]bool
+		want        bool
+	}{
+		{"everyone reached", "host1", nil, true},
+		{"one member away (the leader cut): still a majority", "host1", map[string]bool{"host2": true}, true},
+		{"two members away (quorum lost): keep the last answers", "host1", map[string]bool{"host2": true, "host3": true}, false},
+		{"a worker that reaches no member is cut off itself", "host4", map[string]bool{"host1": true, "host2": true, "host3": true}, false},
+		{"a worker away does not count", "host1", map[string]bool{"host4": true}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := reachesQuorum(c, tc.self, tc.unreachable); got != tc.want {
+				t.Errorf("reachesQuorum = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

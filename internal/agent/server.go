@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/plan"
 	"github.com/weft-dev/weft/internal/spec"
+	"github.com/weft-dev/weft/internal/store"
 )
 
 func (a *Agent) routes() http.Handler {
@@ -29,6 +32,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathStatus, a.handleStatus)
 	mux.HandleFunc("GET "+api.PathLogs, a.handleLogs)
 	mux.HandleFunc("GET "+api.PathSpec, a.handleSpec)
+	mux.HandleFunc("POST "+api.PathScale, a.handleScale)
 	return mux
 }
 
@@ -75,26 +79,104 @@ func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("this agent belongs to cluster %s, not %s", a.cfg.Cluster, c.Name))
 		return
 	}
-	prev, _, err := st.Assignments(r.Context())
+	res, code, err := a.applySpec(r.Context(), st, &c, model.ScaledByFile)
+	if err != nil {
+		writeError(w, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// handleScale sets services' replicas in the applied spec, as `weft scale`
+// asks: the same path as an apply of the edited file, recorded as made by
+// the command.
+func (a *Agent) handleScale(w http.ResponseWriter, r *http.Request) {
+	st := a.store()
+	if st == nil {
+		writeError(w, http.StatusServiceUnavailable, errNotReady)
+		return
+	}
+	var req api.ScaleRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding scale request: %w", err))
+		return
+	}
+	c, err := st.Spec(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	next, err := plan.Place(&c, prev)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, err)
+	if c == nil {
+		writeError(w, http.StatusConflict, errors.New("cluster has no applied file yet; run weft up first"))
 		return
 	}
-	changed, err := st.PutSpec(r.Context(), &c)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+	for _, name := range slices.Sorted(maps.Keys(req.Replicas)) {
+		i := slices.IndexFunc(c.Services, func(s spec.Service) bool { return s.Name == name })
+		if i < 0 {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Errorf("scale %s=%d: no service %s in cluster %s", name, req.Replicas[name], name, c.Name))
+			return
+		}
+		c.Services[i].Replicas = req.Replicas[name]
+	}
+	if probs := c.Validate(); len(probs) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, probs)
 		return
+	}
+	res, code, err := a.applySpec(r.Context(), st, c, model.ScaledByCommand)
+	if err != nil {
+		writeError(w, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// applySpec stores a validated spec and says what it changes: containers
+// that come and go (draining and surge instances of changes in progress
+// aside) and services whose definition rolls out. Changed replicas are
+// recorded with who changed them (by).
+func (a *Agent) applySpec(ctx context.Context, st *store.Store, c *spec.Cluster, by string) (api.ApplyResult, int, error) {
+	snap, err := st.Snapshot(ctx)
+	if err != nil {
+		return api.ApplyResult{}, http.StatusServiceUnavailable, err
+	}
+	prev := map[string]model.Assignment{}
+	for name, as := range snap.Assign {
+		if as.Draining.IsZero() && !as.Surge {
+			prev[name] = as
+		}
+	}
+	next, err := plan.Place(c, prev)
+	if err != nil {
+		return api.ApplyResult{}, http.StatusUnprocessableEntity, err
+	}
+	changes := plan.Diff(prev, next)
+	var scales []model.Scale
+	now := time.Now().UTC()
+	for _, s := range c.Services {
+		if snap.Spec == nil {
+			continue
+		}
+		if old, ok := snap.Spec.ServiceByName(s.Name); ok && old.Replicas != s.Replicas {
+			scales = append(scales, model.Scale{Service: s.Name, From: old.Replicas, To: s.Replicas, By: by, At: now})
+		}
+		if r, ok := snap.Rollouts[s.Name]; ok {
+			if h := plan.DefHash(s); h != r.To && h != r.Target() {
+				changes.Updated = append(changes.Updated, s.Name)
+			}
+		}
+	}
+	changed, err := st.PutSpec(ctx, c)
+	if err != nil {
+		return api.ApplyResult{}, http.StatusServiceUnavailable, err
+	}
+	if err := st.PutScales(ctx, scales); err != nil {
+		a.log.Warn("recording scale changes", "err", err)
 	}
 	planned := map[string]string{}
 	for name, as := range next {
 		planned[name] = as.Host
 	}
-	writeJSON(w, http.StatusOK, api.ApplyResult{SpecChanged: changed, Changes: plan.Diff(prev, next), Planned: planned})
+	return api.ApplyResult{SpecChanged: changed, Changes: changes, Planned: planned}, http.StatusOK, nil
 }
 
 func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -144,6 +226,7 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Containers = append(out.Containers, s)
 	}
+	out.Changes = serviceChanges(snap)
 	a.addStatusView(&out, view)
 	sort.Slice(out.Containers, func(i, j int) bool { return out.Containers[i].Container < out.Containers[j].Container })
 	out.VIPs = a.vipStatus(ctx, snap.Spec)

@@ -121,3 +121,41 @@ func (a *Agent) localStatuses() map[string]model.ContainerStatus {
 	}
 	return out
 }
+
+// serviceChanges is the last scale and the last real rollout (one that
+// changed a definition) of every service, by service name.
+func serviceChanges(snap store.Snapshot) []api.ServiceChange {
+	by := map[string]*api.ServiceChange{}
+	get := func(name string) *api.ServiceChange {
+		if by[name] == nil {
+			by[name] = &api.ServiceChange{Service: name}
+		}
+		return by[name]
+	}
+	for name, sc := range snap.Scales {
+		get(name).Scale = &sc
+	}
+	for name, r := range snap.Rollouts {
+		if r.From == "" {
+			continue // the service's first definition: nothing rolled
+		}
+		rs := &api.RolloutStatus{From: r.From, To: r.To, State: r.State, Started: r.Started, Ended: r.Ended,
+			Failed: r.Failed, Message: r.Message}
+		if snap.Spec != nil {
+			if svc, ok := snap.Spec.ServiceByName(name); ok {
+				rs.Replicas = svc.Replicas
+			}
+		}
+		for _, as := range snap.Assign {
+			if as.Service == name && !as.Surge && as.Draining.IsZero() && as.Def == r.To {
+				rs.Updated++
+			}
+		}
+		get(name).Rollout = rs
+	}
+	out := make([]api.ServiceChange, 0, len(by))
+	for _, name := range slices.Sorted(maps.Keys(by)) {
+		out = append(out, *by[name])
+	}
+	return out
+}

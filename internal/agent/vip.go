@@ -29,6 +29,19 @@ const vipSpecPoll = time.Second
 // a probe server answering for the VIPs held here, the delivery rules of
 // the local instances, and one candidate loop per VIP (vipHost.run, vip_run.go).
 func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
+	// The election's own connection (and its probes of every member) is
+	// made only once the applied file has a VIP.
+	for {
+		c, err := st.Spec(ctxTimeout(ctx, 2*time.Second))
+		if err == nil && c != nil && len(c.VIPs) > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(vipSpecPoll):
+		}
+	}
 	var vs *store.VIPStore
 	for {
 		var err error

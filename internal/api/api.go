@@ -26,6 +26,7 @@ const (
 	PathStatus = "/v1/status"
 	PathLogs   = "/v1/logs"
 	PathSpec   = "/v1/spec"
+	PathScale  = "/v1/scale"
 )
 
 // Health is an agent's answer to "are you there, and is your store usable".
@@ -45,6 +46,31 @@ type ApplyResult struct {
 	// Planned is where every container of the applied file goes (container
 	// -> host): `up` waits until the cluster shows exactly this.
 	Planned map[string]string `json:"planned"`
+}
+
+// ScaleRequest is what `weft scale` sends: service -> replicas.
+type ScaleRequest struct {
+	Replicas map[string]int `json:"replicas"`
+}
+
+// ServiceChange is the last scale and the last rollout of one service.
+type ServiceChange struct {
+	Service string         `json:"service"`
+	Scale   *model.Scale   `json:"scale,omitempty"`
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+}
+
+// RolloutStatus is a rollout without the definitions it keeps.
+type RolloutStatus struct {
+	From     string    `json:"from,omitempty"`
+	To       string    `json:"to"`
+	State    string    `json:"state"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Updated  int       `json:"updated"`  // instances on To
+	Replicas int       `json:"replicas"` // instances the file asks for
+	Failed   []string  `json:"failed,omitempty"`
+	Message  string    `json:"message,omitempty"`
 }
 
 // HostStatus is one host as the cluster sees it.
@@ -69,6 +95,9 @@ type Status struct {
 	Containers []model.ContainerStatus `json:"containers"` // one per assignment; State "pending" when its host has not reported yet
 	Expected   int                     `json:"expected"`   // containers the applied spec asks for
 	VIPs       []VIPStatus             `json:"vips,omitempty"`
+	// Services that were scaled or whose definition changed: the last
+	// change of each, and who made it.
+	Changes []ServiceChange `json:"changes,omitempty"`
 
 	// When the store cannot be read (quorum lost, the answering agent's host
 	// cut off), status still answers from what the agents know: the freshest
@@ -149,6 +178,13 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 func (c *Client) Apply(ctx context.Context, cl *spec.Cluster) (ApplyResult, error) {
 	var r ApplyResult
 	err := c.do(ctx, http.MethodPost, PathApply, cl, &r)
+	return r, err
+}
+
+// Scale changes services' replicas in the applied spec.
+func (c *Client) Scale(ctx context.Context, replicas map[string]int) (ApplyResult, error) {
+	var r ApplyResult
+	err := c.do(ctx, http.MethodPost, PathScale, ScaleRequest{Replicas: replicas}, &r)
 	return r, err
 }
 

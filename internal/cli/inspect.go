@@ -100,6 +100,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw)
 			printContainers(tw, st.Containers, true)
 			printVIPs(tw, st.VIPs)
+			printChanges(tw, st.Changes)
 			if err := tw.Flush(); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/weft-dev/weft/internal/lab"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/plan"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -110,45 +112,90 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 	res.SpecChanged, res.Changes = ar.SpecChanged, ar.Changes
 	say("changes: %d%s", ar.Changes.Count(), describeChanges(ar.Changes))
 
+	ready, err := waitConverged(ctx, client, c, ar, timeout, say)
+	res.Healthy, res.Expected = ready, len(ar.Planned)
+	if err != nil {
+		res.Seconds = time.Since(start).Seconds()
+		return res, err
+	}
+	if err := startPublisher(ctx, g, c); err != nil {
+		return res, err
+	}
+	for _, p := range c.Publish {
+		say("published: http://%s -> %s", p.Listen, publishTarget(p))
+	}
+	res.Seconds = time.Since(start).Seconds()
+	say("cluster %s is up in %.1fs: %d hosts, %d containers healthy", c.Name, res.Seconds, len(c.Hosts), ready)
+	say("next: weft status -f %s | weft ps | weft exec SERVICE -- CMD | weft down", g.file)
+	return res, nil
+}
+
+// waitConverged waits until the cluster shows exactly the planned
+// containers, all healthy, and every rollout of the file's definitions has
+// settled. A rollout that rolled back or paused is an error naming the
+// service and why; so is the timeout.
+func waitConverged(ctx context.Context, client *api.Client, c *spec.Cluster, ar api.ApplyResult, timeout time.Duration, say func(string, ...any)) (int, error) {
 	deadline := time.Now().Add(timeout)
 	lastLine := ""
+	ready := 0
 	for {
 		st, err := client.Status(ctx)
 		if err == nil {
-			ready, converged := countReady(st, ar.Planned)
-			res.Healthy, res.Expected = ready, len(ar.Planned)
+			var converged bool
+			ready, converged = countReady(st, ar.Planned)
 			line := fmt.Sprintf("containers: %d/%d healthy", ready, len(ar.Planned))
+			rolling, failed := rolloutsOf(st, c, ar.Changes.Updated)
+			if len(rolling) > 0 {
+				line += "; rolling " + strings.Join(rolling, ", ")
+			}
 			if line != lastLine {
 				say("%s", line)
 				lastLine = line
 			}
 			// A stale answer (the agent could not read the store) is what
 			// was, not what is: never take it for convergence.
-			if st.Applied && converged && !st.Stale {
-				if err := startPublisher(ctx, g, c); err != nil {
-					return res, err
-				}
-				for _, p := range c.Publish {
-					say("published: http://%s -> %s", p.Listen, publishTarget(p))
-				}
-				res.Seconds = time.Since(start).Seconds()
-				say("cluster %s is up in %.1fs: %d hosts, %d containers healthy", c.Name, res.Seconds, len(c.Hosts), ready)
-				say("next: weft status -f %s | weft ps | weft exec SERVICE -- CMD | weft down", g.file)
-				return res, nil
+			if st.Applied && !st.Stale && len(failed) > 0 && len(rolling) == 0 {
+				return ready, &exitError{code: 1, err: fmt.Errorf("the update did not go through:\n  %s", strings.Join(failed, "\n  "))}
+			}
+			if st.Applied && converged && !st.Stale && len(rolling) == 0 {
+				return ready, nil
 			}
 			if time.Now().After(deadline) {
-				res.Seconds = time.Since(start).Seconds()
-				return res, &exitError{code: 1, err: fmt.Errorf("not every service became healthy within %s:\n%s", timeout, notReady(st))}
+				return ready, &exitError{code: 1, err: fmt.Errorf("not every service became healthy within %s:\n%s", timeout, notReady(st))}
 			}
 		} else if time.Now().After(deadline) {
-			return res, fmt.Errorf("reading status: %w", err)
+			return ready, fmt.Errorf("reading status: %w", err)
 		}
 		select {
 		case <-ctx.Done():
-			return res, ctx.Err()
+			return ready, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// rolloutsOf lists the services of c whose rollout towards the file's
+// definition is still moving (or has not started yet though the apply
+// changed it: updated), and those whose rollout rolled back or paused.
+func rolloutsOf(st api.Status, c *spec.Cluster, updated []string) (rolling, failed []string) {
+	byService := map[string]*api.RolloutStatus{}
+	for _, ch := range st.Changes {
+		byService[ch.Service] = ch.Rollout
+	}
+	for _, s := range c.Services {
+		r, h := byService[s.Name], plan.DefHash(s)
+		switch {
+		case r == nil || r.To != h:
+			if slices.Contains(updated, s.Name) {
+				rolling = append(rolling, s.Name+" (starting)")
+			}
+		case r.State == model.RolloutRolledBack || r.State == model.RolloutPaused:
+			failed = append(failed, fmt.Sprintf("service %s: the new definition is not running, the update %s; fix the file and run weft up again (weft status shows the rollout)", s.Name, r.Message))
+		case r.State == model.RolloutRolling || r.State == model.RolloutRollingBack:
+			rolling = append(rolling, fmt.Sprintf("%s %d/%d %s", s.Name, r.Updated, r.Replicas, r.State))
+		}
+	}
+	return rolling, failed
 }
 
 func managerNames(c *spec.Cluster) []string {
@@ -169,6 +216,9 @@ func describeChanges(ch model.Changes) string {
 	}
 	if len(ch.Moved) > 0 {
 		parts = append(parts, "moved "+strings.Join(ch.Moved, " "))
+	}
+	if len(ch.Updated) > 0 {
+		parts = append(parts, "rolling update of "+strings.Join(ch.Updated, " "))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -213,7 +213,8 @@ func preferForPTR(candidate, current string) bool {
 // statuses (both keyed by container name): every Ready container's name ->
 // its IP, and every service name -> the sorted IPs of its Ready containers.
 // Containers that are not Ready, have no status, or whose status was
-// reported for another host or address (a stale report from before a move)
+// reported for another host, address or definition (a stale report from
+// before a move or a rolling update's switch), and containers being drained,
 // are absent, so their names, and services with no Ready container, answer
 // NXDOMAIN. So are the containers of hosts not in live (the hosts that are
 // up, store.Snapshot.LiveHosts): a host whose leases expired is down, and the
@@ -222,8 +223,8 @@ func RecordsFrom(assign map[string]model.Assignment, status map[string]model.Con
 	records := make(map[string][]netip.Addr)
 	for name, a := range assign {
 		container := cmp.Or(a.Container, name)
-		if !live[a.Host] {
-			continue
+		if !live[a.Host] || !a.Draining.IsZero() {
+			continue // down, or drained before it stops
 		}
 		st, ok := status[container]
 		if !ok || !st.Ready() || !a.IP.IsValid() {
@@ -234,6 +235,9 @@ func RecordsFrom(assign map[string]model.Assignment, status map[string]model.Con
 		}
 		if st.IP.IsValid() && st.IP != a.IP {
 			continue
+		}
+		if st.Def != "" && a.Def != "" && st.Def != a.Def {
+			continue // the old definition's process, being replaced
 		}
 		records[container] = append(records[container], a.IP)
 		if a.Service != "" && a.Service != container {

@@ -309,8 +309,14 @@ func TestRecordsFrom(t *testing.T) {
 		"api-1": {Container: "api-1", Service: "api", Index: 1, Host: "h2", IP: ip("10.10.0.20")},
 		"job-1": {Container: "job-1", Service: "job", Index: 1, Host: "h3", IP: ip("10.10.0.30")},
 		"old-1": {Container: "old-1", Service: "old", Index: 1, Host: "h2", IP: ip("10.10.0.40")},
+		// web-4 is drained before it stops; web-5 switched to a new
+		// definition whose process has not reported yet.
+		"web-4": {Container: "web-4", Service: "web", Index: 4, Host: "h1", IP: ip("10.10.0.8"), Draining: time.Unix(1, 0)},
+		"web-5": {Container: "web-5", Service: "web", Index: 5, Host: "h1", IP: ip("10.10.0.10"), Def: "new"},
 	}
 	status := map[string]model.ContainerStatus{
+		"web-4": {Container: "web-4", Host: "h1", IP: ip("10.10.0.8"), State: model.StateRunning, Health: model.HealthHealthy},
+		"web-5": {Container: "web-5", Host: "h1", IP: ip("10.10.0.10"), State: model.StateRunning, Health: model.HealthHealthy, Def: "old"},
 		"web-1": {Container: "web-1", Host: "h1", IP: ip("10.10.0.7"), State: model.StateRunning, Health: model.HealthHealthy},
 		"web-2": {Container: "web-2", Host: "h2", IP: ip("10.10.0.5"), State: model.StateRunning, Health: model.HealthNone},
 		"web-3": {Container: "web-3", Host: "h3", IP: ip("10.10.0.6"), State: model.StateRunning, Health: model.HealthUnhealthy},

@@ -40,6 +40,25 @@ func handleIn(nsName string) (*netlink.Handle, func(), error) {
 }
 
 func applyBandwidth(ctx context.Context, r *Record) error {
+	return replaceRootQdiscs(ctx, r, fmt.Sprintf("tbf %d B/s", r.RateBytes), func(link netlink.Link) netlink.Qdisc {
+		burst, limit := r.BurstBytes, uint32(0)
+		if burst == 0 {
+			burst, limit = TbfParams(r.RateBytes)
+		} else {
+			_, limit = TbfParams(r.RateBytes)
+		}
+		return &netlink.Tbf{
+			QdiscAttrs: netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(TbfHandle, 0), Parent: netlink.HANDLE_ROOT},
+			Rate:       r.RateBytes,
+			Limit:      limit,
+			Buffer:     netlink.Xmittime(r.RateBytes, burst),
+		}
+	})
+}
+
+// replaceRootQdiscs sets the qdisc made by build (what, in errors) at the
+// root of every part's link.
+func replaceRootQdiscs(ctx context.Context, r *Record, what string, build func(netlink.Link) netlink.Qdisc) error {
 	for _, p := range r.Parts {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -53,22 +72,10 @@ func applyBandwidth(ctx context.Context, r *Record) error {
 			done()
 			return fmt.Errorf("link %s in %s: %w", p.Dev, p.Netns, err)
 		}
-		burst, limit := r.BurstBytes, uint32(0)
-		if burst == 0 {
-			burst, limit = TbfParams(r.RateBytes)
-		} else {
-			_, limit = TbfParams(r.RateBytes)
-		}
-		q := &netlink.Tbf{
-			QdiscAttrs: netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(TbfHandle, 0), Parent: netlink.HANDLE_ROOT},
-			Rate:       r.RateBytes,
-			Limit:      limit,
-			Buffer:     netlink.Xmittime(r.RateBytes, burst),
-		}
-		err = h.QdiscReplace(q)
+		err = h.QdiscReplace(build(link))
 		done()
 		if err != nil {
-			return fmt.Errorf("setting tbf %d B/s on %s in %s: %w", r.RateBytes, p.Dev, p.Netns, err)
+			return fmt.Errorf("setting %s on %s in %s: %w", what, p.Dev, p.Netns, err)
 		}
 	}
 	return nil

@@ -113,9 +113,9 @@ func Apply(ctx context.Context, env Env, r *Record) error {
 	case KillAgent:
 		err = applyKillAgent(ctx, env, r)
 	case CrashHost:
-		err = applyCrash(ctx, env, r)
+		err = applyHosts(ctx, env, r, (*lab.Lab).Crash)
 	case CutHost:
-		err = applyCutHost(ctx, env, r)
+		err = applyHosts(ctx, env, r, (*lab.Lab).Cut)
 	case Partition, Loss:
 		err = applyNFT(ctx, r)
 	case Latency:
@@ -144,9 +144,9 @@ func Remove(ctx context.Context, env Env, r *Record) error {
 	case KillAgent:
 		err = removeKillAgent(ctx, env, r)
 	case CrashHost:
-		err = removeCrash(ctx, env, r)
+		err = undoHosts(ctx, env, r, (*lab.Lab).Restore)
 	case CutHost:
-		err = removeCutHost(ctx, env, r)
+		err = undoHosts(ctx, env, r, (*lab.Lab).Heal)
 	case Partition, Loss:
 		err = removeNFT(ctx, r)
 	case Latency:

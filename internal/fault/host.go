@@ -22,36 +22,27 @@ func labOf(env Env) *lab.Lab {
 	return &lab.Lab{StateRoot: env.StateRoot}
 }
 
-func applyCrash(ctx context.Context, env Env, r *Record) error {
+// hostAction is a lab method acting on one host of a cluster
+// ((*lab.Lab).Crash, Restore, Cut, Heal).
+type hostAction func(l *lab.Lab, ctx context.Context, cluster, host string) error
+
+// applyHosts applies act to every host of r, stopping at the first error.
+func applyHosts(ctx context.Context, env Env, r *Record, act hostAction) error {
+	l := labOf(env)
 	for _, p := range r.Parts {
-		if err := labOf(env).Crash(ctx, r.Cluster, p.Host); err != nil {
+		if err := act(l, ctx, r.Cluster, p.Host); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func removeCrash(ctx context.Context, env Env, r *Record) error {
+// undoHosts applies act to every host of r, whatever fails on the way.
+func undoHosts(ctx context.Context, env Env, r *Record, act hostAction) error {
+	l := labOf(env)
 	var errs []error
 	for _, p := range r.Parts {
-		errs = append(errs, labOf(env).Restore(ctx, r.Cluster, p.Host))
-	}
-	return errors.Join(errs...)
-}
-
-func applyCutHost(ctx context.Context, env Env, r *Record) error {
-	for _, p := range r.Parts {
-		if err := labOf(env).Cut(ctx, r.Cluster, p.Host); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func removeCutHost(ctx context.Context, env Env, r *Record) error {
-	var errs []error
-	for _, p := range r.Parts {
-		errs = append(errs, labOf(env).Heal(ctx, r.Cluster, p.Host))
+		errs = append(errs, act(l, ctx, r.Cluster, p.Host))
 	}
 	return errors.Join(errs...)
 }

@@ -61,28 +61,10 @@ func netemFits(r *Record) bool {
 }
 
 func applyNetem(ctx context.Context, r *Record) error {
-	for _, p := range r.Parts {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, done, err := handleIn(p.Netns)
-		if err != nil {
-			return err
-		}
-		link, err := h.LinkByName(p.Dev)
-		if err != nil {
-			done()
-			return fmt.Errorf("link %s in %s: %w", p.Dev, p.Netns, err)
-		}
-		q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(NetemHandle, 0), Parent: netlink.HANDLE_ROOT},
+	return replaceRootQdiscs(ctx, r, "netem", func(link netlink.Link) netlink.Qdisc {
+		return netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(NetemHandle, 0), Parent: netlink.HANDLE_ROOT},
 			netlink.NetemQdiscAttrs{Latency: uint32(r.Delay / time.Microsecond), Limit: 10000})
-		err = h.QdiscReplace(q)
-		done()
-		if err != nil {
-			return fmt.Errorf("setting netem on %s in %s: %w", p.Dev, p.Netns, err)
-		}
-	}
-	return nil
+	})
 }
 
 func removeLatency(ctx context.Context, r *Record) error {

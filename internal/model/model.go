@@ -19,6 +19,15 @@ type Assignment struct {
 	// Home is where placement put the container before the leader moved it
 	// off a down host (rescheduling); empty while it runs where placed.
 	Home string `json:"home,omitempty"`
+	// Def is the hash of the service definition the container runs
+	// (plan.DefHash); a rolling update changes it instance by instance.
+	Def string `json:"def,omitempty"`
+	// Draining is when the container left DNS and the gateways' endpoints
+	// before being stopped or replaced; zero while it serves.
+	Draining time.Time `json:"draining,omitzero"`
+	// Surge marks an extra instance of a start-first update, beyond the
+	// service's replicas, removed when the update ends.
+	Surge bool `json:"surge,omitempty"`
 }
 
 // Changes is the difference between two sets of assignments.
@@ -26,10 +35,11 @@ type Changes struct {
 	Added   []string `json:"added,omitempty"`   // containers that appear
 	Removed []string `json:"removed,omitempty"` // containers that go
 	Moved   []string `json:"moved,omitempty"`   // containers whose host or address changed
+	Updated []string `json:"updated,omitempty"` // services whose definition changes: they roll out
 }
 
-// Count is the number of containers that change.
-func (c Changes) Count() int { return len(c.Added) + len(c.Removed) + len(c.Moved) }
+// Count is the number of containers and services that change.
+func (c Changes) Count() int { return len(c.Added) + len(c.Removed) + len(c.Moved) + len(c.Updated) }
 
 // Container states as reported by the host's agent.
 const (
@@ -61,6 +71,7 @@ type ContainerStatus struct {
 	State     string     `json:"state"`
 	Health    string     `json:"health"`
 	Restarts  int        `json:"restarts"`
+	Def       string     `json:"def,omitempty"`     // the definition it runs (Assignment.Def)
 	Message   string     `json:"message,omitempty"` // why it is not healthy / last error
 	Updated   time.Time  `json:"updated"`
 }

@@ -5,6 +5,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -19,6 +20,7 @@ type wanted struct {
 	service spec.Service
 	index   int
 	name    string
+	surge   bool // an extra instance of a start-first update
 }
 
 // placement is the state of one Place call.
@@ -49,6 +51,17 @@ type placement struct {
 // `host:` is where a container starts, not a chain. Only when the service
 // says `reschedule: false` does it go back to Home, keeping its address.
 func Place(c *spec.Cluster, prev map[string]model.Assignment) (map[string]model.Assignment, error) {
+	return PlaceSurge(c, prev, nil)
+}
+
+// PlaceSurge is Place with surge[service] extra containers of that service
+// (indexes replicas+1..replicas+surge, marked Surge), which a start-first
+// update runs beside the old instances (see Roll). Containers of prev that
+// are no longer wanted keep their address reserved for this pass: they are
+// drained before they stop, and their address must not serve two
+// containers meanwhile. A kept container keeps the definition it runs
+// (Def); a new one has none yet (Roll gives it one).
+func PlaceSurge(c *spec.Cluster, prev map[string]model.Assignment, surge map[string]int) (map[string]model.Assignment, error) {
 	if len(c.Hosts) == 0 {
 		return nil, fmt.Errorf("placing containers of cluster %s: the cluster has no hosts", c.Name)
 	}
@@ -62,10 +75,19 @@ func Place(c *spec.Cluster, prev map[string]model.Assignment) (map[string]model.
 		load:    map[string]int{},
 		cursor:  c.Overlay.CIDR.Addr(),
 	}
-	want := wantedContainers(c)
+	want := wantedContainers(c, surge)
+	wantedName := map[string]bool{}
 	for _, w := range want {
+		wantedName[w.name] = true
 		if w.service.IP.IsValid() {
 			p.owner[w.service.IP] = w.name
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(prev)) {
+		if ip := prev[name].IP; !wantedName[name] && ip.IsValid() {
+			if _, taken := p.owner[ip]; !taken {
+				p.owner[ip] = name
+			}
 		}
 	}
 	keptIP := p.keep(want, prev)
@@ -85,14 +107,26 @@ func Place(c *spec.Cluster, prev map[string]model.Assignment) (map[string]model.
 		}
 		p.assign(w, host, ip)
 	}
+	for name, n := range p.next {
+		if old, ok := prev[name]; ok && old.Service == n.Service {
+			n.Def = old.Def
+			p.next[name] = n
+		}
+	}
 	return p.next, nil
 }
 
-func wantedContainers(c *spec.Cluster) []wanted {
+func wantedContainers(c *spec.Cluster, surge map[string]int) []wanted {
 	var out []wanted
 	for _, s := range c.Services {
 		for i := 1; i <= s.Replicas; i++ {
 			out = append(out, wanted{service: s, index: i, name: naming.ContainerName(s.Name, i)})
+		}
+		if s.Replicas == 0 {
+			continue
+		}
+		for i := s.Replicas + 1; i <= s.Replicas+surge[s.Name]; i++ {
+			out = append(out, wanted{service: s, index: i, name: naming.ContainerName(s.Name, i), surge: true})
 		}
 	}
 	return out
@@ -206,6 +240,7 @@ func (p *placement) assignMoved(w wanted, host, home string, ip netip.Addr) {
 		IP:        ip,
 		MAC:       naming.MACFromIP(ip).String(),
 		Home:      home,
+		Surge:     w.surge,
 	}
 }
 

@@ -73,6 +73,7 @@ func (c *Cluster) ApplyDefaults() {
 	for i := range c.Services {
 		c.Services[i].applyDefaults(c.Dir)
 		c.Services[i].applyRescheduleDefaults(c.RescheduleAfter)
+		c.Services[i].applyUpdateDefaults()
 	}
 	for i := range c.Routes {
 		if c.Routes[i].Timeout.Duration == 0 {

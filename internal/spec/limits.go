@@ -104,6 +104,9 @@ var zeroRules = []zeroRule{
 	{regexp.MustCompile(`^routes\[\d+\]\.timeout$`), "a positive duration such as 10s", defaultRouteTimeout.String()},
 	{regexp.MustCompile(`^gateway\.max_body_bytes$`), "1 or more bytes", fmt.Sprint(DefaultMaxBodyBytes)},
 	{regexp.MustCompile(`^gateway\.metrics_port$`), "a TCP port, 1..65535", fmt.Sprint(DefaultMetricsPort)},
+	{regexp.MustCompile(`^services\.[^.]+\.stop_grace$`), "a positive duration such as 10s", DefaultStopGrace.String()},
+	{regexp.MustCompile(`^services\.[^.]+\.update\.parallelism$`), "1 or more", "1"},
+	{regexp.MustCompile(`^services\.[^.]+\.update\.monitor$`), "a positive duration such as 5s", DefaultMonitor.String()},
 	{regexp.MustCompile(`^publish\[\d+\]\.port$`), "a TCP port, 1..65535", "the port its services share"},
 }
 

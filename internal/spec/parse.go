@@ -217,6 +217,12 @@ func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 				s.Health = d.health(v, p)
 			}
 		},
+		"stop_grace": func(v *yaml.Node, p string) { s.StopGrace = d.duration(v, p) },
+		"update": func(v *yaml.Node, p string) {
+			if v = resolve(v); !isNull(v) {
+				s.Update = d.update(v, p)
+			}
+		},
 		"volumes": func(v *yaml.Node, p string) {
 			for i, item := range d.list(v, p, "- {name: data, path: /data}") {
 				var vol Volume

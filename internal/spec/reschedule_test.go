@@ -82,23 +82,30 @@ func TestRescheduleRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			problems := parseProblems(t, edit(t, base, tc.edits...))
-			n := 0
-			for _, p := range problems {
-				if p.Field != tc.field {
-					continue
-				}
-				n++
-				if p.Line == 0 || p.Fix == "" {
-					t.Errorf("problem without a line or a fix: %+v", p)
-				}
-				if !strings.Contains(p.Message+" "+p.Fix, tc.fragment) {
-					t.Errorf("problem %q does not mention %q", p.String(), tc.fragment)
-				}
-			}
-			if n != 1 {
-				t.Errorf("want exactly one problem for %s, got %d: %v", tc.field, n, problems)
-			}
+			wantOneProblem(t, edit(t, base, tc.edits...), tc.field, tc.fragment)
 		})
+	}
+}
+
+// wantOneProblem checks that text has exactly one problem about field, with
+// a line, a fix, and fragment in its message or fix.
+func wantOneProblem(t *testing.T, text, field, fragment string) {
+	t.Helper()
+	problems := parseProblems(t, text)
+	n := 0
+	for _, p := range problems {
+		if p.Field != field {
+			continue
+		}
+		n++
+		if p.Line == 0 || p.Fix == "" {
+			t.Errorf("problem without a line or a fix: %+v", p)
+		}
+		if !strings.Contains(p.Message+" "+p.Fix, fragment) {
+			t.Errorf("problem %q does not mention %q", p.String(), fragment)
+		}
+	}
+	if n != 1 {
+		t.Errorf("want exactly one problem for %s, got %d: %v", field, n, problems)
 	}
 }

@@ -146,13 +146,19 @@ func (r *Resources) EffectivePids() int {
 // fraction reads a number from 0 to 1 (gateway.access_log_sample); a
 // written 0 is meaningful there (off), so it is kept, not defaulted.
 func (d *decoder) fraction(n *yaml.Node, path string) *float64 {
+	return d.unitInterval(n, path, "must be a fraction from 0 (off) to 1 (every request)", "write e.g. 0.1 to log one request in ten, 0 to turn the access log off")
+}
+
+// unitInterval reads a number from 0 to 1; nil when it is left out or
+// refused (with message and fix).
+func (d *decoder) unitInterval(n *yaml.Node, path, message, fix string) *float64 {
 	s, ok := d.scalar(n, path)
 	if !ok || isNull(s) {
 		return nil
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(s.Value), 64)
 	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
-		d.fail(s, path, s.Value, "must be a fraction from 0 (off) to 1 (every request)", "write e.g. 0.1 to log one request in ten, 0 to turn the access log off")
+		d.fail(s, path, s.Value, message, fix)
 		return nil
 	}
 	return &v

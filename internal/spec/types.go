@@ -93,6 +93,12 @@ type Service struct {
 	// default the cluster's reschedule_after.
 	RescheduleAfter Duration   `yaml:"reschedule_after" json:"reschedule_after"`
 	Resources       *Resources `yaml:"resources" json:"resources,omitempty"` // limits; see resources.go
+
+	// StopGrace is how long a drained instance has between SIGTERM and
+	// SIGKILL (default 10s); Update is how a change of the definition rolls
+	// out (update.go).
+	StopGrace Duration `yaml:"stop_grace" json:"stop_grace"`
+	Update    *Update  `yaml:"update" json:"update,omitempty"`
 }
 
 // Health is how weft decides a container is healthy. Exactly one of HTTP, TCP, Exec.

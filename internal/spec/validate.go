@@ -367,6 +367,7 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 		validateHealth(ps, field+".health", *s.Health, s.Port)
 	}
 	validateVolumes(ps, field+".volumes", s.Volumes)
+	validateUpdate(ps, field, s)
 }
 
 // validateImage checks the image field's syntax, that entrypoint comes with

@@ -44,6 +44,8 @@ type LeaderView struct {
 	Alive     map[string]Presence
 	Assign    map[string]model.Assignment
 	DownSince map[string]time.Time
+	Status    map[string]model.ContainerStatus
+	Rollouts  map[string]model.Rollout
 	Revision  int64
 }
 
@@ -65,6 +67,8 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.downPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.statusPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.rolloutPrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return LeaderView{}, fmt.Errorf("reading the leader's view of %s: %w", s.root, err)
@@ -89,6 +93,12 @@ func (s *Store) LeaderView(ctx context.Context) (LeaderView, error) {
 		v.DownSince[strings.TrimPrefix(string(kv.Key), s.downPrefix())] = since
 	}
 	if v.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
+		return LeaderView{}, err
+	}
+	if v.Status, err = decodeAll[model.ContainerStatus](resp.Responses[5].GetResponseRange().Kvs, s.statusPrefix()); err != nil {
+		return LeaderView{}, err
+	}
+	if v.Rollouts, err = decodeAll[model.Rollout](resp.Responses[6].GetResponseRange().Kvs, s.rolloutPrefix()); err != nil {
 		return LeaderView{}, err
 	}
 	return v, nil

@@ -65,6 +65,8 @@ func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 		Alive:    maps.Clone(m.snap.Alive),
 		Assign:   maps.Clone(m.snap.Assign),
 		Status:   maps.Clone(m.snap.Status),
+		Rollouts: maps.Clone(m.snap.Rollouts),
+		Scales:   maps.Clone(m.snap.Scales),
 		Revision: m.snap.Revision,
 	}, m.synced, true
 }
@@ -178,11 +180,15 @@ func (m *Mirror) apply(ev *clientv3.Event) error {
 		return applyEntry(m.snap.Assign, strings.TrimPrefix(key, m.s.assignPrefix()), ev, del)
 	case strings.HasPrefix(key, m.s.statusPrefix()):
 		return applyEntry(m.snap.Status, strings.TrimPrefix(key, m.s.statusPrefix()), ev, del)
+	case strings.HasPrefix(key, m.s.rolloutPrefix()):
+		return applyEntry(m.snap.Rollouts, strings.TrimPrefix(key, m.s.rolloutPrefix()), ev, del)
+	case strings.HasPrefix(key, m.s.scalePrefix()):
+		return applyEntry(m.snap.Scales, strings.TrimPrefix(key, m.s.scalePrefix()), ev, del)
 	}
 	return nil
 }
 
-func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence](into map[string]T, name string, ev *clientv3.Event, del bool) error {
+func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence | model.Rollout | model.Scale](into map[string]T, name string, ev *clientv3.Event, del bool) error {
 	if del {
 		delete(into, name)
 		return nil

@@ -84,6 +84,8 @@ type Snapshot struct {
 	Alive    map[string]Presence // hosts whose resolver is alive (see LiveHosts)
 	Assign   map[string]model.Assignment
 	Status   map[string]model.ContainerStatus
+	Rollouts map[string]model.Rollout // by service (rollout.go)
+	Scales   map[string]model.Scale   // by service
 	Revision int64
 }
 
@@ -285,23 +287,7 @@ func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, i
 // Leadership.Guard(), or nil for none). A failed guard returns ErrNotLeader
 // and changes nothing.
 func (s *Store) ReplaceAssignments(ctx context.Context, prev, next map[string]model.Assignment, guard []clientv3.Cmp) error {
-	ctx, cancel := callCtx(ctx)
-	defer cancel()
-	ops, err := s.assignmentOps(prev, next)
-	if err != nil {
-		return err
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	resp, err := s.client.Txn(ctx).If(guard...).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("writing %d assignment changes: %w", len(ops), err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("writing %d assignment changes: %w", len(ops), ErrNotLeader)
-	}
-	return nil
+	return s.ReplacePlacement(ctx, prev, next, nil, nil, guard)
 }
 
 func (s *Store) assignmentOps(prev, next map[string]model.Assignment) ([]clientv3.Op, error) {
@@ -396,6 +382,8 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		clientv3.OpGet(s.assignPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.statusPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.rolloutPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.scalePrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
@@ -416,6 +404,12 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	if snap.Alive, err = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Rollouts, err = decodeAll[model.Rollout](resp.Responses[5].GetResponseRange().Kvs, s.rolloutPrefix()); err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Scales, err = decodeAll[model.Scale](resp.Responses[6].GetResponseRange().Kvs, s.scalePrefix()); err != nil {
 		return Snapshot{}, err
 	}
 	return snap, nil

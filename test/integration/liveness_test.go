@@ -134,6 +134,7 @@ func leaderOf(st api.Status) string {
 // downWatch polls status in the background and records every host other
 // than the cut one that ever shows down.
 type downWatch struct {
+	once    sync.Once
 	stop    chan struct{}
 	done    sync.WaitGroup
 	mu      sync.Mutex
@@ -169,8 +170,10 @@ func watchOthers(t *testing.T, c cluster, cut string) *downWatch {
 	return w
 }
 
+// finish stops the polls (once; a test that fails before finishing stops
+// them in its cleanup, so no poll logs after the test ended).
 func (w *downWatch) finish() (wrongly []string, polls int) {
-	close(w.stop)
+	w.once.Do(func() { close(w.stop) })
 	w.done.Wait()
 	return w.wrongly, w.polls
 }
@@ -231,6 +234,7 @@ func cutCycle(t *testing.T, c cluster, l *lab.Lab, host, observer string, hold t
 		t.Fatalf("%s does not resolve %s before the cut: %v %v", observer, svc, ok, err)
 	}
 	others := watchOthers(t, c, host)
+	t.Cleanup(func() { others.finish() })
 	healed := false
 	t.Cleanup(func() {
 		if !healed {

@@ -110,6 +110,102 @@ func get(ctx context.Context, dial func(ctx context.Context) (net.Conn, error)) 
 	return resp.StatusCode == http.StatusOK
 }
 
+// vipLab is one VIP test's cluster (vipTmpl with a free publish port) and
+// its faults: every host still faulted is restored when the test ends, also
+// on failure.
+type vipLab struct {
+	name    string
+	port    int
+	c       cluster
+	l       *lab.Lab
+	ann     lab.RouteAnnouncer
+	faulted sync.Map
+}
+
+// The gateway hosts of vipTmpl, their underlay addresses, and each one's
+// other.
+var (
+	vipHostAddrs = map[string]netip.Addr{"host1": netip.MustParseAddr("192.168.1.10"), "host2": netip.MustParseAddr("192.168.2.10")}
+	vipOther     = map[string]string{"host1": "host2", "host2": "host1"}
+)
+
+func upVIPLab(t *testing.T, prefix, tmpl string) *vipLab {
+	t.Helper()
+	v := &vipLab{name: uniqueName(prefix), port: freePort(t), l: &lab.Lab{}}
+	v.ann = lab.RouteAnnouncer{Cluster: v.name}
+	v.c = writeCluster(t, v.name, strings.ReplaceAll(tmpl, "PUBPORT", fmt.Sprint(v.port)))
+	upCluster(t, v.c)
+	t.Cleanup(func() {
+		v.faulted.Range(func(h, _ any) bool {
+			_ = v.l.Restore(context.Background(), v.name, h.(string))
+			return true
+		})
+	})
+	return v
+}
+
+// fault applies a lab fault (Crash, Cut) to host; unless the test undoes
+// it first, the host is restored when the test ends (Restore also ends a
+// cut: it thaws and sets the link up).
+func (v *vipLab) fault(ctx context.Context, t *testing.T, host string, f func(*lab.Lab, context.Context, string, string) error) {
+	t.Helper()
+	if err := f(v.l, ctx, v.name, host); err != nil {
+		t.Fatal(err)
+	}
+	v.faulted.Store(host, true)
+}
+
+// undo ends host's fault (Restore, Heal).
+func (v *vipLab) undo(ctx context.Context, t *testing.T, host string, f func(*lab.Lab, context.Context, string, string) error) {
+	t.Helper()
+	if err := f(v.l, ctx, v.name, host); err != nil {
+		t.Fatal(err)
+	}
+	v.faulted.Delete(host)
+}
+
+func (v *vipLab) holder(ctx context.Context) (string, error) {
+	return vipHolder(ctx, v.ann, vipHostAddrs)
+}
+
+// waitHolder waits until the VIP has a holder and answers, and returns it.
+func (v *vipLab) waitHolder(ctx context.Context, t *testing.T, load *vipLoad) string {
+	t.Helper()
+	var first string
+	eventually(t, 30*time.Second, "the VIP has a holder and answers", func() error {
+		h, err := v.holder(ctx)
+		if err != nil {
+			return err
+		}
+		if !load.okSince(time.Now().Add(-200 * time.Millisecond)) {
+			return fmt.Errorf("no request through the VIP succeeded lately")
+		}
+		first = h
+		return nil
+	})
+	return first
+}
+
+// crashMoves crashes holder and waits until the VIP moved to the other
+// gateway host and answers again; it returns that host.
+func (v *vipLab) crashMoves(ctx context.Context, t *testing.T, load *vipLoad, holder, what string) string {
+	t.Helper()
+	crashAt := time.Now()
+	v.fault(ctx, t, holder, (*lab.Lab).Crash)
+	second := vipOther[holder]
+	eventually(t, 15*time.Second, what+"the VIP moves to "+second, func() error {
+		if h, err := v.holder(ctx); err != nil || h != second {
+			return fmt.Errorf("holder %s (%v)", h, err)
+		}
+		if !load.okSince(crashAt) {
+			return fmt.Errorf("no request succeeded since the crash")
+		}
+		return nil
+	})
+	t.Logf("%scrash of %s: the VIP answered again after %s", what, holder, time.Since(crashAt).Round(time.Millisecond))
+	return second
+}
+
 // routerLoad starts the client loop inside the lab, entering where a VPC
 // client would (the router namespace): a request through the VIP every 20 ms.
 func routerLoad(ctx context.Context, bg *sync.WaitGroup, cluster string) *vipLoad {
@@ -150,23 +246,10 @@ func (l *vipLoad) okSince(t time.Time) bool {
 }
 
 func TestVIPFailover(t *testing.T) {
-	name := uniqueName("tv")
-	port := freePort(t)
-	c := writeCluster(t, name, strings.ReplaceAll(vipTmpl, "PUBPORT", fmt.Sprint(port)))
-	upCluster(t, c)
+	vl := upVIPLab(t, "tv", vipTmpl)
+	name, port, c, ann, other := vl.name, vl.port, vl.c, vl.ann, vipOther
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l := &lab.Lab{}
-	ann := lab.RouteAnnouncer{Cluster: name}
-	addrs := map[string]netip.Addr{"host1": netip.MustParseAddr("192.168.1.10"), "host2": netip.MustParseAddr("192.168.2.10")}
-	other := map[string]string{"host1": "host2", "host2": "host1"}
-	var faulted sync.Map
-	t.Cleanup(func() {
-		faulted.Range(func(h, _ any) bool {
-			_ = l.Restore(context.Background(), name, h.(string))
-			return true
-		})
-	})
 
 	// Sampler: the number of gateway hosts whose kernel delivers the VIP,
 	// every 10 ms, for the whole test. Fencing: never two.
@@ -201,42 +284,12 @@ func TestVIPFailover(t *testing.T) {
 	})
 
 	load := routerLoad(ctx, &bg, name)
-
-	holder := func() (string, error) { return vipHolder(ctx, ann, addrs) }
-	var first string
-	eventually(t, 30*time.Second, "the VIP has a holder and answers", func() error {
-		h, err := holder()
-		if err != nil {
-			return err
-		}
-		if !load.okSince(time.Now().Add(-200 * time.Millisecond)) {
-			return fmt.Errorf("no request through the VIP succeeded lately")
-		}
-		first = h
-		return nil
-	})
+	holder := func() (string, error) { return vl.holder(ctx) }
+	first := vl.waitHolder(ctx, t, load)
 
 	// Crash the holder: the VIP moves to the other host and the loop recovers.
-	crashAt := time.Now()
-	if err := l.Crash(ctx, name, first); err != nil {
-		t.Fatal(err)
-	}
-	faulted.Store(first, true)
-	second := other[first]
-	eventually(t, 15*time.Second, "the VIP moves to "+second, func() error {
-		if h, err := holder(); err != nil || h != second {
-			return fmt.Errorf("holder %s (%v)", h, err)
-		}
-		if !load.okSince(crashAt) {
-			return fmt.Errorf("no request succeeded since the crash")
-		}
-		return nil
-	})
-	t.Logf("crash of %s: the VIP answered again after %s", first, time.Since(crashAt).Round(time.Millisecond))
-	if err := l.Restore(ctx, name, first); err != nil {
-		t.Fatal(err)
-	}
-	faulted.Delete(first)
+	second := vl.crashMoves(ctx, t, load, first, "")
+	vl.undo(ctx, t, first, (*lab.Lab).Restore)
 
 	// After the restore the VIP stays where it is (no flapping back), and
 	// status shows the holder and the failover.
@@ -277,10 +330,7 @@ func TestVIPFailover(t *testing.T) {
 	// fences itself while the other host takes over; the sampler checks
 	// that no instant had both delivering.
 	cutAt := time.Now()
-	if err := l.Cut(ctx, name, second); err != nil {
-		t.Fatal(err)
-	}
-	faulted.Store(second, true)
+	vl.fault(ctx, t, second, (*lab.Lab).Cut)
 	eventually(t, 15*time.Second, "the VIP moves back to "+first+" after a cut", func() error {
 		if h, err := holder(); err != nil || h != first {
 			return fmt.Errorf("holder %s (%v)", h, err)
@@ -297,10 +347,7 @@ func TestVIPFailover(t *testing.T) {
 		}
 		return nil
 	})
-	if err := l.Heal(ctx, name, second); err != nil {
-		t.Fatal(err)
-	}
-	faulted.Delete(second)
+	vl.undo(ctx, t, second, (*lab.Lab).Heal)
 	eventually(t, 30*time.Second, "every agent up after the heal", func() error {
 		for _, h := range c.status(t).Hosts {
 			if h.Agent != "up" {
@@ -332,10 +379,7 @@ func TestVIPFailover(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		})
 	})
-	if err := l.Cut(ctx, name, idle); err != nil {
-		t.Fatal(err)
-	}
-	faulted.Store(idle, true)
+	vl.fault(ctx, t, idle, (*lab.Lab).Cut)
 	sleepFor(3 * time.Second)
 	failedAt3s := pub.failed.Load()
 	sleepFor(5 * time.Second)
@@ -344,10 +388,7 @@ func TestVIPFailover(t *testing.T) {
 	if n := pub.failed.Load() - failedAt3s; n != 0 || pub.ok.Load() == 0 {
 		t.Errorf("through 127.0.0.1:%d with %s cut: %d failed after the first 3s (%d ok in all); %s", port, idle, n, pub.ok.Load(), vipState(ctx, ann, hostNS))
 	}
-	if err := l.Heal(ctx, name, idle); err != nil {
-		t.Fatal(err)
-	}
-	faulted.Delete(idle)
+	vl.undo(ctx, t, idle, (*lab.Lab).Heal)
 
 	cancel()
 	bg.Wait()
@@ -444,62 +485,18 @@ func TestVIPActiveActive(t *testing.T) {
 // on the frozen member once kept the VIP from moving at all, or moved it
 // back when the new holder's lease expired under it.)
 func TestVIPFailoverManagers(t *testing.T) {
-	name := uniqueName("tvm")
-	port := freePort(t)
-	tmpl := strings.ReplaceAll(vipTmpl, "roles: [worker]", "roles: [manager]")
-	c := writeCluster(t, name, strings.ReplaceAll(tmpl, "PUBPORT", fmt.Sprint(port)))
-	upCluster(t, c)
+	v := upVIPLab(t, "tvm", strings.ReplaceAll(vipTmpl, "roles: [worker]", "roles: [manager]"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l := &lab.Lab{}
-	ann := lab.RouteAnnouncer{Cluster: name}
-	addrs := map[string]netip.Addr{"host1": netip.MustParseAddr("192.168.1.10"), "host2": netip.MustParseAddr("192.168.2.10")}
-	other := map[string]string{"host1": "host2", "host2": "host1"}
-	var faulted sync.Map
-	t.Cleanup(func() {
-		faulted.Range(func(h, _ any) bool {
-			_ = l.Restore(context.Background(), name, h.(string))
-			return true
-		})
-	})
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer cancel()
-	load := routerLoad(ctx, &bg, name)
-	holder := func() (string, error) { return vipHolder(ctx, ann, addrs) }
-	var first string
-	eventually(t, 30*time.Second, "the VIP has a holder and answers", func() error {
-		h, err := holder()
-		if err != nil {
-			return err
-		}
-		if !load.okSince(time.Now().Add(-200 * time.Millisecond)) {
-			return fmt.Errorf("no request through the VIP succeeded lately")
-		}
-		first = h
-		return nil
-	})
+	load := routerLoad(ctx, &bg, v.name)
+	holder := func() (string, error) { return v.holder(ctx) }
+	first := v.waitHolder(ctx, t, load)
 	for round := range 4 {
-		crashAt := time.Now()
-		if err := l.Crash(ctx, name, first); err != nil {
-			t.Fatal(err)
-		}
-		faulted.Store(first, true)
-		second := other[first]
-		eventually(t, 15*time.Second, fmt.Sprintf("round %d: the VIP moves to %s", round, second), func() error {
-			if h, err := holder(); err != nil || h != second {
-				return fmt.Errorf("holder %s (%v)", h, err)
-			}
-			if !load.okSince(crashAt) {
-				return fmt.Errorf("no request succeeded since the crash")
-			}
-			return nil
-		})
-		t.Logf("round %d, crash of %s: the VIP answered again after %s", round, first, time.Since(crashAt).Round(time.Millisecond))
-		if err := l.Restore(ctx, name, first); err != nil {
-			t.Fatal(err)
-		}
-		faulted.Delete(first)
+		second := v.crashMoves(ctx, t, load, first, fmt.Sprintf("round %d: ", round))
+		v.undo(ctx, t, first, (*lab.Lab).Restore)
 		// Longer than the VIP lease (3 s): a holder whose lease was not
 		// kept alive would lose the key here.
 		for stable := time.Now(); time.Since(stable) < 4*time.Second; time.Sleep(50 * time.Millisecond) {
