@@ -107,6 +107,8 @@ func (t *translation) service(c *spec.Cluster, svc types.ServiceConfig) spec.Ser
 	}
 	s.Restart = t.restart(path, svc.Restart)
 	s.Resources = t.resources(path, svc.Deploy)
+	s.Update = t.update(path, svc)
+	s.StopGrace = t.stopGrace(path, svc.StopGracePeriod)
 	s.Health = t.health(path, svc.HealthCheck)
 	s.DependsOn = t.dependsOn(path, svc.DependsOn)
 	s.Volumes = t.volumes(path, svc.Volumes)

@@ -211,6 +211,27 @@ networks:
 				t.Errorf("ip %v", ip)
 			}
 		}},
+		{"update_config and stop_grace_period", `
+services:
+  web:
+    image: web:v1
+    stop_grace_period: 30s
+    deploy:
+      replicas: 4
+      update_config: {parallelism: 0, delay: 2s, order: stop-first, monitor: 10s, failure_action: pause, max_failure_ratio: 0.25}
+  api:
+    image: api:v1
+`, func(t *testing.T, c *spec.Cluster) {
+			s := service(t, c, "web")
+			want := spec.Update{Parallelism: 4, Delay: spec.Duration{Duration: 2 * time.Second}, Order: spec.OrderStopFirst,
+				Monitor: spec.Duration{Duration: 10 * time.Second}, FailureAction: spec.FailurePause, MaxFailureRatio: 0.25}
+			if s.Update == nil || *s.Update != want || s.StopGrace.Duration != 30*time.Second {
+				t.Errorf("update %+v stop_grace %v, want %+v and 30s", s.Update, s.StopGrace, want)
+			}
+			if u := service(t, c, "api").Update; u == nil || u.Parallelism != 1 || u.FailureAction != spec.FailureRollback {
+				t.Errorf("api update %+v, want weft's defaults", u)
+			}
+		}},
 		{"resources limits", `
 services:
   web:
@@ -266,11 +287,11 @@ services:
   web:
     image: web:v1
     deploy:
-      update_config: {parallelism: 1}
+      rollback_config: {parallelism: 1}
       placement: {constraints: [node.role==manager]}
       resources: {reservations: {memory: 64M}}
       mode: global
-`, []string{"services.web.deploy.update_config", "services.web.deploy.placement", "services.web.deploy.resources.reservations", "services.web.deploy.mode"}},
+`, []string{"services.web.deploy.rollback_config", "services.web.deploy.placement", "services.web.deploy.resources.reservations", "services.web.deploy.mode"}},
 		{"bind mount, tmpfs, anonymous and read-only volumes", `
 services:
   web:
