@@ -48,3 +48,23 @@ func TestValidateReadsComposeFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultClusterFile(t *testing.T) {
+	dir := t.TempDir()
+	if got := defaultClusterFile(dir); got != filepath.Join(dir, "weft.yaml") {
+		t.Errorf("empty directory: %s, want weft.yaml (its error names it)", got)
+	}
+	compose := filepath.Join(dir, "docker-compose.yml")
+	if err := os.WriteFile(compose, []byte("services: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultClusterFile(dir); got != compose {
+		t.Errorf("only a compose file: %s, want %s", got, compose)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "weft.yaml"), []byte("version: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultClusterFile(dir); got != filepath.Join(dir, "weft.yaml") {
+		t.Errorf("weft.yaml beside a compose file: %s, want weft.yaml", got)
+	}
+}

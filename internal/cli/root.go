@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -76,6 +77,24 @@ func (g *globals) loadFile() (*spec.Cluster, error) {
 // files (the compose file, its env_file and .env), so this never waits long.
 const loadFileTimeout = 30 * time.Second
 
+// defaultFile is -f when it is not given.
+const defaultFile = "weft.yaml"
+
+// defaultClusterFile is the file read without -f: weft.yaml in dir, or,
+// when there is none, the compose file docker compose would read there.
+func defaultClusterFile(dir string) string {
+	file := filepath.Join(dir, defaultFile)
+	if _, err := os.Stat(file); err != nil {
+		if c, ok := compose.DefaultFile(dir); ok {
+			return c
+		}
+	}
+	if dir == "." {
+		return defaultFile
+	}
+	return file
+}
+
 // loadClusterFile reads path as a compose file or as a weft.yaml.
 func loadClusterFile(path string) (*spec.Cluster, error) {
 	data, _ := spec.ReadCapped(path) // a read error is reported by spec.Load
@@ -112,7 +131,12 @@ func Main(args []string) int {
 	if stateRoot == "" {
 		stateRoot = naming.DefaultStateRoot
 	}
-	root.PersistentFlags().StringVarP(&g.file, "file", "f", "weft.yaml", "cluster file")
+	root.PersistentFlags().StringVarP(&g.file, "file", "f", defaultFile, "cluster file: a weft.yaml or a docker compose file")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if !cmd.Flags().Changed("file") {
+			g.file = defaultClusterFile(".")
+		}
+	}
 	root.PersistentFlags().StringVar(&g.cluster, "cluster", "", "cluster name (instead of reading it from the cluster file)")
 	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", stateRoot, "where weft keeps cluster state on this machine")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")

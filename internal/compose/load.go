@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -14,10 +16,20 @@ import (
 	"github.com/weft-dev/weft/internal/spec"
 )
 
-// composeNames are the file names docker compose looks for.
-var composeNames = map[string]bool{
-	"compose.yaml": true, "compose.yml": true,
-	"docker-compose.yaml": true, "docker-compose.yml": true,
+// defaultNames are the file names docker compose looks for, in its order.
+var defaultNames = []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"}
+
+// DefaultFile is the compose file docker compose would read in dir when
+// given no -f: the first of compose.yaml, compose.yml, docker-compose.yaml,
+// docker-compose.yml that exists.
+func DefaultFile(dir string) (string, bool) {
+	for _, name := range defaultNames {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // IsCompose says whether the file at path is a compose file rather than a
@@ -26,7 +38,7 @@ var composeNames = map[string]bool{
 // weft's own top-level keys (version: 1, provider:, hosts:). A file that
 // cannot be read is not a compose file: spec.Load reports why.
 func IsCompose(path string, data []byte) bool {
-	if composeNames[filepath.Base(path)] {
+	if slices.Contains(defaultNames, filepath.Base(path)) {
 		return true
 	}
 	var top map[string]any
