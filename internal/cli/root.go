@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/weft-dev/weft/internal/compose"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/spec"
 )
@@ -51,10 +54,11 @@ func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// loadFile loads and validates the cluster file, turning problems into exit
+// loadFile loads and validates the cluster file, a weft.yaml or a docker
+// compose file (compose.IsCompose says which), turning problems into exit
 // status 2 with every problem printed.
 func (g *globals) loadFile() (*spec.Cluster, error) {
-	c, err := spec.Load(g.file)
+	c, err := loadClusterFile(g.file)
 	if err != nil {
 		var probs spec.Problems
 		if errors.As(err, &probs) {
@@ -67,6 +71,39 @@ func (g *globals) loadFile() (*spec.Cluster, error) {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
 	return c, nil
+}
+
+// loadFileTimeout bounds reading a cluster file: compose-go reads only local
+// files (the compose file, its env_file and .env), so this never waits long.
+const loadFileTimeout = 30 * time.Second
+
+// defaultFile is -f when it is not given.
+const defaultFile = "weft.yaml"
+
+// defaultClusterFile is the file read without -f: weft.yaml in dir, or,
+// when there is none, the compose file docker compose would read there.
+func defaultClusterFile(dir string) string {
+	file := filepath.Join(dir, defaultFile)
+	if _, err := os.Stat(file); err != nil {
+		if c, ok := compose.DefaultFile(dir); ok {
+			return c
+		}
+	}
+	if dir == "." {
+		return defaultFile
+	}
+	return file
+}
+
+// loadClusterFile reads path as a compose file or as a weft.yaml.
+func loadClusterFile(path string) (*spec.Cluster, error) {
+	data, _ := spec.ReadCapped(path) // a read error is reported by spec.Load
+	if !compose.IsCompose(path, data) {
+		return spec.Load(path)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadFileTimeout)
+	defer cancel()
+	return compose.Load(ctx, path)
 }
 
 // clusterName is --cluster, or the name in the cluster file.
@@ -94,7 +131,12 @@ func Main(args []string) int {
 	if stateRoot == "" {
 		stateRoot = naming.DefaultStateRoot
 	}
-	root.PersistentFlags().StringVarP(&g.file, "file", "f", "weft.yaml", "cluster file")
+	root.PersistentFlags().StringVarP(&g.file, "file", "f", defaultFile, "cluster file: a weft.yaml or a docker compose file")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if !cmd.Flags().Changed("file") {
+			g.file = defaultClusterFile(".")
+		}
+	}
 	root.PersistentFlags().StringVar(&g.cluster, "cluster", "", "cluster name (instead of reading it from the cluster file)")
 	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", stateRoot, "where weft keeps cluster state on this machine")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")

@@ -19,8 +19,8 @@ const (
 	maxExpandedNodes = 200_000
 )
 
-// checkSize refuses a file over MaxFileBytes.
-func checkSize(data []byte) *Problem {
+// CheckSize refuses a file over MaxFileBytes (also a compose file).
+func CheckSize(data []byte) *Problem {
 	if len(data) <= MaxFileBytes {
 		return nil
 	}

@@ -14,7 +14,7 @@ import (
 // Load reads, defaults and validates the cluster file at path. Every problem
 // of the file comes back at once as Problems.
 func Load(path string) (*Cluster, error) {
-	data, err := readCapped(path)
+	data, err := ReadCapped(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, Problems{{Field: "-f", Value: path, Message: "the cluster file does not exist",
 			Fix: "run weft in the directory of your weft.yaml, or pass another file with -f FILE"}}
@@ -49,7 +49,7 @@ func Parse(data []byte, dir string) (*Cluster, error) {
 		}
 		dir = abs
 	}
-	if p := checkSize(data); p != nil {
+	if p := CheckSize(data); p != nil {
 		return nil, Problems{*p}
 	}
 	var root yaml.Node
@@ -297,9 +297,10 @@ func (d *decoder) publish(n *yaml.Node, path string) Publish {
 	return pub
 }
 
-// readCapped reads at most MaxFileBytes+1 bytes of path, so that a huge file
-// (or /dev/zero) is refused by size instead of read whole.
-func readCapped(path string) ([]byte, error) {
+// ReadCapped reads at most MaxFileBytes+1 bytes of path, so that a huge file
+// (or /dev/zero) is refused by size instead of read whole. Other readers of
+// cluster files (compose) use it too.
+func ReadCapped(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
