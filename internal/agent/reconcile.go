@@ -111,7 +111,14 @@ func (a *Agent) reconcileOnce(ctx context.Context, st *store.Store, snap store.S
 	// anything, so a returning host never runs a second instance.
 	var errs []string
 	for _, name := range a.staleContainers(local, recorded) {
-		if err := a.removeContainer(ctx, st, name, snap, stopGrace(c, snap, name)); err != nil {
+		grace := stopGrace(c, snap, name)
+		if as, ok := snap.Assign[name]; ok && as.Host != a.self.Name {
+			// A copy of a container that now runs on another host (moved
+			// while this host was down): it holds that instance's address
+			// and MAC, so it goes at once, without a grace period.
+			grace = 0
+		}
+		if err := a.removeContainer(ctx, st, name, snap, grace); err != nil {
 			errs = append(errs, fmt.Sprintf("removing %s: %v", name, err))
 		}
 		delete(recorded, name)

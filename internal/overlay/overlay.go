@@ -229,6 +229,21 @@ func ensureVXLAN(h *netlink.Handle, cfg HostConfig, underlay, bridge netlink.Lin
 		}
 		changed = true
 	}
+	// The bridge never learns a MAC from the vxlan port: every remote
+	// container has a static entry (SyncPeers), and a frame that arrives
+	// with a local container's MAC (a stale copy on a host that came back,
+	// or a forged one) must not move that MAC's entry onto the VXLAN, which
+	// would cut the local container off until the entry aged out.
+	pi, err := h.LinkGetProtinfo(link)
+	if err != nil {
+		return changed, fmt.Errorf("reading the bridge port flags of vxlan device %s: %w", name, err)
+	}
+	if pi.Learning {
+		if err := h.LinkSetLearning(link, false); err != nil {
+			return changed, fmt.Errorf("turning bridge learning off on vxlan device %s: %w", name, err)
+		}
+		changed = true
+	}
 	upChanged, err := ensureUp(h, link)
 	changed = changed || upChanged
 	if err != nil {
