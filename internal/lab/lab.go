@@ -115,6 +115,17 @@ func (l *Lab) Ensure(ctx context.Context, c *spec.Cluster) (map[string]HostInfo,
 	if err := l.pruneRouter(router, topo); err != nil {
 		return nil, fmt.Errorf("in namespace %s: %w", topo.routerNetns, err)
 	}
+	for _, s := range topo.subnets {
+		keep := map[netip.Addr]bool{}
+		for _, h := range topo.hosts {
+			if h.bridge == s.bridge {
+				keep[h.addr.Addr()] = true
+			}
+		}
+		if err := pruneStaticNeighs(router, bridgeIndex[s.bridge], keep); err != nil {
+			return nil, fmt.Errorf("in namespace %s, on bridge %s: %w", topo.routerNetns, s.bridge, err)
+		}
+	}
 	l.warnAboutLeftHosts(topo)
 	return hosts, nil
 }
@@ -153,7 +164,7 @@ func (l *Lab) ensureSubnetBridge(router *netlink.Handle, s subnetPlan, mtu int) 
 		link = nil
 	}
 	if link == nil {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge, MTU: mtu}}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge, MTU: mtu, HardwareAddr: bridgeMAC(s.routerAddr.Addr())}}
 		if err := router.LinkAdd(br); err != nil {
 			return 0, fmt.Errorf("creating bridge %s for subnet %s: %w", s.bridge, s.name, err)
 		}
@@ -162,6 +173,9 @@ func (l *Lab) ensureSubnetBridge(router *netlink.Handle, s subnetPlan, mtu int) 
 		}
 	}
 	if err := ensureMTU(router, link, mtu); err != nil {
+		return 0, err
+	}
+	if err := ensureBridgeMAC(router, link, bridgeMAC(s.routerAddr.Addr())); err != nil {
 		return 0, err
 	}
 	if err := ensureOnlyAddr(router, link, s.routerAddr); err != nil {
@@ -214,6 +228,13 @@ func (l *Lab) ensureHost(router *netlink.Handle, h hostPlan, bridgeIndex, mtu in
 	}
 	if err := ensureDefaultRoute(host, eth0, h.gateway); err != nil {
 		return fmt.Errorf("in namespace %s: %w", h.netns, err)
+	}
+	// Static neighbours both ways (neigh.go says why).
+	if err := ensureStaticNeigh(host, eth0.Attrs().Index, h.gateway, bridgeMAC(h.gateway)); err != nil {
+		return fmt.Errorf("in namespace %s: %w", h.netns, err)
+	}
+	if err := ensureStaticNeigh(router, bridgeIndex, h.addr.Addr(), eth0.Attrs().HardwareAddr); err != nil {
+		return fmt.Errorf("on the router, for host %s: %w", h.name, err)
 	}
 	return nil
 }

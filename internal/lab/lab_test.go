@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -123,6 +124,17 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() er
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// linkMAC is the address of link in the named namespace.
+func linkMAC(t *testing.T, ns, link string) string {
+	t.Helper()
+	out, err := run("ip", "-n", ns, "-br", "link", "show", link)
+	f := strings.Fields(out)
+	if err != nil || len(f) < 3 {
+		t.Fatalf("ip -n %s link show %s = %q (%v)", ns, link, out, err)
+	}
+	return f[2]
 }
 
 func run(name string, args ...string) (string, error) {
@@ -279,6 +291,24 @@ func TestLabLifecycle(t *testing.T) {
 		out, err := run("ip", "-n", ns2, "route", "show", "default")
 		if err != nil || !strings.Contains(out, "via 192.168.2.1 dev eth0") {
 			t.Errorf("host2 default route = %q (%v), want via 192.168.2.1 dev eth0", out, err)
+		}
+	})
+
+	// No packet ever waits for ARP on the underlay (neigh.go: such a packet's
+	// error could be routed in the root namespace).
+	t.Run("underlay neighbours are static both ways", func(t *testing.T) {
+		router := naming.RouterNetns(clusterA)
+		for i, ns := range []string{ns1, ns2, ns3} {
+			gw := fmt.Sprintf("192.168.%d.1", i+1)
+			hostMAC := linkMAC(t, ns, "eth0")
+			out, err := run("ip", "-n", router, "neigh", "show", fmt.Sprintf("192.168.%d.10", i+1))
+			if err != nil || !strings.Contains(out, "lladdr "+hostMAC) || !strings.Contains(out, "PERMANENT") {
+				t.Errorf("router's neighbour for host%d = %q (%v), want lladdr %s PERMANENT", i+1, out, err, hostMAC)
+			}
+			out, err = run("ip", "-n", ns, "neigh", "show", gw)
+			if want := bridgeMAC(netip.MustParseAddr(gw)).String(); err != nil || !strings.Contains(out, "lladdr "+want) || !strings.Contains(out, "PERMANENT") {
+				t.Errorf("host%d's neighbour for its router %s = %q (%v), want lladdr %s PERMANENT", i+1, gw, out, err, want)
+			}
 		}
 	})
 
