@@ -86,7 +86,7 @@ func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leaders
 	c := view.Spec
 	now := time.Now()
 	live := view.LiveHosts()
-	down := plan.NextDown(c, live, view.DownSince, now, hostLeaseTTL)
+	down := plan.NextDown(c, live, view.DownSince, now, hostLeaseTTL, a.lastHeard(c))
 	if !maps.EqualFunc(down, view.DownSince, time.Time.Equal) {
 		for host := range down {
 			if _, was := view.DownSince[host]; !was {
