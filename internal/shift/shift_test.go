@@ -81,7 +81,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(bad) = %v, want it to name %s", err, flag)
 		}
 	}
-	if err := CheckRoute(good, []model.Weight{{"v2", 100}, {"v1", 0}}); err == nil || !strings.Contains(err.Error(), "--to") {
+	if err := CheckRoute(good, []model.Weight{{Service: "v2", Weight: 100}, {Service: "v1", Weight: 0}}); err == nil || !strings.Contains(err.Error(), "--to") {
 		t.Errorf("CheckRoute with v2 at 100 = %v, want an error naming --to", err)
 	}
 }
@@ -92,12 +92,12 @@ func TestWeightsAt(t *testing.T) {
 		pct  int
 		want string
 	}{
-		{[]model.Weight{{"v1", 100}, {"v2", 0}}, 10, "v1=90 v2=10"},
-		{[]model.Weight{{"v1", 100}}, 25, "v1=75 v2=25"},
-		{[]model.Weight{{"v1", 1}}, 100, "v1=0 v2=100"},
-		{[]model.Weight{{"a", 1}, {"b", 1}, {"c", 1}, {"v2", 0}}, 10, "a=30 b=30 c=30 v2=10"},
-		{[]model.Weight{{"a", 1}, {"b", 2}, {"v2", 0}}, 50, "a=17 b=33 v2=50"},
-		{[]model.Weight{{"a", 1}, {"b", 1}}, 1, "a=50 b=49 v2=1"},
+		{[]model.Weight{{Service: "v1", Weight: 100}, {Service: "v2", Weight: 0}}, 10, "v1=90 v2=10"},
+		{[]model.Weight{{Service: "v1", Weight: 100}}, 25, "v1=75 v2=25"},
+		{[]model.Weight{{Service: "v1", Weight: 1}}, 100, "v1=0 v2=100"},
+		{[]model.Weight{{Service: "a", Weight: 1}, {Service: "b", Weight: 1}, {Service: "c", Weight: 1}, {Service: "v2", Weight: 0}}, 10, "a=30 b=30 c=30 v2=10"},
+		{[]model.Weight{{Service: "a", Weight: 1}, {Service: "b", Weight: 2}, {Service: "v2", Weight: 0}}, 50, "a=17 b=33 v2=50"},
+		{[]model.Weight{{Service: "a", Weight: 1}, {Service: "b", Weight: 1}}, 1, "a=50 b=49 v2=1"},
 	} {
 		got := WeightsAt(tc.from, "v2", tc.pct)
 		if FormatWeights(got) != tc.want {
@@ -219,7 +219,7 @@ func TestAnalyse(t *testing.T) {
 func run(t *testing.T, s model.ShiftSettings, good func(interval int) bool) (model.Shift, []string) {
 	t.Helper()
 	t0 := time.Unix(1000, 0)
-	sh := model.Shift{ID: "1", ShiftSettings: s, From: []model.Weight{{"v1", 100}, {"v2", 0}}, State: model.ShiftPending, Requested: t0}
+	sh := model.Shift{ID: "1", ShiftSettings: s, From: []model.Weight{{Service: "v1", Weight: 100}, {Service: "v2", Weight: 0}}, State: model.ShiftPending, Requested: t0}
 	now := t0
 	var served int64
 	var weights []string
@@ -289,7 +289,7 @@ func TestAdvance(t *testing.T) {
 	})
 	t.Run("pending waits for every gateway's sample", func(t *testing.T) {
 		t0 := time.Unix(1000, 0)
-		sh := model.Shift{ShiftSettings: settings, From: []model.Weight{{"v1", 100}}, State: model.ShiftPending, Requested: t0}
+		sh := model.Shift{ShiftSettings: settings, From: []model.Weight{{Service: "v1", Weight: 100}}, State: model.ShiftPending, Requested: t0}
 		in := Inputs{Now: t0.Add(time.Second), Leader: "h", Gateways: []string{"gw1"}}
 		next, wake := Advance(sh, in)
 		if next.State != model.ShiftPending || !wake.After(in.Now) {
@@ -302,7 +302,7 @@ func TestAdvance(t *testing.T) {
 	})
 	t.Run("a new leader resumes and says so", func(t *testing.T) {
 		t0 := time.Unix(1000, 0)
-		sh := model.Shift{ShiftSettings: settings, From: []model.Weight{{"v1", 100}}, State: model.ShiftRunning, Leader: "host1", Step: 1,
+		sh := model.Shift{ShiftSettings: settings, From: []model.Weight{{Service: "v1", Weight: 100}}, State: model.ShiftRunning, Leader: "host1", Step: 1,
 			Current: &model.Interval{Step: 1, Start: t0}}
 		next, wake := Advance(sh, Inputs{Now: t0.Add(time.Second), Leader: "host2"})
 		if next.State != model.ShiftRunning || next.Leader != "host2" || !wake.Equal(t0.Add(settings.Interval)) {
