@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -107,6 +108,7 @@ func (g *Gateway) SetWeights(routes map[string][]Backend) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	before := g.Weights()
 	for _, rt := range g.routes {
 		targets, ok := routes[rt.Prefix]
 		if !ok {
@@ -114,8 +116,8 @@ func (g *Gateway) SetWeights(routes map[string][]Backend) error {
 		}
 		rt.split.Store(rt.splitOf(g.metrics, targets))
 	}
-	if len(routes) > 0 {
-		g.log.Info("weights set", "routes", routes)
+	if after := g.Weights(); !reflect.DeepEqual(before, after) {
+		g.log.Info("weights set", "routes", after)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,7 +21,7 @@ import (
 //	weights/<route>  model.RouteWeights, a route's live weights where they differ from the file's
 //
 // and, outside the root so that their frequent writes wake no watcher of
-// the cluster, "/weft/<cluster>.stats/<gateway>": model.GwSample, each
+// the cluster, "/weft/<cluster>.stats/<gateway>/<route>": model.GwSample, each
 // gateway's counters of the backend a shift analyses, written by the
 // gateway's host agent while a shift runs. <route> is the route prefix,
 // path-escaped.
@@ -75,10 +77,18 @@ func (s *Store) RouteWeights(ctx context.Context) (map[string]model.RouteWeights
 	return getAll[model.RouteWeights](ctx, s, s.weightsPrefix(), "route weights")
 }
 
-// GatewaySamples returns every gateway's last published counters, by
-// gateway container.
-func (s *Store) GatewaySamples(ctx context.Context) (map[string]model.GwSample, error) {
-	return getAll[model.GwSample](ctx, s, s.statsPrefix(), "gateway samples")
+// GatewaySamples returns every gateway's last published counters of every
+// route backend a shift analyses.
+func (s *Store) GatewaySamples(ctx context.Context) ([]model.GwSample, error) {
+	all, err := getAll[model.GwSample](ctx, s, s.statsPrefix(), "gateway samples")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.GwSample, 0, len(all))
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, all[k])
+	}
+	return out, nil
 }
 
 func getAll[T any](ctx context.Context, s *Store, prefix, what string) (map[string]T, error) {
@@ -156,7 +166,7 @@ func (s *Store) PutGatewaySample(ctx context.Context, gs model.GwSample) error {
 	if err != nil {
 		return fmt.Errorf("encoding sample of %s: %w", gs.Gateway, err)
 	}
-	if _, err := s.client.Put(ctx, s.statsPrefix()+gs.Gateway, string(body)); err != nil {
+	if _, err := s.client.Put(ctx, s.statsPrefix()+gs.Gateway+"/"+routeKey(gs.Route), string(body)); err != nil {
 		return fmt.Errorf("publishing the counters of gateway %s: %w", gs.Gateway, err)
 	}
 	return nil
