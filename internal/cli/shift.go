@@ -233,7 +233,7 @@ func printShift(w io.Writer, sh model.Shift, live model.RouteWeights) {
 	if !model.ShiftDone(sh.State) && sh.State != model.ShiftPending {
 		fmt.Fprintf(w, " at step %d/%d (%d%%)", sh.Step+1, len(sh.Steps), sh.Steps[min(sh.Step, len(sh.Steps)-1)])
 	}
-	fmt.Fprintf(w, ", %d failed interval(s) of %d allowed (shift %s, led by %s)\n", sh.Failed, sh.Threshold-1, sh.ID, sh.Leader)
+	fmt.Fprintf(w, ", %d failed interval(s), rollback at %d (shift %s, led by %s)\n", sh.Failed, sh.Threshold, sh.ID, sh.Leader)
 	fmt.Fprintf(w, "limits: %s\n", limits(sh.ShiftSettings))
 	fmt.Fprintf(w, "weights before: %s\n", shift.FormatWeights(sh.From))
 	if live.Route != "" {

@@ -87,8 +87,8 @@ func Advance(sh model.Shift, in Inputs) (model.Shift, time.Time) {
 			sh.Events = append(sh.Events, model.Event{At: now, Message: sh.Message})
 			return sh, time.Time{}
 		}
-		sh.Events = append(sh.Events, model.Event{At: now, Message: fmt.Sprintf("interval failed (%d of %d allowed before rollback): %s; step %d repeats",
-			sh.Failed, sh.Threshold-1, a.Reason, sh.Step+1)})
+		sh.Events = append(sh.Events, model.Event{At: now, Message: fmt.Sprintf("interval failed (%d failed, rollback at %d): %s; step %d repeats",
+			sh.Failed, sh.Threshold, a.Reason, sh.Step+1)})
 	}
 	startInterval(&sh, now, in.Samples)
 	return sh, now.Add(sh.Interval)
