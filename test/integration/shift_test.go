@@ -229,6 +229,7 @@ func TestShift(t *testing.T) {
 		bound := int64(math.Ceil(shiftRate * atStep.Seconds() * 0.10))
 		t.Logf("failed client requests: %d of %d (%v); v2 answered %d with %d errors; bound weight x interval x rate = 10%% x %.1fs x %d/s = %d",
 			failed, ok+failed, errs, iv.Total.Requests, iv.Total.Errors, atStep.Seconds(), shiftRate, bound)
+		t.Logf("rolled back %s after the step began (interval x threshold = 2s)", sh.Ended.Sub(sh.Started).Round(time.Millisecond))
 		if failed == 0 || failed > bound {
 			t.Errorf("%d client requests failed, want 1..%d", failed, bound)
 		}
@@ -252,6 +253,7 @@ func TestShift(t *testing.T) {
 			t.Fatalf("exit %d, state %s, intervals %+v; want rolled back on p99 after one", r.code, sh.State, sh.Intervals)
 		}
 		checkHistory(t, sh)
+		t.Logf("rolled back %s after the step began (interval x threshold = 2s)", sh.Ended.Sub(sh.Started).Round(time.Millisecond))
 	})
 
 	t.Run("healthy is promoted step by step", func(t *testing.T) {
