@@ -27,8 +27,16 @@ import (
 const gatewayTick = 500 * time.Millisecond
 
 // gatewayRefresh is how often the agent re-reads the file, the live
-// weights and the shifts even without a store change.
+// weights and the shifts even without a store change, and sets weights
+// that have not changed again.
 const gatewayRefresh = 5 * time.Second
+
+// pushed is what a gateway process was last set to.
+type pushed struct {
+	want string // the weights, as JSON
+	pid  int
+	at   time.Time
+}
 
 // gatewayView is what the gateway loop reads from the store.
 type gatewayView struct {
@@ -49,6 +57,7 @@ func (a *Agent) gatewayLoop(ctx context.Context, st *store.Store) error {
 	defer tick.Stop()
 	var view gatewayView
 	stale := true
+	sent := map[string]pushed{} // by container
 	for {
 		if stale || time.Since(view.read) > gatewayRefresh {
 			if v, err := readGatewayView(ctx, st); err != nil {
@@ -58,7 +67,7 @@ func (a *Agent) gatewayLoop(ctx context.Context, st *store.Store) error {
 			}
 		}
 		if view.spec != nil {
-			a.tendGateways(ctx, st, view)
+			a.tendGateways(ctx, st, view, sent)
 		}
 		select {
 		case <-ctx.Done():
@@ -93,28 +102,47 @@ func readGatewayView(ctx context.Context, st *store.Store) (gatewayView, error) 
 
 // tendGateways sets every local gateway's weights and, while shifts run,
 // publishes its counters of their new backends.
-func (a *Agent) tendGateways(ctx context.Context, st *store.Store, v gatewayView) {
+// A gateway is set when the weights changed, when its process changed (a
+// restarted gateway starts from the file's weights), when the agent has
+// not set it yet (it may hold an earlier agent's weights), and every
+// gatewayRefresh.
+func (a *Agent) tendGateways(ctx context.Context, st *store.Store, v gatewayView, sent map[string]pushed) {
 	want := liveGatewayWeights(v.spec, v.live)
+	wantJSON, _ := json.Marshal(want)
+	type local struct {
+		as  model.Assignment
+		pid int
+	}
 	a.mu.Lock()
-	var locals []model.Assignment
+	var locals []local
 	for _, run := range a.containers {
 		if svc, ok := v.spec.ServiceByName(run.assign.Service); ok && isGateway(svc) {
-			locals = append(locals, run.assign)
+			locals = append(locals, local{run.assign, run.snapshot().Pid})
 		}
 	}
 	a.mu.Unlock()
-	for _, as := range locals {
+	seen := map[string]bool{}
+	for _, l := range locals {
+		as := l.as
+		seen[as.Container] = true
 		svc, _ := v.spec.ServiceByName(as.Service)
 		adm, err := a.gatewayAdmin(v.spec, svc, as)
 		if err != nil {
 			a.log.Warn("gateway admin address", "container", as.Container, "err", err)
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		if err := adm.call(cctx, http.MethodPut, gateway.AdminPathWeights, gateway.WeightsRequest{Routes: want}, nil); err != nil {
-			a.log.Debug("setting gateway weights", "container", as.Container, "err", err)
+		last := sent[as.Container]
+		if last.want != string(wantJSON) || last.pid != l.pid || time.Since(last.at) > gatewayRefresh {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := adm.call(cctx, http.MethodPut, gateway.AdminPathWeights, gateway.WeightsRequest{Routes: want}, nil)
+			cancel()
+			if err != nil {
+				a.log.Debug("setting gateway weights", "container", as.Container, "err", err)
+				delete(sent, as.Container)
+			} else {
+				sent[as.Container] = pushed{want: string(wantJSON), pid: l.pid, at: time.Now()}
+			}
 		}
-		cancel()
 		for _, route := range slices.Sorted(maps.Keys(v.shifts)) {
 			sh := v.shifts[route]
 			if model.ShiftDone(sh.State) {
@@ -132,6 +160,11 @@ func (a *Agent) tendGateways(ctx context.Context, st *store.Store, v gatewayView
 			if err != nil {
 				a.log.Debug("publishing gateway counters", "container", as.Container, "route", route, "err", err)
 			}
+		}
+	}
+	for c := range sent {
+		if !seen[c] {
+			delete(sent, c)
 		}
 	}
 }

@@ -16,7 +16,9 @@ func TestLiveGatewayWeights(t *testing.T) {
 		Services: []spec.Service{{Name: "v1", Port: 8000}, {Name: "v2", Port: 8001}},
 		Routes:   []spec.Route{{Prefix: "/api", Service: "v1"}, {Prefix: "/", Service: "v1"}},
 	}
-	rec := func(route string, ws ...model.Weight) model.RouteWeights { return model.RouteWeights{Route: route, Backends: ws} }
+	rec := func(route string, ws ...model.Weight) model.RouteWeights {
+		return model.RouteWeights{Route: route, Backends: ws}
+	}
 	for _, tc := range []struct {
 		name string
 		live map[string]model.RouteWeights

@@ -64,6 +64,9 @@ func newShiftCmd(g *globals) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := f.settings(args[0])
+			if err == nil && f.asJSON && !f.dryRun && !f.detach {
+				err = errors.New("--json: only with --dry-run or --detach; read a running shift as JSON with weft shift status --json")
+			}
 			if err != nil {
 				return &exitError{code: exitBadInput, err: err}
 			}
