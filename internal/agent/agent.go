@@ -236,6 +236,7 @@ func (a *Agent) runControlPlane(ctx context.Context) error {
 	g.Go(func() error { return a.reconcileLoop(ctx, st) })
 	g.Go(func() error { return a.vipLoop(ctx, st) })
 	g.Go(func() error { return a.faultLoop(ctx, st) })
+	g.Go(func() error { return a.gatewayLoop(ctx, st) })
 	return g.Wait()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/weft-dev/weft/internal/plan"
@@ -25,7 +26,13 @@ func (a *Agent) leaderLoop(ctx context.Context, st *store.Store) error {
 			continue
 		}
 		a.log.Info("leading placement", "host", a.self.Name)
+		// Traffic shifts are driven by the leader too, alongside placement.
+		shifts, stop := context.WithCancel(l.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() { a.shiftWhileLeader(shifts, st, l) })
 		a.placeWhileLeader(l.Context(), st, l)
+		stop()
+		wg.Wait()
 	}
 	return nil
 }
