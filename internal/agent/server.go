@@ -35,6 +35,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathScale, a.handleScale)
 	mux.HandleFunc("POST "+api.PathShift, a.handleStartShift)
 	mux.HandleFunc("GET "+api.PathShift, a.handleShifts)
+	mux.HandleFunc("POST "+api.PathRestart, a.handleRestart)
 	return mux
 }
 

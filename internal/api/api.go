@@ -28,6 +28,8 @@ const (
 	PathSpec   = "/v1/spec"
 	PathScale  = "/v1/scale"
 	PathShift  = "/v1/shift"
+	// PathRestart restarts one container; only its host's agent can.
+	PathRestart = "/v1/restart"
 )
 
 // Health is an agent's answer to "are you there, and is your store usable".
@@ -55,6 +57,18 @@ type ApplyResult struct {
 // ScaleRequest is what `weft scale` sends: service -> replicas.
 type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
+}
+
+// RestartRequest is what `weft restart` and `weft ui` send to the agent of
+// the container's host.
+type RestartRequest struct {
+	Container string `json:"container"`
+}
+
+// RestartResult says which container was restarted, and where.
+type RestartResult struct {
+	Container string `json:"container"`
+	Host      string `json:"host"`
 }
 
 // ServiceChange is the last scale and the last rollout of one service.
@@ -204,6 +218,14 @@ func (c *Client) Apply(ctx context.Context, cl *spec.Cluster) (ApplyResult, erro
 func (c *Client) Scale(ctx context.Context, replicas map[string]int) (ApplyResult, error) {
 	var r ApplyResult
 	err := c.do(ctx, http.MethodPost, PathScale, ScaleRequest{Replicas: replicas}, &r)
+	return r, err
+}
+
+// Restart restarts a container of this agent's host: it returns once the
+// old process has stopped; the agent starts the new one right after.
+func (c *Client) Restart(ctx context.Context, container string) (RestartResult, error) {
+	var r RestartResult
+	err := c.do(ctx, http.MethodPost, PathRestart, RestartRequest{Container: container}, &r)
 	return r, err
 }
 

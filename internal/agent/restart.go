@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/spec"
+)
+
+// handleRestart restarts one container of this host, as `weft restart` and
+// the page of `weft ui` ask: its process stops as it would for a change of
+// definition (SIGTERM, SIGKILL after the service's stop_grace), and the next
+// reconcile pass, asked for at once, starts a new one in the same slot (same
+// address, same MAC).
+func (a *Agent) handleRestart(w http.ResponseWriter, r *http.Request) {
+	st := a.store()
+	if st == nil {
+		writeError(w, http.StatusServiceUnavailable, errNotReady)
+		return
+	}
+	var req api.RestartRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding restart request: %w", err))
+		return
+	}
+	if !isContainerName(req.Container) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("container %q is not a container name: use SERVICE-N as weft ps shows it", req.Container))
+		return
+	}
+	a.mu.Lock()
+	run := a.containers[req.Container]
+	a.mu.Unlock()
+	if run == nil {
+		writeError(w, http.StatusNotFound, fmt.Errorf("container %s is not running on host %s (it may be waiting for its dependencies, or run elsewhere: see weft ps)", req.Container, a.self.Name))
+		return
+	}
+	grace := spec.DefaultStopGrace
+	if c, err := st.Spec(r.Context()); err == nil && c != nil {
+		if svc, ok := c.ServiceByName(run.assign.Service); ok && svc.StopGrace.Duration > 0 {
+			grace = svc.StopGrace.Duration
+		}
+	}
+	a.log.Info("restarting container on request", "container", req.Container)
+	// The run stays in the map while it stops, so a reconcile pass running
+	// meanwhile sees it unchanged and leaves it alone; only then it goes,
+	// and the pass asked for below starts the new one.
+	a.stopRun(r.Context(), run, grace)
+	a.mu.Lock()
+	if a.containers[req.Container] == run {
+		delete(a.containers, req.Container)
+	}
+	a.mu.Unlock()
+	a.askReconcile()
+	if err := r.Context().Err(); err != nil {
+		writeError(w, http.StatusRequestTimeout, errors.New("the request ended before the container stopped; the agent starts it again anyway"))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.RestartResult{Container: req.Container, Host: a.self.Name})
+}
+
+// askReconcile asks the reconcile loop for a pass now, without waiting for
+// a store change or the periodic resync.
+func (a *Agent) askReconcile() {
+	select {
+	case a.kick <- struct{}{}:
+	default: // a pass is already asked for
+	}
+}
