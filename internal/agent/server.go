@@ -39,15 +39,9 @@ func (a *Agent) routes() http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { api.WriteJSON(w, code, v) }
 
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.ErrorBody{Error: err.Error()})
-}
+func writeError(w http.ResponseWriter, code int, err error) { api.WriteError(w, code, err) }
 
 func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	phase, _ := a.phase.Load().(string)

@@ -165,6 +165,19 @@ type ErrorBody struct {
 	Error string `json:"error"`
 }
 
+// WriteJSON answers a request with v as JSON, for the servers that speak
+// this API's way (the agent, weft ui).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers a failed request with an ErrorBody.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, ErrorBody{Error: err.Error()})
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {

@@ -85,7 +85,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/logs", s.handleLogs)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.guard.page(r); err != nil {
-			writeError(w, http.StatusForbidden, err)
+			api.WriteError(w, http.StatusForbidden, err)
 			return
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -93,16 +93,6 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 		mux.ServeHTTP(w, r)
 	})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.ErrorBody{Error: err.Error()})
 }
 
 // keepAlive is how often an idle event stream gets a comment, so proxies
@@ -114,7 +104,7 @@ const keepAlive = 15 * time.Second
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
-		writeError(w, http.StatusInternalServerError, errors.New("streaming is not supported here"))
+		api.WriteError(w, http.StatusInternalServerError, errors.New("streaming is not supported here"))
 		return
 	}
 	sub, cancel := s.hub.subscribe()
@@ -144,7 +134,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleView(w http.ResponseWriter, _ *http.Request) {
 	v := s.hub.current()
 	if v == nil {
-		writeError(w, http.StatusServiceUnavailable, errors.New("no status read yet; retry in a moment"))
+		api.WriteError(w, http.StatusServiceUnavailable, errors.New("no status read yet; retry in a moment"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -157,17 +147,17 @@ const restartTimeout = 2 * time.Minute
 
 func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
 	if err := s.guard.action(r); err != nil {
-		writeError(w, http.StatusForbidden, err)
+		api.WriteError(w, http.StatusForbidden, err)
 		return
 	}
 	var req api.RestartRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding restart request: %w", err))
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("decoding restart request: %w", err))
 		return
 	}
 	c, ok := s.poll.container(req.Container)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no container %q in the cluster's status", req.Container))
+		api.WriteError(w, http.StatusNotFound, fmt.Errorf("no container %q in the cluster's status", req.Container))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), restartTimeout)
@@ -175,22 +165,22 @@ func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Log.Info("restart asked from the page", "container", c.Container, "host", c.Host)
 	res, err := s.cfg.Source.Restart(ctx, c.Host, c.Container)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, fmt.Errorf("restarting %s on %s: %w", c.Container, c.Host, err))
+		api.WriteError(w, http.StatusBadGateway, fmt.Errorf("restarting %s on %s: %w", c.Container, c.Host, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, res)
 }
 
 // handleLogs streams a container's output (?container=NAME[&follow=1]).
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if err := s.guard.action(r); err != nil {
-		writeError(w, http.StatusForbidden, err)
+		api.WriteError(w, http.StatusForbidden, err)
 		return
 	}
 	name := r.URL.Query().Get("container")
 	c, ok := s.poll.container(name)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no container %q in the cluster's status", name))
+		api.WriteError(w, http.StatusNotFound, fmt.Errorf("no container %q in the cluster's status", name))
 		return
 	}
 	fw := &flushWriter{w: w}
@@ -201,7 +191,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	err := s.cfg.Source.Logs(r.Context(), c.Host, c.Container, r.URL.Query().Get("follow") == "1", fw)
 	if err != nil && !fw.wrote {
-		writeError(w, http.StatusBadGateway, fmt.Errorf("reading %s's output from %s: %w", c.Container, c.Host, err))
+		api.WriteError(w, http.StatusBadGateway, fmt.Errorf("reading %s's output from %s: %w", c.Container, c.Host, err))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weft-dev/weft/internal/lab"
 )
 
 // uiTmpl: two hosts; web restarts as always, once does not (restart:
@@ -175,6 +177,47 @@ func TestUIInBrowser(t *testing.T) {
 	if after.Pid == web1.Pid || after.Host != web1.Host || after.IP != web1.IP {
 		t.Fatalf("web-1 after the restart: pid %d host %s ip %s; before: pid %d host %s ip %s", after.Pid, after.Host, after.IP, web1.Pid, web1.Host, web1.IP)
 	}
+
+	// weft restart takes the same path from the command line.
+	web2 := find(t, st, "web-2")
+	if out := mustWeft(t, "restart", "-f", c.file, "web-2"); !strings.Contains(out, "restarted web-2 on "+web2.Host) {
+		t.Fatalf("weft restart web-2 printed %q", out)
+	}
+	eventually(t, 30*time.Second, "web-2 running again with a new pid, on the page", func() error {
+		got := read().Containers["web-2"]
+		if got["state"] != "running" || got["pid"] == fmt.Sprint(web2.Pid) || got["pid"] == "0" {
+			return fmt.Errorf("web-2 drawn %v (pid before %d)", got, web2.Pid)
+		}
+		return nil
+	})
+
+	// host2 crashes (frozen and cut off): the page draws it DOWN, and
+	// host1 up.
+	l := &lab.Lab{}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := l.Restore(context.Background(), c.name, "host2"); err != nil {
+				t.Errorf("restoring host2: %v", err)
+			}
+		}
+	}
+	t.Cleanup(restore) // before weft down (registered later, runs first)
+	if err := l.Crash(ctx, c.name, "host2"); err != nil {
+		t.Fatalf("crashing host2: %v", err)
+	}
+	crashed := time.Now()
+	eventually(t, 20*time.Second, "host2 drawn down, host1 up", func() error {
+		d = read()
+		if d.Hosts["host2"] != "true" || d.Hosts["host1"] != "false" {
+			return fmt.Errorf("drawn down: %v", d.Hosts)
+		}
+		return nil
+	})
+	t.Logf("page showed host2 down %s after the crash", time.Since(crashed).Round(time.Millisecond))
+	shot(t, p, ctx, "ui-host-down.png")
+	restore()
 }
 
 // startUI runs `weft ui` inside ns on a free port of its 127.0.0.1 and

@@ -56,7 +56,7 @@ function render(v) {
   $('routes').replaceChildren(...routeRows(v.routes || []));
   const events = v.events || [];
   $('events').replaceChildren(...(events.length ? events.map((e) =>
-    el('li', { 'data-kind': e.kind }, el('time', {}, fmtTime(e.at)), el('span', { class: 'kind ' + e.kind }, e.kind), e.text))
+    el('li', { 'data-kind': e.kind }, el('time', {}, fmtTime(e.at)), el('span', { class: 'kind kind-' + e.kind }, e.kind), e.text))
     : [el('li', { class: 'empty' }, 'nothing has happened since the page opened')]));
 }
 
@@ -72,6 +72,7 @@ function hostCard(h) {
       el('b', { 'data-peers': h.peers }, h.peers), ` remote container${h.peers === 1 ? '' : 's'} over `,
       el('b', {}, h.remote_vteps), ` other VTEP${h.remote_vteps === 1 ? '' : 's'}`,
       h.firewall ? ` · firewall ${h.firewall.on ? 'on' : 'off'}` : ''),
+    h.down ? el('div', { class: 'lastseen' }, 'not answering: its containers as last reported') : null,
     cs.length === 0 ? el('div', { class: 'empty' }, 'no containers') :
       el('table', {},
         el('tr', {}, ...['container', 'address', 'state', 'health', 'restarts', ''].map((t) => el('th', {}, t))),
