@@ -29,7 +29,7 @@ type View struct {
 	Expected    int        `json:"expected"`
 	Hosts       []HostView `json:"hosts"`
 	// Services says where each service runs: service -> its containers.
-	Services []ServiceView  `json:"services"`
+	Services []ServiceView   `json:"services"`
 	VIPs     []api.VIPStatus `json:"vips,omitempty"`
 	Routes   []spec.Route    `json:"routes,omitempty"`
 	Events   []Event         `json:"events,omitempty"` // newest first
@@ -119,4 +119,3 @@ func routesOf(c *spec.Cluster) []spec.Route {
 	}
 	return c.Routes
 }
-
