@@ -55,15 +55,18 @@ func (p *poller) run(ctx context.Context, interval time.Duration) {
 // reports whether it published.
 func (p *poller) step(ctx context.Context) bool {
 	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	st, err := p.src.Status(sctx)
-	cancel()
+	defer cancel()
+	// The applied file is read alongside, not after: a change waits for
+	// one round of answers only.
 	var c *spec.Cluster
 	var serr error
-	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	specDone := make(chan struct{})
+	go func() {
+		defer close(specDone)
 		c, serr = p.src.Spec(sctx)
-		cancel()
-	}
+	}()
+	st, err := p.src.Status(sctx)
+	<-specDone
 	if ctx.Err() != nil {
 		return false
 	}

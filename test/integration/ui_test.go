@@ -53,13 +53,15 @@ type drawn struct {
 	Marker     bool                         `json:"marker"`     // the page was not reloaded
 	Live       string                       `json:"live"`
 	Events     string                       `json:"events"`
+	Text       string                       `json:"text"` // the start of the page's text, for failures
 }
 
 const readDOM = `(() => {
-  if (document.readyState !== 'complete' || !document.getElementById('conn') || !document.getElementById('events')) return {hosts: {}, containers: {}, views: 0, marker: false, live: 'loading', events: ''};
+  if (document.readyState !== 'complete' || !document.getElementById('conn') || !document.getElementById('events'))
+    return {hosts: {}, containers: {}, views: 0, marker: false, live: 'loading', events: '', text: location.href + ' ' + document.readyState};
   const out = {hosts: {}, containers: {}, views: Number(document.body.dataset.views || 0),
     marker: window.__uiTestMarker === 42, live: document.getElementById('conn').dataset.live,
-    events: document.getElementById('events').innerText};
+    events: document.getElementById('events').innerText, text: document.body.innerText.slice(0, 400)};
   for (const h of document.querySelectorAll('[data-host]')) {
     out.hosts[h.dataset.host] = h.dataset.down;
     for (const c of h.querySelectorAll('[data-container]'))
@@ -70,8 +72,10 @@ const readDOM = `(() => {
 
 // TestUIInBrowser: headless Chromium opens weft ui's page of a running
 // cluster; every host and container is drawn; a killed container's state
-// changes on the same page (pushed over SSE) within 2 s; the restart
-// button restarts a container through its agent; a screenshot is saved.
+// changes on the same page (pushed over SSE) within 2 s; the logs button
+// shows its output; the restart button and weft restart restart a
+// container through its agent; a crashed host is drawn down. Screenshots
+// are saved.
 // The browser and the page server run in a namespace of their own that
 // has nothing but lo: the browser can only talk to 127.0.0.1.
 func TestUIInBrowser(t *testing.T) {
@@ -111,7 +115,7 @@ func TestUIInBrowser(t *testing.T) {
 		d = read()
 		for _, h := range st.Hosts {
 			if down, ok := d.Hosts[h.Name]; !ok || down != "false" {
-				return fmt.Errorf("host %s: drawn %v, down %q", h.Name, ok, down)
+				return fmt.Errorf("host %s: drawn %v, down %q; page: %q", h.Name, ok, down, d.Text)
 			}
 		}
 		for _, ct := range st.Containers {
@@ -159,6 +163,25 @@ func TestUIInBrowser(t *testing.T) {
 		return nil
 	})
 	shot(t, p, ctx, "ui-killed.png")
+
+	// The logs button opens once-1's output, read through its agent.
+	if err := p.eval(ctx, `document.querySelector('[data-container="once-1"] [data-action="logs"]').click()`, nil); err != nil {
+		t.Fatalf("clicking logs of once-1: %v", err)
+	}
+	eventually(t, 10*time.Second, "once-1's output in the logs panel", func() error {
+		var text string
+		if err := p.eval(ctx, `document.getElementById('logs').hidden ? '' : document.getElementById('logs-body').textContent`, &text); err != nil {
+			return err
+		}
+		if !strings.Contains(text, "hello listening") || !strings.Contains(text, "service=once") {
+			return fmt.Errorf("logs panel: %q", text)
+		}
+		return nil
+	})
+	shot(t, p, ctx, "ui-logs.png")
+	if err := p.eval(ctx, `document.getElementById('logs-close').click()`, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	// The restart button of web-1 restarts it through its agent: a new
 	// process, drawn running.
