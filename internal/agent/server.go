@@ -235,6 +235,9 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 	a.addStatusView(&out, view)
 	sort.Slice(out.Containers, func(i, j int) bool { return out.Containers[i].Container < out.Containers[j].Container })
 	out.VIPs = a.vipStatus(ctx, snap.Spec)
+	if !view.stale {
+		out.Faults = a.faultStatus(ctx)
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -140,6 +140,21 @@ type Status struct {
 	// Values in the store the agents refuse to act on, "key: why": they do
 	// not decode, or a spec or assignment that does not validate.
 	Refused []string `json:"refused,omitempty"`
+
+	// Faults are the chaos faults in force (recorded in the store, not yet
+	// removed), oldest first: [] when there is none, null when the store
+	// could not be read.
+	Faults []FaultStatus `json:"faults"`
+}
+
+// FaultStatus is one chaos fault in force.
+type FaultStatus struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Target    string    `json:"target,omitempty"`    // as the experiment named it
+	Mechanism string    `json:"mechanism,omitempty"` // how it is done
+	Created   time.Time `json:"created,omitzero"`
+	Expires   time.Time `json:"expires"`
 }
 
 // Client talks to one agent over its unix socket.

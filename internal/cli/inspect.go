@@ -92,6 +92,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			printContainers(tw, st.Containers, true)
 			printVIPs(tw, st.VIPs)
 			printChanges(tw, st.Changes)
+			printFaults(tw, st.Faults)
 			if err := tw.Flush(); err != nil {
 				return err
 			}
@@ -101,6 +102,17 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// printFaults lists the chaos faults in force.
+func printFaults(tw *tabwriter.Writer, faults []api.FaultStatus) {
+	if len(faults) == 0 {
+		return
+	}
+	fmt.Fprintf(tw, "\nFAULT\tKIND\tTARGET\tMECHANISM\tUNTIL\n")
+	for _, f := range faults {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID, f.Kind, f.Target, f.Mechanism, f.Expires.Local().Format(time.TimeOnly))
+	}
 }
 
 // printPartial says when the answer is not the store's and what could not

@@ -21,6 +21,7 @@ const (
 	EventFailover   = "failover"   // a VIP moved to another holder
 	EventScale      = "scale"      // a service's replicas changed
 	EventRollout    = "rollout"    // a service's definition is rolling out
+	EventFault      = "fault"      // a chaos fault was injected, or removed
 )
 
 // Event is one thing that happened in the cluster.
@@ -48,6 +49,9 @@ func History(st api.Status) []Event {
 		if r := ch.Rollout; r != nil {
 			out = append(out, rolloutEvent(ch.Service, *r, r.Started))
 		}
+	}
+	for _, f := range st.Faults {
+		out = append(out, faultEvent(f, f.Created))
 	}
 	slices.SortStableFunc(out, func(x, y Event) int { return x.At.Compare(y.At) })
 	return out
@@ -137,7 +141,40 @@ func Diff(prev, cur api.Status, now time.Time) []Event {
 			out = append(out, rolloutEvent(ch.Service, *r, now))
 		}
 	}
+
+	// Faults are diffed only when both statuses could read them (a status
+	// without a store lists none).
+	if prev.Faults != nil && cur.Faults != nil {
+		faults := map[string]bool{}
+		for _, f := range prev.Faults {
+			faults[f.ID] = true
+		}
+		present := map[string]bool{}
+		for _, f := range cur.Faults {
+			present[f.ID] = true
+			if !faults[f.ID] {
+				out = append(out, faultEvent(f, now))
+			}
+		}
+		for _, f := range prev.Faults {
+			if !present[f.ID] {
+				add(EventFault, f.ID, "chaos fault %s on %s removed", f.Kind, orUnnamed(f.Target))
+			}
+		}
+	}
 	return out
+}
+
+func faultEvent(f api.FaultStatus, at time.Time) Event {
+	return Event{At: at, Kind: EventFault, Subject: f.ID,
+		Text: fmt.Sprintf("chaos fault %s on %s injected (%s), until %s", f.Kind, orUnnamed(f.Target), f.Mechanism, f.Expires.UTC().Format("15:04:05"))}
+}
+
+func orUnnamed(target string) string {
+	if target == "" {
+		return "an unnamed target"
+	}
+	return target
 }
 
 func failoverEvent(vip string, f api.VIPFailover) Event {

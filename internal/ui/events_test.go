@@ -22,6 +22,7 @@ func TestDiff(t *testing.T) {
 		Hosts:      []api.HostStatus{{Name: "host1", Agent: "up"}, {Name: "host2", Agent: "up"}},
 		Containers: []model.ContainerStatus{ct("web-1", "host1", "running", 0), ct("web-2", "host2", "running", 0)},
 		VIPs:       []api.VIPStatus{{Name: "front", Holder: "host1"}},
+		Faults:     []api.FaultStatus{}, // read, none
 	}
 	with := func(f func(*api.Status)) api.Status {
 		s := base
@@ -54,6 +55,9 @@ func TestDiff(t *testing.T) {
 			s.VIPs[0].LastFailover = &api.VIPFailover{At: t0, From: "host1", To: "host2", Cause: "host1 lease expired", DurationMS: 812.4}
 		}), []string{"failover: VIP front failed over host1 → host2 (host1 lease expired, 812 ms)"}},
 		{"holder lost", with(func(s *api.Status) { s.VIPs[0].Holder = "" }), []string{"failover: VIP front has no holder (was host1)"}},
+		{"fault injected", with(func(s *api.Status) {
+			s.Faults = []api.FaultStatus{{ID: "f1", Kind: "kill", Target: "web", Mechanism: "SIGKILL", Expires: t0}}
+		}), []string{"fault: chaos fault kill on web injected (SIGKILL), until 03:04:05"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Diff(base, tc.cur, t1)
@@ -65,6 +69,20 @@ func TestDiff(t *testing.T) {
 				t.Fatalf("Diff:\n got %q\nwant %q", texts, tc.want)
 			}
 		})
+	}
+}
+
+func TestDiffFaultRemoved(t *testing.T) {
+	f := api.FaultStatus{ID: "f1", Kind: "cut-host", Target: "host2"}
+	prev := api.Status{Faults: []api.FaultStatus{f}}
+	got := Diff(prev, api.Status{Faults: []api.FaultStatus{}}, time.Now())
+	if len(got) != 1 || got[0].Text != "chaos fault cut-host on host2 removed" {
+		t.Fatalf("fault removed: %+v", got)
+	}
+	// A status that could not read the store lists no faults: that is not
+	// a removal.
+	if got := Diff(prev, api.Status{}, time.Now()); len(got) != 0 {
+		t.Fatalf("status without faults read: %+v", got)
 	}
 }
 

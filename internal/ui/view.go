@@ -29,10 +29,11 @@ type View struct {
 	Expected    int        `json:"expected"`
 	Hosts       []HostView `json:"hosts"`
 	// Services says where each service runs: service -> its containers.
-	Services []ServiceView   `json:"services"`
-	VIPs     []api.VIPStatus `json:"vips,omitempty"`
-	Routes   []spec.Route    `json:"routes,omitempty"`
-	Events   []Event         `json:"events,omitempty"` // newest first
+	Services []ServiceView     `json:"services"`
+	VIPs     []api.VIPStatus   `json:"vips,omitempty"`
+	Routes   []spec.Route      `json:"routes,omitempty"`
+	Faults   []api.FaultStatus `json:"faults,omitempty"` // chaos faults in force
+	Events   []Event           `json:"events,omitempty"` // newest first
 }
 
 // HostView is one host with its containers.
@@ -63,7 +64,7 @@ type ServiceView struct {
 func BuildView(st api.Status, routes []spec.Route, events []Event) View {
 	v := View{
 		Cluster: st.Cluster, Stale: st.Stale, Unreachable: st.Unreachable,
-		Expected: st.Expected, VIPs: st.VIPs, Routes: routes, Events: events,
+		Expected: st.Expected, VIPs: st.VIPs, Routes: routes, Events: events, Faults: st.Faults,
 	}
 	byHost := map[string][]model.ContainerStatus{}
 	for _, c := range st.Containers {

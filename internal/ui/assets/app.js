@@ -54,6 +54,13 @@ function render(v) {
       el('td', { class: 'num' }, `${s.ready}/${s.instances}`))));
   $('vips').replaceChildren(...vipRows(v.vips || []));
   $('routes').replaceChildren(...routeRows(v.routes || []));
+  const faults = v.faults || [];
+  $('faults').hidden = faults.length === 0;
+  $('faults-table').replaceChildren(
+    el('tr', {}, ...['fault', 'target', 'how', 'until'].map((t) => el('th', {}, t))),
+    ...faults.map((f) => el('tr', { 'data-fault': f.id, class: 'bad' },
+      el('td', {}, el('b', {}, f.kind)), el('td', {}, f.target || '—'), el('td', {}, f.mechanism || '—'),
+      el('td', {}, fmtTime(f.expires)))));
   const events = v.events || [];
   $('events').replaceChildren(...(events.length ? events.map((e) =>
     el('li', { 'data-kind': e.kind }, el('time', {}, fmtTime(e.at)), el('span', { class: 'kind kind-' + e.kind }, e.kind), e.text))
