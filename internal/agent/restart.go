@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/weft-dev/weft/internal/api"
 	"github.com/weft-dev/weft/internal/spec"
@@ -47,8 +49,11 @@ func (a *Agent) handleRestart(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("restarting container on request", "container", req.Container)
 	// The run stays in the map while it stops, so a reconcile pass running
 	// meanwhile sees it unchanged and leaves it alone; only then it goes,
-	// and the pass asked for below starts the new one.
-	a.stopRun(r.Context(), run, grace)
+	// and the pass asked for below starts the new one. The stop finishes
+	// even if the caller goes away.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), grace+restartSlack)
+	defer cancel()
+	a.stopRun(sctx, run, grace)
 	a.mu.Lock()
 	if a.containers[req.Container] == run {
 		delete(a.containers, req.Container)
@@ -61,6 +66,10 @@ func (a *Agent) handleRestart(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, api.RestartResult{Container: req.Container, Host: a.self.Name})
 }
+
+// restartSlack is how long a restart's stop may take beyond the grace
+// period (SIGKILL, reaping, removing the record).
+const restartSlack = 10 * time.Second
 
 // askReconcile asks the reconcile loop for a pass now, without waiting for
 // a store change or the periodic resync.

@@ -43,6 +43,7 @@ func newUICmd(g *globals) *cobra.Command {
 				return &exitError{code: 1, err: fmt.Errorf("--listen %s: %w (is another weft ui running? pick another port)", listen, err)}
 			}
 			srv := ui.New(ui.Config{
+				Cluster:     name,
 				Source:      ui.Agents{StateRoot: g.stateRoot, Cluster: name},
 				Interval:    interval,
 				AllowRemote: allowRemote,

@@ -21,6 +21,7 @@ var assets embed.FS
 
 // Config is one `weft ui`.
 type Config struct {
+	Cluster  string // its name, shown before the first status is read
 	Source   Source
 	Interval time.Duration // how often the status is read; DefaultInterval when 0
 	// AllowRemote accepts any Host header (set with a non-loopback listen,
@@ -49,7 +50,7 @@ func New(cfg Config, addr string) *Server {
 	return &Server{
 		cfg:   cfg,
 		hub:   h,
-		poll:  &poller{src: cfg.Source, hub: h, log: cfg.Log, now: time.Now},
+		poll:  &poller{src: cfg.Source, hub: h, log: cfg.Log, now: time.Now, view: View{Cluster: cfg.Cluster}},
 		guard: newGuard(addr, cfg.AllowRemote),
 	}
 }

@@ -253,3 +253,19 @@ func TestActions(t *testing.T) {
 		t.Fatalf("logs of web-1: %d %q", code, body)
 	}
 }
+
+func TestNoStatusYetNamesTheCluster(t *testing.T) {
+	src := &fakeSource{}
+	src.set(api.Status{}, fmt.Errorf("no agent of cluster c1 answers"))
+	s := New(Config{Cluster: "c1", Source: src}, "127.0.0.1:1")
+	if !s.poll.step(context.Background()) {
+		t.Fatal("the first view was not published")
+	}
+	var v View
+	if err := json.Unmarshal(s.hub.current(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Cluster != "c1" || !strings.Contains(v.Error, "no agent of cluster c1 answers") || len(v.Hosts) != 0 {
+		t.Fatalf("view before any status: %+v", v)
+	}
+}
