@@ -269,3 +269,28 @@ func TestNoStatusYetNamesTheCluster(t *testing.T) {
 		t.Fatalf("view before any status: %+v", v)
 	}
 }
+
+func TestClosedPageEndsItsSubscription(t *testing.T) {
+	src := &fakeSource{}
+	src.set(twoHosts(), nil)
+	s, base := startServer(t, src)
+	s.poll.step(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if n := s.hub.count(); n != 1 {
+		t.Fatalf("%d subscriptions with one page open, want 1", n)
+	}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.hub.count() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions 5s after the page closed, want 0", s.hub.count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
