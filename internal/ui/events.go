@@ -3,6 +3,7 @@ package ui
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -22,6 +23,7 @@ const (
 	EventScale      = "scale"      // a service's replicas changed
 	EventRollout    = "rollout"    // a service's definition is rolling out
 	EventFault      = "fault"      // a chaos fault was injected, or removed
+	EventShift      = "shift"      // a traffic shift took a step, rolled back, was promoted
 )
 
 // Event is one thing that happened in the cluster.
@@ -162,6 +164,30 @@ func Diff(prev, cur api.Status, now time.Time) []Event {
 			}
 		}
 	}
+	return out
+}
+
+// ShiftEvents are the lines of the shifts' own histories (steps taken,
+// leader changes, the end) that prev did not have yet, oldest first; with
+// prev nil, all of them.
+func ShiftEvents(prev, cur map[string]model.Shift) []Event {
+	seen := map[string]bool{}
+	key := func(id string, e model.Event) string { return id + "\x00" + e.At.String() + "\x00" + e.Message }
+	for _, sh := range prev {
+		for _, e := range sh.Events {
+			seen[key(sh.ID, e)] = true
+		}
+	}
+	var out []Event
+	for _, route := range slices.Sorted(maps.Keys(cur)) {
+		sh := cur[route]
+		for _, e := range sh.Events {
+			if !seen[key(sh.ID, e)] {
+				out = append(out, Event{At: e.At, Kind: EventShift, Subject: route, Text: fmt.Sprintf("shift of %s to %s: %s", route, sh.To, e.Message)})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(x, y Event) int { return x.At.Compare(y.At) })
 	return out
 }
 

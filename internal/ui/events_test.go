@@ -118,3 +118,22 @@ func TestPrependKeepsNewestFirstAndBounded(t *testing.T) {
 		t.Fatalf("newest first: got %q, %q", kept[0].Text, kept[1].Text)
 	}
 }
+
+func TestShiftEvents(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	step := model.Event{At: t0, Message: "step 1: v2 at 10%"}
+	back := model.Event{At: t0.Add(time.Minute), Message: "rolled back: error rate 4% > 1% twice"}
+	sh := func(evs ...model.Event) map[string]model.Shift {
+		return map[string]model.Shift{"/products": {ID: "s1", ShiftSettings: model.ShiftSettings{To: "v2"}, Events: evs}}
+	}
+	if got := ShiftEvents(nil, sh(step)); len(got) != 1 || got[0].Text != "shift of /products to v2: step 1: v2 at 10%" || !got[0].At.Equal(t0) {
+		t.Fatalf("history: %+v", got)
+	}
+	got := ShiftEvents(sh(step), sh(step, back))
+	if len(got) != 1 || got[0].Kind != EventShift || got[0].Text != "shift of /products to v2: rolled back: error rate 4% > 1% twice" {
+		t.Fatalf("new line only: %+v", got)
+	}
+	if got := ShiftEvents(sh(step, back), sh(step, back)); len(got) != 0 {
+		t.Fatalf("nothing new: %+v", got)
+	}
+}

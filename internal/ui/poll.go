@@ -32,6 +32,7 @@ type poller struct {
 	mu     sync.Mutex
 	status *api.Status // last status read, nil before the first
 	routes []spec.Route
+	shifts api.ShiftsAnswer // Shifts nil before the first read
 	events []Event
 	view   View
 	sent   []byte
@@ -59,14 +60,20 @@ func (p *poller) step(ctx context.Context) bool {
 	// The applied file is read alongside, not after: a change waits for
 	// one round of answers only.
 	var c *spec.Cluster
-	var serr error
-	specDone := make(chan struct{})
+	var shifts api.ShiftsAnswer
+	var serr, sherr error
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(specDone)
+		defer func() { done <- struct{}{} }()
 		c, serr = p.src.Spec(sctx)
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		shifts, sherr = p.src.Shifts(sctx)
+	}()
 	st, err := p.src.Status(sctx)
-	<-specDone
+	<-done
+	<-done
 	if ctx.Err() != nil {
 		return false
 	}
@@ -89,8 +96,14 @@ func (p *poller) step(ctx context.Context) bool {
 		} else {
 			p.events = prepend(p.events, Diff(*p.status, st, p.now()))
 		}
+		if sherr == nil {
+			p.events = prepend(p.events, ShiftEvents(p.shifts.Shifts, shifts.Shifts))
+			p.shifts = shifts // else keep the shifts last read
+		} else {
+			p.log.Debug("reading the shifts", "err", sherr)
+		}
 		p.status = &st
-		v = BuildView(st, p.routes, p.events)
+		v = BuildView(st, p.routes, p.shifts, p.events)
 		p.view = v
 	}
 	b, merr := json.Marshal(v)

@@ -24,6 +24,7 @@ type fakeSource struct {
 	st        api.Status
 	err       error
 	restarted []string // host/container
+	shifts    api.ShiftsAnswer
 	logs      string
 }
 
@@ -41,6 +42,12 @@ func (f *fakeSource) Status(context.Context) (api.Status, error) {
 
 func (f *fakeSource) Spec(context.Context) (*spec.Cluster, error) {
 	return &spec.Cluster{Routes: []spec.Route{{Prefix: "/", Backends: []spec.RouteBackend{{Service: "web", Weight: 90}, {Service: "web2", Weight: 10}}}}}, nil
+}
+
+func (f *fakeSource) Shifts(context.Context) (api.ShiftsAnswer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.shifts, nil
 }
 
 func (f *fakeSource) Restart(_ context.Context, host, container string) (api.RestartResult, error) {

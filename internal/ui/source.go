@@ -19,6 +19,9 @@ type Source interface {
 	// Spec is the applied cluster file (the gateway routes and their
 	// weights), nil before the first apply.
 	Spec(ctx context.Context) (*spec.Cluster, error)
+	// Shifts is every route's last traffic shift and the routes' live
+	// weights where they differ from the file.
+	Shifts(ctx context.Context) (api.ShiftsAnswer, error)
 	// Restart restarts a container through its host's agent.
 	Restart(ctx context.Context, host, container string) (api.RestartResult, error)
 	// Logs copies a container's output from its host's agent to w.
@@ -42,26 +45,37 @@ func (a Agents) Status(ctx context.Context) (api.Status, error) {
 	return api.ClusterStatus(ctx, a.StateRoot, a.Cluster)
 }
 
-// specTimeout bounds asking one agent for the applied file.
-const specTimeout = time.Second
+// askTimeout bounds asking one agent for the applied file or the shifts.
+const askTimeout = time.Second
 
-// Spec implements Source: the first agent that answers.
-func (a Agents) Spec(ctx context.Context) (*spec.Cluster, error) {
+// firstAnswer asks the cluster's agents in host order until one answers.
+func firstAnswer[T any](ctx context.Context, a Agents, ask func(*api.Client, context.Context) (T, error)) (T, error) {
+	var zero T
 	socks, err := api.AgentSockets(a.StateRoot, a.Cluster)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	var last error
 	for _, host := range slices.Sorted(maps.Keys(socks)) {
-		sctx, cancel := context.WithTimeout(ctx, specTimeout)
-		c, err := api.NewClient(socks[host]).Spec(sctx)
+		actx, cancel := context.WithTimeout(ctx, askTimeout)
+		v, err := ask(api.NewClient(socks[host]), actx)
 		cancel()
 		if err == nil {
-			return c, nil
+			return v, nil
 		}
 		last = err
 	}
-	return nil, last
+	return zero, last
+}
+
+// Spec implements Source: the first agent that answers.
+func (a Agents) Spec(ctx context.Context) (*spec.Cluster, error) {
+	return firstAnswer(ctx, a, (*api.Client).Spec)
+}
+
+// Shifts implements Source: the first agent that answers.
+func (a Agents) Shifts(ctx context.Context) (api.ShiftsAnswer, error) {
+	return firstAnswer(ctx, a, (*api.Client).Shifts)
 }
 
 // Restart implements Source.

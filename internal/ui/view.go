@@ -11,6 +11,7 @@ package ui
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/weft-dev/weft/internal/api"
@@ -31,7 +32,8 @@ type View struct {
 	// Services says where each service runs: service -> its containers.
 	Services []ServiceView     `json:"services"`
 	VIPs     []api.VIPStatus   `json:"vips,omitempty"`
-	Routes   []spec.Route      `json:"routes,omitempty"`
+	Routes   []RouteView       `json:"routes,omitempty"`
+	Shifts   []ShiftView       `json:"shifts,omitempty"`
 	Faults   []api.FaultStatus `json:"faults,omitempty"` // chaos faults in force
 	Events   []Event           `json:"events,omitempty"` // newest first
 }
@@ -59,12 +61,51 @@ type ServiceView struct {
 	Instances int      `json:"instances"`
 }
 
-// BuildView makes the page's view of a status, the applied routes and the
-// events so far. It is pure: the same input gives the same view.
-func BuildView(st api.Status, routes []spec.Route, events []Event) View {
+// RouteView is a gateway route with the weights the gateways use now: the
+// live weights (a traffic shift's) where a record has them, else the
+// file's.
+type RouteView struct {
+	spec.Route
+	LiveBy string `json:"live_by,omitempty"` // who set the live weights; "" when they are the file's
+}
+
+// ShiftView is a route's last traffic shift, in brief.
+type ShiftView struct {
+	Route     string `json:"route"`
+	To        string `json:"to"`
+	State     string `json:"state"`
+	Percent   int    `json:"percent"` // To's weight at the current step
+	Failed    int    `json:"failed"`
+	Threshold int    `json:"threshold"`
+	Message   string `json:"message,omitempty"`
+}
+
+// BuildView makes the page's view of a status, the applied routes, the
+// shifts and live weights, and the events so far. It is pure: the same
+// input gives the same view.
+func BuildView(st api.Status, routes []spec.Route, shifts api.ShiftsAnswer, events []Event) View {
 	v := View{
 		Cluster: st.Cluster, Stale: st.Stale, Unreachable: st.Unreachable,
-		Expected: st.Expected, VIPs: st.VIPs, Routes: routes, Events: events, Faults: st.Faults,
+		Expected: st.Expected, VIPs: st.VIPs, Events: events, Faults: st.Faults,
+	}
+	for _, r := range routes {
+		rv := RouteView{Route: r}
+		if live, ok := shifts.Weights[r.Prefix]; ok && len(r.Backends) > 0 {
+			rv.Backends = nil
+			for _, w := range live.Backends {
+				rv.Backends = append(rv.Backends, spec.RouteBackend{Service: w.Service, Weight: w.Weight})
+			}
+			rv.LiveBy = live.By
+		}
+		v.Routes = append(v.Routes, rv)
+	}
+	for _, route := range slices.Sorted(maps.Keys(shifts.Shifts)) {
+		sh := shifts.Shifts[route]
+		sv := ShiftView{Route: route, To: sh.To, State: sh.State, Failed: sh.Failed, Threshold: sh.Threshold, Message: sh.Message}
+		if sh.Step >= 0 && sh.Step < len(sh.Steps) {
+			sv.Percent = sh.Steps[sh.Step]
+		}
+		v.Shifts = append(v.Shifts, sv)
 	}
 	byHost := map[string][]model.ContainerStatus{}
 	for _, c := range st.Containers {

@@ -25,7 +25,7 @@ func TestBuildView(t *testing.T) {
 		},
 	}
 	routes := []spec.Route{{Prefix: "/", Service: "web"}}
-	v := BuildView(st, routes, nil)
+	v := BuildView(st, routes, api.ShiftsAnswer{}, nil)
 	if len(v.Hosts) != 3 {
 		t.Fatalf("hosts: %+v", v.Hosts)
 	}
@@ -54,7 +54,35 @@ func TestBuildView(t *testing.T) {
 	if !reflect.DeepEqual(v.Services, want) {
 		t.Errorf("services:\n got %+v\nwant %+v", v.Services, want)
 	}
-	if !reflect.DeepEqual(v.Routes, routes) {
+	if len(v.Routes) != 1 || !reflect.DeepEqual(v.Routes[0].Route, routes[0]) || v.Routes[0].LiveBy != "" {
 		t.Errorf("routes %+v", v.Routes)
+	}
+}
+
+func TestBuildViewLiveWeights(t *testing.T) {
+	routes := []spec.Route{
+		{Prefix: "/products", Backends: []spec.RouteBackend{{Service: "v1", Weight: 100}, {Service: "v2", Weight: 0}}},
+		{Prefix: "/", Service: "web"},
+	}
+	shifts := api.ShiftsAnswer{
+		Weights: map[string]model.RouteWeights{"/products": {Route: "/products", By: "weft shift s1",
+			Backends: []model.Weight{{Service: "v1", Weight: 75}, {Service: "v2", Weight: 25}}}},
+		Shifts: map[string]model.Shift{"/products": {ID: "s1", ShiftSettings: model.ShiftSettings{Route: "/products", To: "v2", Steps: []int{10, 25, 50, 100}, Threshold: 2},
+			State: model.ShiftRunning, Step: 1}},
+	}
+	v := BuildView(api.Status{}, routes, shifts, nil)
+	want := []spec.RouteBackend{{Service: "v1", Weight: 75}, {Service: "v2", Weight: 25}}
+	if !reflect.DeepEqual(v.Routes[0].Backends, want) || v.Routes[0].LiveBy != "weft shift s1" {
+		t.Errorf("/products: %+v, want the live weights %+v by weft shift s1", v.Routes[0], want)
+	}
+	if v.Routes[1].LiveBy != "" || v.Routes[1].Service != "web" {
+		t.Errorf("/: %+v, want the file's route", v.Routes[1])
+	}
+	if routes[0].Backends[0].Weight != 100 {
+		t.Errorf("BuildView changed its input: %+v", routes[0])
+	}
+	wantShift := []ShiftView{{Route: "/products", To: "v2", State: model.ShiftRunning, Percent: 25, Threshold: 2}}
+	if !reflect.DeepEqual(v.Shifts, wantShift) {
+		t.Errorf("shifts:\n got %+v\nwant %+v", v.Shifts, wantShift)
 	}
 }

@@ -54,6 +54,13 @@ function render(v) {
       el('td', { class: 'num' }, `${s.ready}/${s.instances}`))));
   $('vips').replaceChildren(...vipRows(v.vips || []));
   $('routes').replaceChildren(...routeRows(v.routes || []));
+  const shifts = v.shifts || [];
+  $('shifts').hidden = shifts.length === 0;
+  $('shifts-table').replaceChildren(
+    el('tr', {}, ...['route', 'to', 'state', 'at', 'failed intervals'].map((t) => el('th', {}, t))),
+    ...shifts.map((s) => el('tr', { 'data-shift': s.route, title: s.message || '' },
+      el('td', {}, el('code', {}, s.route)), el('td', {}, s.to), el('td', {}, pill(s.state === 'rolled-back' ? 'down' : s.state === 'promoted' ? 'up' : 'wait', s.state)),
+      el('td', { class: 'num' }, `${s.percent}%`), el('td', { class: 'num' }, `${s.failed}/${s.threshold}`))));
   const faults = v.faults || [];
   $('faults').hidden = faults.length === 0;
   $('faults-table').replaceChildren(
@@ -129,7 +136,8 @@ function routeRows(routes) {
       bar.style.width = `${share * 1.2}px`;
       rows.push(el('tr', { 'data-route': r.prefix, 'data-backend': b.service, 'data-weight': b.weight },
         el('td', {}, i === 0 ? el('code', {}, r.prefix) : ''), el('td', {}, b.service),
-        el('td', {}, bar, `${share}%`, r.backends && r.backends.length ? ` (weight ${b.weight})` : '')));
+        el('td', {}, bar, `${share}%`, r.backends && r.backends.length ? ` (weight ${b.weight})` : '',
+          i === 0 && r.live_by ? [' ', el('span', { class: 'pill wait', title: 'live weights, not the file\'s' }, `live: ${r.live_by}`)] : '')));
     });
     if (r.match) {
       rows.push(el('tr', { 'data-route': r.prefix }, el('td', {}), el('td', {}, r.match.service),
