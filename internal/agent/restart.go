@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -19,14 +17,8 @@ import (
 // reconcile pass, asked for at once, starts a new one in the same slot (same
 // address, same MAC).
 func (a *Agent) handleRestart(w http.ResponseWriter, r *http.Request) {
-	st := a.store()
-	if st == nil {
-		writeError(w, http.StatusServiceUnavailable, errNotReady)
-		return
-	}
-	var req api.RestartRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding restart request: %w", err))
+	st, req, ok := storeAndRequest[api.RestartRequest](a, w, r, 1<<16, "restart request")
+	if !ok {
 		return
 	}
 	if !isContainerName(req.Container) {
