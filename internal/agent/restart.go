@@ -33,7 +33,10 @@ func (a *Agent) handleRestart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grace := spec.DefaultStopGrace
-	if c, err := st.Spec(r.Context()); err == nil && c != nil {
+	rctx, rcancel := context.WithTimeout(r.Context(), storeReadTimeout)
+	c, err := st.Spec(rctx)
+	rcancel()
+	if err == nil && c != nil {
 		if svc, ok := c.ServiceByName(run.assign.Service); ok && svc.StopGrace.Duration > 0 {
 			grace = svc.StopGrace.Duration
 		}

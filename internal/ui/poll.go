@@ -57,8 +57,8 @@ func (p *poller) run(ctx context.Context, interval time.Duration) {
 func (p *poller) step(ctx context.Context) bool {
 	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	// The applied file is read alongside, not after: a change waits for
-	// one round of answers only.
+	// The applied file and the shifts are read alongside the status, not
+	// after it: a change waits for one round of answers only.
 	var c *spec.Cluster
 	var shifts api.ShiftsAnswer
 	var serr, sherr error
