@@ -83,6 +83,8 @@ type Agent struct {
 	// service, also one not started yet (waiting for its dependencies):
 	// GC keeps them.
 	pulled map[string]string
+	// kick asks the reconcile loop for a pass now (askReconcile).
+	kick chan struct{}
 }
 
 // Run runs the agent until ctx is cancelled. Containers keep running after
@@ -119,6 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 		containers: map[string]*containerRun{},
 		pulled:     map[string]string{},
 		peers:      reach.NewMonitor(reach.Interval, reach.MissLimit),
+		kick:       make(chan struct{}, 1),
 	}
 	a.phase.Store(PhaseConnecting)
 

@@ -41,6 +41,7 @@ func (a *Agent) reconcileLoop(ctx context.Context, st *store.Store) error {
 			// Let a burst of changes (a whole placement, many health
 			// reports) land before acting on it.
 			sleepCtx(ctx, coalesceDelay)
+		case <-a.kick:
 		case <-tick.C:
 			full = true
 		}

@@ -35,18 +35,13 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathScale, a.handleScale)
 	mux.HandleFunc("POST "+api.PathShift, a.handleStartShift)
 	mux.HandleFunc("GET "+api.PathShift, a.handleShifts)
+	mux.HandleFunc("POST "+api.PathRestart, a.handleRestart)
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { api.WriteJSON(w, code, v) }
 
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.ErrorBody{Error: err.Error()})
-}
+func writeError(w http.ResponseWriter, code int, err error) { api.WriteError(w, code, err) }
 
 func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	phase, _ := a.phase.Load().(string)
@@ -62,15 +57,25 @@ func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
 
 var errNotReady = errors.New("agent is not connected to the store yet; retry in a moment")
 
-func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
-	st := a.store()
-	if st == nil {
+// storeAndRequest starts a handler that writes to the store: the store
+// (503 while not connected yet) and the JSON request body, at most limit
+// bytes (400 naming what when it does not decode). ok false means the
+// answer is written.
+func storeAndRequest[T any](a *Agent, w http.ResponseWriter, r *http.Request, limit int64, what string) (st *store.Store, req T, ok bool) {
+	if st = a.store(); st == nil {
 		writeError(w, http.StatusServiceUnavailable, errNotReady)
-		return
+		return nil, req, false
 	}
-	var c spec.Cluster
-	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&c); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding cluster file: %w", err))
+	if err := json.NewDecoder(io.LimitReader(r.Body, limit)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding %s: %w", what, err))
+		return nil, req, false
+	}
+	return st, req, true
+}
+
+func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
+	st, c, ok := storeAndRequest[spec.Cluster](a, w, r, 16<<20, "cluster file")
+	if !ok {
 		return
 	}
 	if probs := c.Validate(); len(probs) > 0 {
@@ -93,14 +98,8 @@ func (a *Agent) handleApply(w http.ResponseWriter, r *http.Request) {
 // asks: the same path as an apply of the edited file, recorded as made by
 // the command.
 func (a *Agent) handleScale(w http.ResponseWriter, r *http.Request) {
-	st := a.store()
-	if st == nil {
-		writeError(w, http.StatusServiceUnavailable, errNotReady)
-		return
-	}
-	var req api.ScaleRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding scale request: %w", err))
+	st, req, ok := storeAndRequest[api.ScaleRequest](a, w, r, 1<<20, "scale request")
+	if !ok {
 		return
 	}
 	c, err := st.Spec(r.Context())
@@ -240,6 +239,9 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 	a.addStatusView(&out, view)
 	sort.Slice(out.Containers, func(i, j int) bool { return out.Containers[i].Container < out.Containers[j].Container })
 	out.VIPs = a.vipStatus(ctx, snap.Spec)
+	if !view.stale {
+		out.Faults = a.faultStatus(ctx)
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

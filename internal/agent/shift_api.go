@@ -2,10 +2,7 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -20,14 +17,8 @@ import (
 // for a dry run, only answers its plan). It checks the request against the
 // applied file and the route's live weights first.
 func (a *Agent) handleStartShift(w http.ResponseWriter, r *http.Request) {
-	st := a.store()
-	if st == nil {
-		writeError(w, http.StatusServiceUnavailable, errNotReady)
-		return
-	}
-	var req api.ShiftRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding shift request: %w", err))
+	st, req, ok := storeAndRequest[api.ShiftRequest](a, w, r, 1<<20, "shift request")
+	if !ok {
 		return
 	}
 	s := req.Settings

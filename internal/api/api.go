@@ -28,6 +28,8 @@ const (
 	PathSpec   = "/v1/spec"
 	PathScale  = "/v1/scale"
 	PathShift  = "/v1/shift"
+	// PathRestart restarts one container; only its host's agent can.
+	PathRestart = "/v1/restart"
 )
 
 // Health is an agent's answer to "are you there, and is your store usable".
@@ -55,6 +57,18 @@ type ApplyResult struct {
 // ScaleRequest is what `weft scale` sends: service -> replicas.
 type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
+}
+
+// RestartRequest is what `weft restart` and `weft ui` send to the agent of
+// the container's host.
+type RestartRequest struct {
+	Container string `json:"container"`
+}
+
+// RestartResult says which container was restarted, and where.
+type RestartResult struct {
+	Container string `json:"container"`
+	Host      string `json:"host"`
 }
 
 // ServiceChange is the last scale and the last rollout of one service.
@@ -126,6 +140,21 @@ type Status struct {
 	// Values in the store the agents refuse to act on, "key: why": they do
 	// not decode, or a spec or assignment that does not validate.
 	Refused []string `json:"refused,omitempty"`
+
+	// Faults are the chaos faults in force (recorded in the store, not yet
+	// removed), oldest first: [] when there is none, null when the store
+	// could not be read.
+	Faults []FaultStatus `json:"faults"`
+}
+
+// FaultStatus is one chaos fault in force.
+type FaultStatus struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Target    string    `json:"target,omitempty"`    // as the experiment named it
+	Mechanism string    `json:"mechanism,omitempty"` // how it is done
+	Created   time.Time `json:"created,omitzero"`
+	Expires   time.Time `json:"expires"`
 }
 
 // Client talks to one agent over its unix socket.
@@ -149,6 +178,19 @@ func NewClient(socket string) *Client {
 // ErrorBody is how the agent reports a failed request.
 type ErrorBody struct {
 	Error string `json:"error"`
+}
+
+// WriteJSON answers a request with v as JSON, for the servers that speak
+// this API's way (the agent, weft ui).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers a failed request with an ErrorBody.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, ErrorBody{Error: err.Error()})
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
@@ -204,6 +246,14 @@ func (c *Client) Apply(ctx context.Context, cl *spec.Cluster) (ApplyResult, erro
 func (c *Client) Scale(ctx context.Context, replicas map[string]int) (ApplyResult, error) {
 	var r ApplyResult
 	err := c.do(ctx, http.MethodPost, PathScale, ScaleRequest{Replicas: replicas}, &r)
+	return r, err
+}
+
+// Restart restarts a container of this agent's host: it returns once the
+// old process has stopped; the agent starts the new one right after.
+func (c *Client) Restart(ctx context.Context, container string) (RestartResult, error) {
+	var r RestartResult
+	err := c.do(ctx, http.MethodPost, PathRestart, RestartRequest{Container: container}, &r)
 	return r, err
 }
 

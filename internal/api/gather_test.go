@@ -151,3 +151,11 @@ func TestCombineTakesEachHostsFirewallFromItsOwnAgent(t *testing.T) {
 		t.Errorf("host3's agent did not answer, yet its firewall is %+v", got.Hosts[2].Firewall)
 	}
 }
+
+func TestClusterStatusNoCluster(t *testing.T) {
+	_, err := ClusterStatus(context.Background(), t.TempDir(), "nosuch")
+	var none *NoClusterError
+	if !errors.As(err, &none) || none.Cluster != "nosuch" {
+		t.Fatalf("ClusterStatus of a missing cluster: got %v, want a NoClusterError naming nosuch", err)
+	}
+}

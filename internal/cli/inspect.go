@@ -42,36 +42,26 @@ func anyAgent(ctx context.Context, g *globals, cluster string) (*api.Client, err
 	return nil, &exitError{code: 1, err: fmt.Errorf("no agent of cluster %s answers (run `weft up` to restart them)", cluster)}
 }
 
-// agentTimeout bounds one agent's status answer; agents answer within
-// about 2.5s whatever is down (from the store, else from their last copy).
-const agentTimeout = 3 * time.Second
-
 // agentSockets lists the cluster's agents on this machine: host -> socket.
 func agentSockets(g *globals, cluster string) (map[string]string, error) {
-	socks, _ := filepath.Glob(naming.AgentSocket(g.stateRoot, cluster, "*"))
-	if len(socks) == 0 {
-		return nil, &exitError{code: 1, err: fmt.Errorf("cluster %s does not exist on this machine (start it with `weft up`)", cluster)}
+	socks, err := api.AgentSockets(g.stateRoot, cluster)
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
 	}
-	out := map[string]string{}
-	for _, s := range socks {
-		out[filepath.Base(filepath.Dir(s))] = s
-	}
-	return out, nil
+	return socks, nil
 }
 
-// clusterStatus asks every agent at once and combines their answers: it
-// returns within agentTimeout whatever is down and says what it could not
-// reach (api.Combine).
+// clusterStatus is api.ClusterStatus of the cluster named by the flags.
 func clusterStatus(ctx context.Context, g *globals) (api.Status, error) {
 	name, err := g.clusterName()
 	if err != nil {
 		return api.Status{}, err
 	}
-	socks, err := agentSockets(g, name)
-	if err != nil {
-		return api.Status{}, err
+	st, err := api.ClusterStatus(ctx, g.stateRoot, name)
+	var none *api.NoClusterError
+	if errors.As(err, &none) {
+		return api.Status{}, &exitError{code: 1, err: err}
 	}
-	st, err := api.Combine(name, api.AskAll(ctx, socks, agentTimeout))
 	if err != nil {
 		return api.Status{}, &exitError{code: 1, err: fmt.Errorf("%w (run `weft up` to restart them)", err)}
 	}
@@ -102,6 +92,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			printContainers(tw, st.Containers, true)
 			printVIPs(tw, st.VIPs)
 			printChanges(tw, st.Changes)
+			printFaults(tw, st.Faults)
 			if err := tw.Flush(); err != nil {
 				return err
 			}
@@ -111,6 +102,17 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// printFaults lists the chaos faults in force.
+func printFaults(tw *tabwriter.Writer, faults []api.FaultStatus) {
+	if len(faults) == 0 {
+		return
+	}
+	fmt.Fprintf(tw, "\nFAULT\tKIND\tTARGET\tMECHANISM\tUNTIL\n")
+	for _, f := range faults {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID, f.Kind, f.Target, f.Mechanism, f.Expires.Local().Format(time.TimeOnly))
+	}
 }
 
 // printPartial says when the answer is not the store's and what could not

@@ -144,7 +144,7 @@ func Main(args []string) int {
 
 	root.AddCommand(
 		newUpCmd(g), newScaleCmd(g), newShiftCmd(g), newDownCmd(g), newValidateCmd(g), newStatusCmd(g), newPsCmd(g),
-		newLogsCmd(g), newExecCmd(g), newAgentCmd(g), newResolverCmd(g), newContainerInitCmd(), newContainerExecCmd(), newHostSuperviseCmd(g), newGatewayCmd(g), newPublishCmd(g), newBenchCmd(g),
+		newLogsCmd(g), newRestartCmd(g), newExecCmd(g), newUICmd(g), newAgentCmd(g), newResolverCmd(g), newContainerInitCmd(), newContainerExecCmd(), newHostSuperviseCmd(g), newGatewayCmd(g), newPublishCmd(g), newBenchCmd(g),
 		newChaosCmd(g), newFaultDelayCmd(), newFaultBurnCmd(), newRegistryCmd(g), newImageCmd(g),
 	)
 	root.SetArgs(args[1:])
