@@ -21,17 +21,7 @@ import (
 )
 
 // Two hosts in two subnets; left and right on host1 (one bridge), far on host2.
-const firewallTmpl = `version: 1
-name: NAME
-provider: lab
-network:
-  cidr: 192.168.0.0/16
-  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24}
-overlay: {vni: 444, cidr: 10.10.0.0/16}
-hosts:
-  - {name: host1, subnet: a}
-  - {name: host2, subnet: b}
-services:
+const firewallTmpl = twoHosts + `services:
   left:
     command: [HELLO, -listen, ":8080", -name, left]
     host: host1

@@ -68,6 +68,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// twoHosts is the head of most test cluster files: two hosts in two
+// subnets of one network; the services follow. NAME is replaced by
+// writeCluster.
+const twoHosts = `version: 1
+name: NAME
+provider: lab
+network:
+  cidr: 192.168.0.0/16
+  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24}
+overlay: {vni: 444, cidr: 10.10.0.0/16}
+hosts:
+  - {name: host1, subnet: a}
+  - {name: host2, subnet: b}
+`
+
 // uniqueName gives every test cluster its own name.
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s%04x", prefix, rand.IntN(0xffff))

@@ -18,17 +18,7 @@ import (
 
 // uiTmpl: two hosts; web restarts as always, once does not (restart:
 // never), so a kill leaves it exited.
-const uiTmpl = `version: 1
-name: NAME
-provider: lab
-network:
-  cidr: 192.168.0.0/16
-  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24}
-overlay: {vni: 444, cidr: 10.10.0.0/16}
-hosts:
-  - {name: host1, subnet: a}
-  - {name: host2, subnet: b}
-services:
+const uiTmpl = twoHosts + `services:
   web:
     command: [HELLO, -listen, ":8080", -name, web]
     replicas: 2

@@ -9,17 +9,7 @@ import (
 	"github.com/weft-dev/weft/internal/naming"
 )
 
-const goodBase = `version: 1
-name: NAME
-provider: lab
-network:
-  cidr: 192.168.0.0/16
-  subnets: {a: 192.168.1.0/24, b: 192.168.2.0/24}
-overlay: {vni: 444, cidr: 10.10.0.0/16}
-hosts:
-  - {name: host1, subnet: a}
-  - {name: host2, subnet: b}
-services:
+const goodBase = twoHosts + `services:
   web:
     command: [HELLO]
     port: 8080
