@@ -94,7 +94,8 @@ services:
 // is an unprivileged host uid (the host's /proc/<pid>/uid_map and uid, the
 // host owner of a file it writes in its volume); it serves on port 80; it
 // cannot read a root-only host file it is shown, nor change a sysctl,
-// nor make a user namespace; `weft exec` runs in the same map. A service
+// nor make a user namespace; `weft exec` runs in the same map (and ping
+// works: ICMP echo sockets for its mapped groups). A service
 // with `userns: false` runs as host root (and reads that file).
 func TestUserNamespaceThroughAgent(t *testing.T) {
 	c := writeCluster(t, uniqueName("un"), userNSTmpl)
@@ -141,6 +142,7 @@ func TestUserNamespaceThroughAgent(t *testing.T) {
 		sysctl -w net.ipv4.ip_forward=1 >/dev/null 2>&1 && echo "sysctl written"
 		echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo "sysctl written"
 		unshare -U true 2>/dev/null && echo "nested userns allowed"
+		ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1 && echo pinged
 		echo mine > /data/by-container && echo wrote`)
 	if r.code != 0 {
 		t.Fatalf("weft exec: exit %d: %s%s", r.code, r.stdout, r.stderr)
@@ -150,7 +152,7 @@ func TestUserNamespaceThroughAgent(t *testing.T) {
 			t.Errorf("inside mapped-1: %q:\n%s", bad, r.stdout)
 		}
 	}
-	for _, want := range []string{"uid=0 map=" + m.String(), "wrote"} {
+	for _, want := range []string{"uid=0 map=" + m.String(), "pinged", "wrote"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("weft exec output lacks %q:\n%s", want, r.stdout)
 		}
