@@ -22,20 +22,19 @@ import (
 //
 // How a process gets there. The kernel lets a multithreaded process (every
 // Go program) create a user namespace with clone, but not join one
-// (setns) nor unshare into one. So the init (for the workload) and
-// `weft container-exec` (for exec and exec probes) clone a child with
-// CLONE_NEWUSER that runs this binary again as the userns stage
-// (userNSStage, through /proc/self/exe, so nothing of the host's files
-// needs to be visible), write its uid and gid maps, and tell it to go on
-// through a pipe. The stage, single-threaded in what matters (it works on
-// one locked thread and exec's from it), takes on the container's ids
-// (setgroups, setresgid, setresuid: until then it holds the host ids of
-// its parent, and only then does it become the mapped root), its
+// (setns) nor unshare into one. So the init (for the workload) and the
+// inner helper of `weft container-exec` (for exec and exec probes, see
+// execInside) clone a child with CLONE_NEWUSER (startInUserNS): Go's fork
+// writes its uid and gid maps and makes it the mapped root before it
+// exec's this binary again, through /proc/self/exe (nothing of the host's
+// files needs to be visible), as the userns stage (userNSStage). The
+// stage, on one locked thread that it exec's from, takes on the
 // confinement (no_new_privs, the capability set, the seccomp filter, which
-// refuses user namespaces from then on) and exec's the workload. An exec
-// therefore runs in a sibling namespace with the same map, not in the
-// workload's own: same ids, same files; it can signal the workload's
-// processes of its own uid only.
+// refuses user namespaces from then on), then the ids (setgroups,
+// setresgid, setresuid; a uid other than 0 loses every capability), and
+// exec's the workload. An exec therefore runs in a sibling namespace with
+// the same map, not in the workload's own: same ids, same files; it can
+// signal the workload's processes of its own uid only.
 
 // userNSStageEnv carries the stage's JSON config (userNSStage); the stage
 // is entered from ContainerInitMain or ContainerExecMain when it is set.
@@ -49,8 +48,8 @@ type userNSStage struct {
 	UID    int      `json:"uid"`    // in the container
 	GID    int      `json:"gid"`    // in the container
 	Groups []int    `json:"groups"` // in the container
-	Caps   uint64   `json:"caps"`   // capMask kept (root); a non-root uid keeps none
-	// Probe only checks that the namespace works (RuntimeUserNS) and exits 0.
+	Caps   uint64   `json:"caps"`   // capMask kept by root; a non-root uid loses them at setresuid
+	// Probe only checks that the namespace works (userNSWorks) and exits 0.
 	Probe bool `json:"probe,omitempty"`
 }
 
