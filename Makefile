@@ -11,6 +11,7 @@ all: build
 
 build:
 	$(GO) build -o bin/weft ./cmd/weft
+	$(GO) build -o bin/weft-bench ./cmd/weft-bench
 	$(GO) build -o bin/hello ./examples/hello
 	$(GO) build -o bin/shop ./apps/shop/cmd/shop
 	GO=$(GO) scripts/build-images.sh bin

@@ -5,12 +5,16 @@
 // Routes:
 //
 //	GET /health                         {"status":"ok","service":NAME}
-//	GET /                               {service, hostname, addrs, time}
+//	GET /                               {service, version, hostname, addrs, time}
 //	GET /call?target=web:8080&path=/    GET http://web:8080/ and report {from, to, status, body}
 //	GET /echo                           the request body, streamed back
 //	GET /blob?size=N                    N bytes where byte i is i mod 251
 //
 // It logs one line per request to stdout and shuts down gracefully on SIGTERM.
+//
+// For traffic-shifting demos and tests, GET / can carry a version (-version,
+// also in the X-Version header), take -delay longer, and answer 500 to one
+// request in -fail-every; /health stays healthy whatever they say.
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -48,22 +53,26 @@ const maxCallBody = 1 << 20
 func main() {
 	listen := flag.String("listen", ":8080", "address to serve HTTP on")
 	name := flag.String("name", "hello", "service name reported in replies")
+	var b behaviour
+	flag.StringVar(&b.version, "version", "", "version reported by GET / (field version, header X-Version)")
+	flag.DurationVar(&b.delay, "delay", 0, "how long GET / waits before answering")
+	flag.Uint64Var(&b.failEvery, "fail-every", 0, "answer 500 to every Nth GET / (0: never)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
-	if err := run(*listen, *name, log); err != nil {
+	if err := run(*listen, *name, b, log); err != nil {
 		log.Error("hello stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, name string, log *slog.Logger) error {
+func run(listen, name string, b behaviour, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
 	srv := &http.Server{
 		Addr:              listen,
-		Handler:           newService(name, log).handler(),
+		Handler:           newService(name, log).with(b).handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	listener, err := net.Listen("tcp", listen)
@@ -93,6 +102,21 @@ type service struct {
 	name   string
 	log    *slog.Logger
 	client *http.Client
+	behaviour
+	served atomic.Uint64 // GET / requests, for failEvery
+}
+
+// behaviour is how GET / answers: the version it reports, a delay, and a
+// share of 500s.
+type behaviour struct {
+	version   string
+	delay     time.Duration
+	failEvery uint64
+}
+
+func (s *service) with(b behaviour) *service {
+	s.behaviour = b
+	return s
 }
 
 func newService(name string, log *slog.Logger) *service {
@@ -123,15 +147,33 @@ func (s *service) health(w http.ResponseWriter, _ *http.Request) {
 
 type infoReply struct {
 	Service  string   `json:"service"`
+	Version  string   `json:"version,omitempty"`
 	Hostname string   `json:"hostname"`
 	Addrs    []string `json:"addrs"`
 	Time     string   `json:"time"`
 }
 
-func (s *service) info(w http.ResponseWriter, _ *http.Request) {
+func (s *service) info(w http.ResponseWriter, r *http.Request) {
+	if s.delay > 0 {
+		t := time.NewTimer(s.delay)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	if s.version != "" {
+		w.Header().Set("X-Version", s.version)
+	}
+	if n := s.served.Add(1); s.failEvery > 0 && n%s.failEvery == 0 {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": fmt.Sprintf("request %d: failing one in %d (-fail-every)", n, s.failEvery)})
+		return
+	}
 	hostname, _ := os.Hostname()
 	writeJSON(w, http.StatusOK, infoReply{
 		Service:  s.name,
+		Version:  s.version,
 		Hostname: hostname,
 		Addrs:    ipv4Addrs(),
 		Time:     time.Now().UTC().Format(time.RFC3339Nano),

@@ -280,3 +280,36 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("child still running 10s after SIGTERM")
 	}
 }
+
+func TestBehaviour(t *testing.T) {
+	srv := httptest.NewServer(newService("web", slog.New(slog.DiscardHandler)).with(behaviour{version: "v2", failEvery: 5, delay: 20 * time.Millisecond}).handler())
+	t.Cleanup(srv.Close)
+	failed := 0
+	for i := 1; i <= 10; i++ {
+		start := time.Now()
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if time.Since(start) < 20*time.Millisecond {
+			t.Errorf("request %d answered before -delay", i)
+		}
+		if resp.Header.Get("X-Version") != "v2" {
+			t.Errorf("request %d: X-Version %q, want v2", i, resp.Header.Get("X-Version"))
+		}
+		if resp.StatusCode == http.StatusInternalServerError {
+			failed++
+			if i%5 != 0 {
+				t.Errorf("request %d failed; want only every 5th", i)
+			}
+		}
+	}
+	if failed != 2 {
+		t.Errorf("%d of 10 failed, want 2", failed)
+	}
+	if got := getJSON(t, srv.URL+"/", http.StatusOK)["version"]; got != "v2" {
+		t.Errorf("version %v, want v2", got)
+	}
+	getJSON(t, srv.URL+"/health", http.StatusOK)
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/pki"
+	"github.com/weft-dev/weft/internal/reach"
 	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
@@ -68,7 +69,8 @@ type Agent struct {
 	hostNS netns.NsHandle
 	rt     *runtime.Runtime
 	fw     firewall.Firewall
-	images *image.Store // this host's unpacked images
+	images *image.Store   // this host's unpacked images
+	peers  *reach.Monitor // the other hosts' reachability, from here
 
 	creds *tls.Config // the host's etcd client certificate
 
@@ -116,6 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},
 		pulled:     map[string]string{},
+		peers:      reach.NewMonitor(reach.Interval, reach.MissLimit),
 	}
 	a.phase.Store(PhaseConnecting)
 
@@ -144,6 +147,7 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = srv.Shutdown(shutCtx)
 		return nil
 	})
+	g.Go(func() error { a.probePeers(ctx); return nil })
 	g.Go(func() error { return a.runControlPlane(ctx) })
 	err = g.Wait()
 	a.stopSupervisors()
@@ -232,6 +236,7 @@ func (a *Agent) runControlPlane(ctx context.Context) error {
 	g.Go(func() error { return a.reconcileLoop(ctx, st) })
 	g.Go(func() error { return a.vipLoop(ctx, st) })
 	g.Go(func() error { return a.faultLoop(ctx, st) })
+	g.Go(func() error { return a.gatewayLoop(ctx, st) })
 	return g.Wait()
 }
 

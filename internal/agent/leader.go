@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/weft-dev/weft/internal/plan"
@@ -25,7 +26,13 @@ func (a *Agent) leaderLoop(ctx context.Context, st *store.Store) error {
 			continue
 		}
 		a.log.Info("leading placement", "host", a.self.Name)
+		// Traffic shifts are driven by the leader too, alongside placement.
+		shifts, stop := context.WithCancel(l.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() { a.shiftWhileLeader(shifts, st, l) })
 		a.placeWhileLeader(l.Context(), st, l)
+		stop()
+		wg.Wait()
 	}
 	return nil
 }
@@ -86,7 +93,7 @@ func (a *Agent) placeOnce(ctx context.Context, st *store.Store, l *store.Leaders
 	c := view.Spec
 	now := time.Now()
 	live := view.LiveHosts()
-	down := plan.NextDown(c, live, view.DownSince, now, hostLeaseTTL)
+	down := plan.NextDown(c, live, view.DownSince, now, hostLeaseTTL, a.lastHeard(c))
 	if !maps.EqualFunc(down, view.DownSince, time.Time.Equal) {
 		for host := range down {
 			if _, was := view.DownSince[host]; !was {

@@ -33,6 +33,8 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathLogs, a.handleLogs)
 	mux.HandleFunc("GET "+api.PathSpec, a.handleSpec)
 	mux.HandleFunc("POST "+api.PathScale, a.handleScale)
+	mux.HandleFunc("POST "+api.PathShift, a.handleStartShift)
+	mux.HandleFunc("GET "+api.PathShift, a.handleShifts)
 	return mux
 }
 
@@ -176,7 +178,11 @@ func (a *Agent) applySpec(ctx context.Context, st *store.Store, c *spec.Cluster,
 	for name, as := range next {
 		planned[name] = as.Host
 	}
-	return api.ApplyResult{SpecChanged: changed, Changes: changes, Planned: planned}, http.StatusOK, nil
+	weights, err := a.reconcileWeights(ctx, st, c)
+	if err != nil {
+		a.log.Warn("reconciling live route weights with the file", "err", err)
+	}
+	return api.ApplyResult{SpecChanged: changed, Changes: changes, Planned: planned, Weights: weights}, http.StatusOK, nil
 }
 
 func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {

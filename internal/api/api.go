@@ -27,6 +27,7 @@ const (
 	PathLogs   = "/v1/logs"
 	PathSpec   = "/v1/spec"
 	PathScale  = "/v1/scale"
+	PathShift  = "/v1/shift"
 )
 
 // Health is an agent's answer to "are you there, and is your store usable".
@@ -46,6 +47,9 @@ type ApplyResult struct {
 	// Planned is where every container of the applied file goes (container
 	// -> host): `up` waits until the cluster shows exactly this.
 	Planned map[string]string `json:"planned"`
+	// Weights says, for each route whose live weights differ from the
+	// file's, whether they stay or the file's apply (shift.Reconcile).
+	Weights []string `json:"weights,omitempty"`
 }
 
 // ScaleRequest is what `weft scale` sends: service -> replicas.
@@ -204,6 +208,20 @@ func (c *Client) Scale(ctx context.Context, replicas map[string]int) (ApplyResul
 }
 
 // Status returns the cluster's status.
+// StartShift asks for a traffic shift (or, with DryRun, only its plan).
+func (c *Client) StartShift(ctx context.Context, req ShiftRequest) (ShiftAnswer, error) {
+	var out ShiftAnswer
+	err := c.do(ctx, http.MethodPost, PathShift, req, &out)
+	return out, err
+}
+
+// Shifts returns every route's last shift and the live weights.
+func (c *Client) Shifts(ctx context.Context) (ShiftsAnswer, error) {
+	var out ShiftsAnswer
+	err := c.do(ctx, http.MethodGet, PathShift, nil, &out)
+	return out, err
+}
+
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := c.do(ctx, http.MethodGet, PathStatus, nil, &s)

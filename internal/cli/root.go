@@ -143,7 +143,7 @@ func Main(args []string) int {
 	_ = root.PersistentFlags().MarkHidden("state-root")
 
 	root.AddCommand(
-		newUpCmd(g), newScaleCmd(g), newDownCmd(g), newValidateCmd(g), newStatusCmd(g), newPsCmd(g),
+		newUpCmd(g), newScaleCmd(g), newShiftCmd(g), newDownCmd(g), newValidateCmd(g), newStatusCmd(g), newPsCmd(g),
 		newLogsCmd(g), newExecCmd(g), newAgentCmd(g), newResolverCmd(g), newContainerInitCmd(), newContainerExecCmd(), newHostSuperviseCmd(g), newGatewayCmd(g), newPublishCmd(g), newBenchCmd(g),
 		newChaosCmd(g), newFaultDelayCmd(), newFaultBurnCmd(), newRegistryCmd(g), newImageCmd(g),
 	)

@@ -120,6 +120,9 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 	}
 	res.SpecChanged, res.Changes = ar.SpecChanged, ar.Changes
 	say("changes: %d%s", ar.Changes.Count(), describeChanges(ar.Changes))
+	for _, note := range ar.Weights {
+		say("weights: %s", note)
+	}
 
 	ready, err := waitConverged(ctx, client, c, ar, timeout, say)
 	res.Healthy, res.Expected = ready, len(ar.Planned)

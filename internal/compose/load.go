@@ -88,10 +88,11 @@ func Load(ctx context.Context, path string) (*spec.Cluster, error) {
 	c, err := Translate(p)
 	var ps spec.Problems
 	if errors.As(err, &ps) {
-		locate(data, ps)
 		for i := range ps {
 			ps[i].File = path
 		}
+		top := parseSource(path, data)
+		locate(append([]*source{top}, included(path, top)...), ps)
 		return nil, ps
 	}
 	return c, err

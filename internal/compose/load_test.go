@@ -51,6 +51,43 @@ func TestLoadExample(t *testing.T) {
 	}
 }
 
+// TestLoadSeed000 loads examples/seed000: one compose.yaml including seed
+// 000's three files. Each included file's env_file is read relative to
+// that file; the gateways and databases are host binaries (provider weft),
+// their command paths resolved against compose.yaml's directory.
+func TestLoadSeed000(t *testing.T) {
+	c, err := Load(context.Background(), "../../examples/seed000/compose.yaml")
+	if err != nil {
+		t.Fatalf("the example: %v", err)
+	}
+	if c.Name != "seed000" || len(c.Hosts) != 3 || len(c.Services) != 10 || len(c.Publish) != 7 {
+		t.Fatalf("got name %q, %d hosts, %d services, publish %+v", c.Name, len(c.Hosts), len(c.Services), c.Publish)
+	}
+	dir, _ := filepath.Abs("../../examples/seed000")
+	for name, want := range map[string]string{
+		"nginx-gateway-master": "host1 10.10.0.100 weft", "product-service": "host1 10.10.0.5 docker-archive:" + filepath.Join(dir, "../../bin/images/shop.tar"),
+		"nginx-gateway-backup": "host2 10.10.0.101 weft", "user-service": "host2 10.10.0.8 docker-archive:" + filepath.Join(dir, "../../bin/images/shop.tar"),
+		"mongodb-product": "host3 10.10.0.10 " + filepath.Join(dir, "../../bin/shop"),
+	} {
+		s, ok := c.ServiceByName(name)
+		if !ok {
+			t.Errorf("no service %s", name)
+			continue
+		}
+		what := s.Image
+		if what == "" {
+			what = s.Command[0]
+		}
+		if got := s.Host + " " + s.IP.String() + " " + what; got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
+	}
+	order, _ := c.ServiceByName("order-service")
+	if order.Env["DATABASE_URL"] != "postgresql://postgres:postgres@mongodb-order:5432/order_db" || order.Env["USER_SERVICE_URL"] != "http://user-service:8003" {
+		t.Errorf("order-service's env (its env_file, host_2/order-service/.env, and environment): %v", order.Env)
+	}
+}
+
 func TestLoadProblems(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, data string) string {

@@ -105,6 +105,7 @@ func (t *translation) service(c *spec.Cluster, svc types.ServiceConfig) spec.Ser
 			s.Env[k] = *v
 		}
 	}
+	t.provider(path, svc)
 	s.Restart = t.restart(path, svc.Restart)
 	s.Resources = t.resources(path, svc.Deploy)
 	s.Update = t.update(path, svc)

@@ -86,6 +86,16 @@ services:
 				t.Errorf("replicas %d restart %q, want 1 and always", s.Replicas, s.Restart)
 			}
 		}},
+		{"provider weft: a host binary", `
+services:
+  gw:
+    provider: {type: weft}
+    command: [weft, gateway]
+`, func(t *testing.T, c *spec.Cluster) {
+			if s := service(t, c, "gw"); s.Image != "" || !slices.Equal(s.Command, []string{"weft", "gateway"}) {
+				t.Errorf("got %+v", s)
+			}
+		}},
 		{"environment and replicas", `
 services:
   web:
@@ -343,6 +353,13 @@ services:
   web: {image: web:v1}
   debug: {image: debug:v1, profiles: [debug]}
 `, []string{"services.debug.profiles"}},
+		{"provider: another type, options, with an image, without a command", `
+services:
+  a: {provider: {type: awesomecloud}, command: [x]}
+  b: {provider: {type: weft, options: {size: [big]}}, command: [x]}
+  c: {provider: {type: weft}, image: c:v1, command: [x]}
+  d: {provider: {type: weft}}
+`, []string{"services.a.provider.type", "services.b.provider.options", "services.c.image", "services.d.command"}},
 		{"service x-weft unknown key", `
 services:
   web: {image: web:v1, x-weft: {hots: host1}}

@@ -46,6 +46,7 @@ var serviceShape = shape{
 		"host_ip": nil, "name": nil, "app_protocol": nil})),
 	"volumes":  each(fields(shape{"type": nil, "source": nil, "target": nil, "read_only": nil, "volume": fields(shape{})})),
 	"networks": every(fields(shape{"ipv4_address": nil})),
+	"provider": fields(shape{"type": nil}), // type weft: a host binary (provider.go)
 }
 
 // external: true (seed 000's br-vxlan, the bridge of a VXLAN set up
@@ -78,6 +79,7 @@ var fixes = map[string]string{
 	"ipam":            "only ipam.config[].subnet is read (the overlay's CIDR)",
 	"driver":          "remove it: weft's volumes are directories on the container's host",
 	"profiles":        "remove profiles: weft has no --profile and runs every service of the file",
+	"options":         "remove it: provider weft takes only type; the command says what runs",
 }
 
 // unsupportedInService reports every key of a service weft does not honour.

@@ -53,7 +53,9 @@ const (
 // Gateway is the proxy. Build it with New; it is safe for concurrent use.
 type Gateway struct {
 	cfg       Config
-	routes    []*route // longest prefix first
+	routes    []*route   // longest prefix first
+	weightsMu sync.Mutex // serialises SetWeights
+	started   time.Time  // when New made it: its counters begin here
 	resolver  Resolver
 	log       *slog.Logger
 	access    *accessLog
@@ -79,11 +81,21 @@ type Gateway struct {
 // route is a configured Route with its backends and metrics.
 type route struct {
 	Route
+	split   atomic.Pointer[split] // the live weights: the config's, or those set by SetWeights
+	seq     atomic.Uint64         // numbers the route's requests, for the weighted choice
+	match   *routeBackend         // the header match's backend; nil without one
+	metrics *routeMetrics
+	// known is every backend the route has had, by service, so a backend
+	// keeps its round-robin position and metrics across weight changes.
+	// Guarded by the gateway's weightsMu.
+	known map[string]*routeBackend
+}
+
+// split is one set of weighted backends of a route, swapped whole.
+type split struct {
 	backends []*routeBackend
-	total    int           // sum of the backends' weights
-	seq      atomic.Uint64 // numbers the route's requests, for the weighted choice
-	match    *routeBackend // the header match's backend; nil without one
-	metrics  *routeMetrics
+	weights  []int // of each backend, never negative
+	total    int   // sum of the weights
 }
 
 // routeBackend is one service a route sends to, with its own round-robin
@@ -91,7 +103,6 @@ type route struct {
 type routeBackend struct {
 	Service string
 	Port    int
-	Weight  int
 	next    atomic.Uint64
 	metrics *backendMetrics
 }
@@ -107,35 +118,27 @@ func (r *route) choose(h http.Header) *routeBackend {
 			return r.match
 		}
 	}
-	if len(r.backends) == 1 {
-		return r.backends[0]
+	sp := r.split.Load()
+	if len(sp.backends) == 1 {
+		return sp.backends[0]
 	}
 	n := r.seq.Add(1)
 	u := float64((n*0x9E3779B97F4A7C15)>>11) / (1 << 53) // in [0, 1)
-	pick := int(u * float64(r.total))
-	for _, b := range r.backends {
-		if pick < b.Weight {
-			return b
+	pick := int(u * float64(sp.total))
+	for i, w := range sp.weights {
+		if pick < w {
+			return sp.backends[i]
 		}
-		pick -= b.Weight
+		pick -= w
 	}
-	return r.backends[len(r.backends)-1]
+	return sp.backends[len(sp.backends)-1]
 }
 
 func (g *Gateway) newRoute(r Route) *route {
-	rt := &route{Route: r, metrics: g.metrics.forRoute(r.Prefix)}
-	for _, t := range r.targets() {
-		b := &routeBackend{Service: t.Service, Port: t.Port, Weight: max(t.Weight, 0), metrics: g.metrics.forBackend(r.Prefix, t.Service)}
-		rt.backends = append(rt.backends, b)
-		rt.total += b.Weight
-	}
+	rt := &route{Route: r, metrics: g.metrics.forRoute(r.Prefix), known: map[string]*routeBackend{}}
+	rt.split.Store(rt.splitOf(g.metrics, r.targets()))
 	if m := r.Match; m != nil {
-		rt.match = &routeBackend{Service: m.Service, Port: m.Port, metrics: g.metrics.forBackend(r.Prefix, m.Service)}
-		for _, b := range rt.backends {
-			if b.Service == m.Service && b.Port == m.Port {
-				rt.match = b // one round-robin position and one set of metrics per service
-			}
-		}
+		rt.match = rt.backend(g.metrics, m.Service, m.Port) // one round-robin position and one set of metrics per service
 	}
 	return rt
 }
@@ -177,6 +180,7 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 		metrics:  newMetrics(),
 		outliers: newOutliers(ejectFor),
 		health:   healthBody(cfg.Name),
+		started:  time.Now(),
 		buffers:  sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
 	}
 	if err := g.access.setSampling(cfg.AccessLogSampling); err != nil {
@@ -254,6 +258,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.server(errLog),
 		{Addr: g.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: lim.HeaderTimeout, ReadTimeout: lim.ReadTimeout,
 			WriteTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes, ErrorLog: errLog},
+		{Addr: g.cfg.AdminListen(), Handler: g.AdminHandler(), ReadHeaderTimeout: lim.HeaderTimeout, ReadTimeout: lim.ReadTimeout,
+			WriteTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes, ErrorLog: errLog},
 	}
 	listeners := make([]net.Listener, 0, len(servers))
 	for _, srv := range servers {
@@ -269,7 +275,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		listeners = append(listeners, ln)
 	}
-	g.log.Info("gateway serving", "listen", g.cfg.Listen, "metrics", g.cfg.MetricsListen, "routes", len(g.routes))
+	g.log.Info("gateway serving", "listen", g.cfg.Listen, "metrics", g.cfg.MetricsListen, "admin", g.cfg.AdminListen(), "routes", len(g.routes))
 
 	group, groupCtx := errgroup.WithContext(ctx)
 	for i, srv := range servers {

@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// durationBuckets are the upper bounds (seconds) of the duration histograms.
+var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
 // metrics live on the gateway's own registry, never the process-wide
 // default, so two gateways in one process (tests) do not collide.
 type metrics struct {
@@ -42,7 +45,7 @@ func newMetrics() *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "weft_gateway_request_duration_seconds",
 			Help:    "Time from receiving a request to the end of its response, by route prefix and upstream instance.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: durationBuckets,
 		}, []string{"route", "upstream"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_gateway_upstream_errors_total",
@@ -59,7 +62,7 @@ func newMetrics() *metrics {
 		backendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "weft_gateway_backend_request_duration_seconds",
 			Help:    "Time from receiving a request to the end of its response, by route prefix and backend service.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: durationBuckets,
 		}, []string{"route", "service"}),
 		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_gateway_connections_refused_total",

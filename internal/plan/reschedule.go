@@ -22,19 +22,26 @@ type Liveness struct {
 // keeps its time, or, if it was not down before, is down since its last
 // renewal, which was at least silence (the registration's lease time) before
 // now, when its registration was seen gone; live hosts and hosts no longer
-// in the file are dropped. (A new etcd leader extends every lease, so the
-// real last renewal can be earlier still: the clock never runs fast.)
-func NextDown(c *spec.Cluster, live map[string]bool, prev map[string]time.Time, now time.Time, silence time.Duration) map[string]time.Time {
+// in the file are dropped. A new etcd leader extends every lease, so the
+// real last renewal can be much earlier (when the dead host carried the
+// etcd leader); heard holds, for the hosts the leader's own host cannot
+// reach over the underlay, when it last heard from them (internal/reach),
+// and an earlier time there is taken. Either way the clock never runs fast:
+// the host was silent on both paths since then.
+func NextDown(c *spec.Cluster, live map[string]bool, prev map[string]time.Time, now time.Time, silence time.Duration, heard map[string]time.Time) map[string]time.Time {
 	next := map[string]time.Time{}
 	for _, h := range c.Hosts {
 		if live[h.Name] {
 			continue
 		}
-		if since, ok := prev[h.Name]; ok {
-			next[h.Name] = since
-		} else {
-			next[h.Name] = now.Add(-silence)
+		since, ok := prev[h.Name]
+		if !ok {
+			since = now.Add(-silence)
 		}
+		if last, ok := heard[h.Name]; ok && last.Before(since) {
+			since = last
+		}
+		next[h.Name] = since
 	}
 	return next
 }

@@ -22,20 +22,29 @@ func TestNextDown(t *testing.T) {
 	c := parse(t, example)
 	earlier := t0.Add(-time.Minute)
 	cases := []struct {
-		name string
-		live map[string]bool
-		prev map[string]time.Time
-		want map[string]time.Time
+		name  string
+		live  map[string]bool
+		prev  map[string]time.Time
+		heard map[string]time.Time
+		want  map[string]time.Time
 	}{
-		{"all up", live("host1", "host2", "host3"), nil, map[string]time.Time{}},
-		{"host1 seen down now: down since its lease time before", live("host2", "host3"), nil, map[string]time.Time{"host1": t0.Add(-2 * time.Second)}},
-		{"host1 stays down: its clock keeps running", live("host2", "host3"), map[string]time.Time{"host1": earlier}, map[string]time.Time{"host1": earlier}},
-		{"host1 back: cleared", live("host1", "host2", "host3"), map[string]time.Time{"host1": earlier}, map[string]time.Time{}},
-		{"a host gone from the file is forgotten", live("host1", "host2", "host3"), map[string]time.Time{"host9": earlier}, map[string]time.Time{}},
+		{"all up", live("host1", "host2", "host3"), nil, nil, map[string]time.Time{}},
+		{"host1 seen down now: down since its lease time before", live("host2", "host3"), nil, nil, map[string]time.Time{"host1": t0.Add(-2 * time.Second)}},
+		{"host1 stays down: its clock keeps running", live("host2", "host3"), map[string]time.Time{"host1": earlier}, nil, map[string]time.Time{"host1": earlier}},
+		{"host1 back: cleared", live("host1", "host2", "host3"), map[string]time.Time{"host1": earlier}, nil, map[string]time.Time{}},
+		{"a host gone from the file is forgotten", live("host1", "host2", "host3"), map[string]time.Time{"host9": earlier}, nil, map[string]time.Time{}},
+		{"host1 seen down, last heard earlier than its lease says: since then", live("host2", "host3"), nil,
+			map[string]time.Time{"host1": t0.Add(-4 * time.Second)}, map[string]time.Time{"host1": t0.Add(-4 * time.Second)}},
+		{"last heard later than the lease says: the lease's time", live("host2", "host3"), nil,
+			map[string]time.Time{"host1": t0.Add(-time.Second)}, map[string]time.Time{"host1": t0.Add(-2 * time.Second)}},
+		{"a down host's clock moves back to when it was last heard", live("host2", "host3"), map[string]time.Time{"host1": t0.Add(-2 * time.Second)},
+			map[string]time.Time{"host1": t0.Add(-3 * time.Second)}, map[string]time.Time{"host1": t0.Add(-3 * time.Second)}},
+		{"last heard of a live host changes nothing", live("host1", "host2", "host3"), nil,
+			map[string]time.Time{"host2": earlier}, map[string]time.Time{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := NextDown(c, tc.live, tc.prev, t0, 2*time.Second); !reflect.DeepEqual(got, tc.want) {
+			if got := NextDown(c, tc.live, tc.prev, t0, 2*time.Second, tc.heard); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("NextDown = %v, want %v", got, tc.want)
 			}
 		})

@@ -98,6 +98,20 @@ func (m *Monitor) Unreachable() map[string]bool {
 	return maps.Clone(m.down)
 }
 
+// SilentSince gives, for each unreachable peer that answered at least once,
+// when its last answer came: the last this host heard of it.
+func (m *Monitor) SilentSince() map[string]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]time.Time{}
+	for name := range m.down {
+		if t := m.tracks[name]; t != nil && !t.heard.IsZero() {
+			out[name] = t.heard
+		}
+	}
+	return out
+}
+
 // Changes receives a value (coalesced) whenever a peer turns unreachable or
 // reachable again.
 func (m *Monitor) Changes() <-chan struct{} { return m.changed }
@@ -178,7 +192,7 @@ func (m *Monitor) Run(ctx context.Context, conn net.PacketConn) error {
 		m.mu.Lock()
 		for name, p := range m.peers {
 			if p == addr {
-				m.tracks[name].answer(seq)
+				m.tracks[name].answer(seq, time.Now())
 			}
 		}
 		m.update()

@@ -26,11 +26,13 @@ const (
 )
 
 // track is what a host knows of one peer: the sequence number of its last
-// probe, whether that probe was answered, and the misses in a row.
+// probe, whether that probe was answered, the misses in a row, and when the
+// last answer came.
 type track struct {
 	seq      uint64
 	answered bool
 	misses   int
+	heard    time.Time
 }
 
 // probe is the next probe's sequence number; the previous probe, if
@@ -44,12 +46,14 @@ func (t *track) probe() uint64 {
 	return t.seq
 }
 
-// answer takes an answer to probe seq; only the latest probe's answer
-// counts (a late answer to an older one says nothing about now).
-func (t *track) answer(seq uint64) {
+// answer takes an answer to probe seq, received at now; only the latest
+// probe's answer counts (a late answer to an older one says nothing about
+// now).
+func (t *track) answer(seq uint64, now time.Time) {
 	if seq == t.seq {
 		t.answered = true
 		t.misses = 0
+		t.heard = now
 	}
 }
 

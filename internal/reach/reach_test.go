@@ -22,6 +22,17 @@ func TestTrack(t *testing.T) {
 		{"a late answer to an older probe does not count", "ppppop", []bool{false, false, false, true, true, true}},
 		{"misses must be in a row", "pppapppp", []bool{false, false, false, false, false, false, false, true}},
 	}
+	t.Run("heard is the time of the last counted answer", func(t *testing.T) {
+		var tr track
+		t0 := time.Unix(100, 0)
+		tr.probe()
+		tr.answer(1, t0)
+		tr.probe()
+		tr.answer(1, t0.Add(time.Second)) // late: not counted
+		if !tr.heard.Equal(t0) {
+			t.Errorf("heard = %v, want %v", tr.heard, t0)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var tr track
@@ -32,9 +43,9 @@ func TestTrack(t *testing.T) {
 					old = tr.seq
 					tr.probe()
 				case 'a':
-					tr.answer(tr.seq)
+					tr.answer(tr.seq, time.Now())
 				case 'o':
-					tr.answer(old)
+					tr.answer(old, time.Now())
 				}
 				if got := tr.unreachable(3); got != tc.want[i] {
 					t.Fatalf("after step %d (%c) of %q: unreachable %v, want %v", i, step, tc.steps, got, tc.want[i])
@@ -81,6 +92,9 @@ func TestMonitorOverLoopback(t *testing.T) {
 	go func() { done <- m.Run(ctx, listen(t)) }()
 
 	waitFor(t, "the silent peer unreachable", func() bool { return m.Unreachable()["mute"] })
+	if s := m.SilentSince(); len(s) != 0 {
+		t.Errorf("SilentSince = %v, want nothing: the silent peer never answered", s)
+	}
 	select {
 	case <-m.Changes():
 	default:
@@ -99,8 +113,19 @@ func TestMonitorOverLoopback(t *testing.T) {
 	waitFor(t, "the peer reachable again once it answers", func() bool { return !m.Unreachable()["mute"] })
 
 	// Removing a peer forgets it.
+	started := time.Now()
 	scancel()
 	waitFor(t, "unreachable again once it stops", func() bool { return m.Unreachable()["mute"] })
+	seen := time.Now()
+	// Its last answer came while it served, at least one missed probe
+	// before it was seen unreachable.
+	heard, ok := m.SilentSince()["mute"]
+	if !ok || heard.Before(started.Add(-5*time.Second)) || !heard.Before(seen.Add(-20*time.Millisecond)) {
+		t.Errorf("SilentSince[mute] = %v (%v), want its last answer, before %v", heard, ok, seen)
+	}
+	if _, ok := m.SilentSince()["up"]; ok {
+		t.Errorf("SilentSince has the answering peer: %v", m.SilentSince())
+	}
 	m.SetPeers(map[string]netip.AddrPort{"up": addrOf(answering)})
 	if m.Unreachable()["mute"] {
 		t.Errorf("a removed peer is still reported: %v", m.Unreachable())

@@ -439,6 +439,9 @@ func (s *Store) DeleteAll(ctx context.Context) error {
 	if _, err := s.client.Delete(ctx, s.root, clientv3.WithPrefix()); err != nil {
 		return fmt.Errorf("deleting every key under %s: %w", s.root, err)
 	}
+	if _, err := s.client.Delete(ctx, s.statsPrefix(), clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("deleting every key under %s: %w", s.statsPrefix(), err)
+	}
 	return nil
 }
 

@@ -133,17 +133,26 @@ func TestImageFromTarball(t *testing.T) {
 	})
 }
 
+// buildShopImages runs `make build`'s scripts/build-images.sh for the
+// binaries of this run: the shop's image lands in images/ beside weftBin,
+// where `weft registry --seed images` finds it. It returns that tarball.
+func buildShopImages(t *testing.T) string {
+	t.Helper()
+	build := exec.Command("scripts/build-images.sh", filepath.Dir(weftBin))
+	build.Dir = repoDir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/build-images.sh: %v\n%s", err, out)
+	}
+	return filepath.Join(filepath.Dir(weftBin), "images", "shop.tar")
+}
+
 // TestImageShopFromRegistry brings up examples/shop-images: the shop's
 // services are the image built by scripts/build-images.sh (no Docker),
 // pulled by every host from the cluster's own registry service; the walk
 // passes through the published gateway. Host1 runs two services of the
 // image and unpacked it once.
 func TestImageShopFromRegistry(t *testing.T) {
-	build := exec.Command("scripts/build-images.sh", filepath.Dir(weftBin))
-	build.Dir = repoDir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/build-images.sh: %v\n%s", err, out)
-	}
+	buildShopImages(t)
 	src, err := os.ReadFile(filepath.Join(repoDir, "examples/shop-images/weft.yaml"))
 	if err != nil {
 		t.Fatal(err)

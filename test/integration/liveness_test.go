@@ -70,6 +70,10 @@ const (
 	// margin covers status polls, which take up to a few seconds while a
 	// host is cut (its agent answers after its store read times out).
 	margin = 5 * time.Second
+	// leaderLeaseExtra: how much longer the etcd leader's host stays up in
+	// the store after its cut: up to two election timeouts to elect a new
+	// leader, plus the one it adds to every lease (store: ElectionMs 1000).
+	leaderLeaseExtra = 3 * time.Second
 )
 
 var serviceOn = map[string]string{"host1": "one", "host2": "two", "host3": "three"}
@@ -266,7 +270,14 @@ func cutCycle(t *testing.T, c cluster, l *lab.Lab, host, observer string, hold t
 		return nil
 	})
 	var shownDown time.Duration
-	eventually(t, hostLease+margin, fmt.Sprintf("%s shown down", host), func() error {
+	// The leader's host is down later: its lease outlives it by the
+	// election of a new leader, which extends every lease by an election
+	// timeout (etcd's lessor Promote); both are leaderLeaseExtra.
+	downBy := hostLease + margin
+	if wasLeader {
+		downBy += leaderLeaseExtra
+	}
+	eventually(t, downBy, fmt.Sprintf("%s shown down", host), func() error {
 		st, _, err := statusQuick(t, c)
 		if err != nil {
 			return err

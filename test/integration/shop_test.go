@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-dev/weft/internal/compose"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -136,11 +138,30 @@ func TestShop(t *testing.T) {
 	t.Run("resilience", func(t *testing.T) { shopResilience(t, c, api) })
 }
 
-func checkNamesNotAddresses(t *testing.T, file string) {
-	c, err := spec.Load(file)
+// loadClusterFile reads a cluster file as weft does: a docker compose
+// file or a weft.yaml.
+func loadClusterFile(t *testing.T, file string) *spec.Cluster {
+	t.Helper()
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var c *spec.Cluster
+	if compose.IsCompose(file, data) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err = compose.Load(ctx, file)
+	} else {
+		c, err = spec.Load(file)
+	}
+	if err != nil {
+		t.Fatalf("loading %s: %v", file, err)
+	}
+	return c
+}
+
+func checkNamesNotAddresses(t *testing.T, file string) {
+	c := loadClusterFile(t, file)
 	for _, s := range c.Services {
 		for k, v := range s.Env {
 			for _, word := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune("/:@?=,", r) }) {
@@ -172,10 +193,7 @@ func registerAndLogin(t *testing.T, api *shopAPI, email string) float64 {
 // adminLogin logs in the admin account user-service makes from its
 // ADMIN_EMAIL and ADMIN_PASSWORD in the cluster file.
 func adminLogin(t *testing.T, api *shopAPI, file string) *shopAPI {
-	c, err := spec.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadClusterFile(t, file)
 	var env map[string]string
 	for _, s := range c.Services {
 		if s.Name == "user-service" {

@@ -126,7 +126,20 @@ func run(log *slog.Logger, command string, args []string) error {
 	default:
 		return fmt.Errorf("unknown command %q: want user, product, inventory, order or pg-start", command)
 	}
-	return service.Run(base, handler, port)
+	return service.Run(base, withVersion(handler, os.Getenv("SERVICE_VERSION")), port)
+}
+
+// withVersion marks every answer with the service's version (X-Version),
+// when SERVICE_VERSION sets one: a blue/green shift shows which version
+// answered.
+func withVersion(h http.Handler, version string) http.Handler {
+	if version == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Version", version)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // loginLimits reads the login limits from env; unset ones take the defaults.
