@@ -405,7 +405,18 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 		Volumes:    vols,
 		Restart:    svc.Restart,
 		Resources:  runtime.ResourcesOf(svc),
+		UserNS:     userNSOf(c, svc),
 	}
+}
+
+// userNSOf is the user namespace of the service's containers: the
+// cluster's id map unless the service turned it off (`userns: false`) or
+// runs an image (not id-shifted yet; spec.Service.UserNSOn).
+func userNSOf(c *spec.Cluster, svc spec.Service) runtime.IDMap {
+	if !svc.UserNSOn() {
+		return runtime.IDMap{}
+	}
+	return runtime.ClusterIDMap(c.Name)
 }
 
 func (a *Agent) containerLink(c *spec.Cluster, hc overlay.HostConfig, as model.Assignment) (overlay.ContainerLink, error) {
@@ -493,7 +504,7 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 		return fmt.Errorf("wiring link: %w", err)
 	}
 	for _, v := range rc.Volumes {
-		if err := ensureVolume(v.HostPath, rc.User, rc.Image); err != nil {
+		if err := ensureVolume(v.HostPath, rc.User, rc.Image, rc.UserNS, c.Name); err != nil {
 			return err
 		}
 	}

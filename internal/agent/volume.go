@@ -6,18 +6,31 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+
+	"github.com/weft-dev/weft/internal/runtime"
 )
 
 // ensureVolume creates a volume's host directory, owned by the container's
 // user so that a program that drops root (PostgreSQL) can write its data.
 // imageRoot, when set, is the container's image: user and group names are
 // looked up in its /etc/passwd and /etc/group instead of the host's.
-func ensureVolume(dir, owner, imageRoot string) error {
+// With a user namespace (ids) the volume's files are first shifted into
+// its host ids when they are not yet there (runtime.OwnVolume: a volume
+// of an earlier weft, or of the service before it turned `userns` on or
+// off), and the owner is the mapped one; without an owner the volume
+// belongs to the container's root, the mapped root under a user namespace.
+func ensureVolume(dir, owner, imageRoot string, ids runtime.IDMap, cluster string) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating volume %s: %w", dir, err)
 	}
+	if err := runtime.OwnVolume(dir, ids, cluster); err != nil {
+		return err
+	}
 	if owner == "" {
-		return nil
+		if !ids.On() {
+			return nil
+		}
+		owner = "0:0"
 	}
 	lookup := lookupOwner
 	if imageRoot != "" {
@@ -26,6 +39,9 @@ func ensureVolume(dir, owner, imageRoot string) error {
 	uid, gid, err := lookup(owner)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", dir, err)
+	}
+	if uid, gid, err = runtime.HostIDs(ids, uid, gid); err != nil {
+		return fmt.Errorf("volume %s of user %s: %w", dir, owner, err)
 	}
 	if err := os.Chown(dir, uid, gid); err != nil {
 		return fmt.Errorf("giving volume %s to %s: %w", dir, owner, err)

@@ -129,6 +129,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 
 	var sizes []int
 	var perHost, additions int
+	var compare bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Bring-up and teardown of generated clusters of growing size, with a plot",
@@ -138,6 +139,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 				return upbench.Run(ctx, upbench.Options{
 					Sizes: sizes, PerHost: perHost, Additions: additions, ResultsDir: bf.results,
 					Weft: exe, Hello: helloPath(bf, exe), StateRoot: g.stateRoot, Log: log,
+					Compare: compare, Rounds: bf.rounds,
 				})
 			})
 		},
@@ -145,6 +147,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	up.Flags().IntSliceVar(&sizes, "sizes", []int{3, 10, 25, 50}, "host counts")
 	up.Flags().IntVar(&perHost, "per-host", 4, "containers per host")
 	up.Flags().IntVar(&additions, "additions", 10, "new containers timed per size")
+	up.Flags().BoolVar(&compare, "compare", false, "also measure each size with the host firewall off and with user namespaces off, alternating in --rounds rounds, and report the ratios")
 
 	var conns []int
 	gw := &cobra.Command{

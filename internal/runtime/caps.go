@@ -91,6 +91,12 @@ func forkConfined[T any](c confinement, start func() (T, error)) (T, error) {
 // forkConfinedAfter is forkConfined with enter run on the thread first
 // (e.g. to enter a container's namespaces), with all privileges.
 func forkConfinedAfter[T any](enter func() error, c confinement, start func() (T, error)) (T, error) {
+	return onThrowawayThread(enter, &c, start)
+}
+
+// onThrowawayThread runs enter, then the confinement c (none when nil),
+// then start on a thread of its own that is thrown away afterwards.
+func onThrowawayThread[T any](enter func() error, c *confinement, start func() (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
@@ -106,9 +112,11 @@ func forkConfinedAfter[T any](enter func() error, c confinement, start func() (T
 				return
 			}
 		}
-		if err := confineThread(c); err != nil {
-			done <- result{zero, err}
-			return
+		if c != nil {
+			if err := confineThread(*c); err != nil {
+				done <- result{zero, err}
+				return
+			}
 		}
 		v, err := start()
 		done <- result{v, err}

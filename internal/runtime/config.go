@@ -1,6 +1,7 @@
 // Package runtime owns every workload process of weft: it starts containers
 // (processes in their own network, mount, PID, UTS, IPC and cgroup
-// namespaces, in a private root, with a minimal capability set,
+// namespaces and, unless turned off, a user namespace (userns.go), in a
+// private root, with a minimal capability set,
 // no_new_privs, a seccomp filter and cgroup limits; see docs/security.md),
 // restarts them per their policy, adopts them after an agent restart, stops
 // them, and runs commands inside them (ExecCommand).
@@ -70,6 +71,12 @@ type Config struct {
 	Log       logrotate.Policy // size cap and generations of the container's log; zero: logrotate's defaults (not in Hash: applies from the next start)
 	Restart   string           // spec.RestartAlways (default), spec.RestartOnFailure or spec.RestartNever
 
+	// UserNS is the user namespace the container's processes run in
+	// (userns.go; ClusterIDMap); the zero value runs them without one, as
+	// host root when they are root. Not with Image (image roots are not
+	// shifted yet).
+	UserNS IDMap
+
 	forceCopy bool // tests: a copied writable layer even where overlayfs works
 }
 
@@ -94,7 +101,8 @@ func (c Config) Hash() string {
 		ServiceName string            `json:"service"`
 		Resources   *Resources        `json:"resources,omitempty"` // nil when none, so hashes of containers without limits stay as they were
 		Image       string            `json:"image,omitempty"`     // "" for host binaries, so their hashes stay as they were
-	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service, c.resourcesForHash(), c.Image}
+		UserNS      *IDMap            `json:"userns,omitempty"`    // nil without one, so hashes of such containers stay as they were
+	}{c.Command, c.Env, c.workdir(), c.User, c.Netns, c.Hostname, c.ResolvConf != "", c.Hosts != "", c.Volumes, c.Service, c.resourcesForHash(), c.Image, c.userNSForHash()}
 	b, err := json.Marshal(identity)
 	if err != nil {
 		// Only strings, bools and slices of them: marshalling cannot fail.
@@ -109,6 +117,13 @@ func (c Config) resourcesForHash() *Resources {
 		return nil
 	}
 	return &c.Resources
+}
+
+func (c Config) userNSForHash() *IDMap {
+	if !c.UserNS.On() {
+		return nil
+	}
+	return &c.UserNS
 }
 
 func (c Config) workdir() string {
@@ -143,6 +158,12 @@ func (c Config) validate() error {
 	}
 	if err := c.Resources.validate(c.Container); err != nil {
 		return err
+	}
+	if c.UserNS.On() && c.Image != "" {
+		return fmt.Errorf("container %s: a user namespace with an image root is not supported yet (the image's files are not id-shifted); run it without one", c.Container)
+	}
+	if c.UserNS.On() && (c.UserNS.Size > IDMapSize || uint64(c.UserNS.HostBase)+uint64(c.UserNS.Size) > 1<<32) {
+		return fmt.Errorf("container %s: user namespace map %s is out of range", c.Container, c.UserNS)
 	}
 	if c.Image != "" && !filepath.IsAbs(c.Image) {
 		return fmt.Errorf("container %s: image directory %q is not absolute", c.Container, c.Image)

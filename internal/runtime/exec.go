@@ -16,7 +16,8 @@ const execHelperArg = "container-exec"
 // ExecCommand returns a command that runs argv inside the container whose
 // workload is pid, as that container's own processes run: in its
 // namespaces (mount and so its private root, PID, network, UTS, IPC,
-// cgroup), inside its cgroups (so its limits count it), as its user and
+// cgroup; and a user namespace with the workload's map when it has one,
+// see userns.go), inside its cgroups (so its limits count it), as its user and
 // groups, with its capability set, no_new_privs and seccomp filter, in
 // "/", with a clean environment (PATH, HOME of the user, HOSTNAME, and
 // the caller's TERM) rather than anything the container could have

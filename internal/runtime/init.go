@@ -67,6 +67,8 @@ type initConfig struct {
 	Restarts int    `json:"restarts"`
 	// Log bounds the container's log (zero: logrotate's defaults).
 	Log logrotate.Policy `json:"log"`
+	// UserNS is the workload's user namespace (zero: none; userns.go).
+	UserNS IDMap `json:"userns,omitzero"`
 }
 
 // ContainerInitMain is the entry point of `weft container-init`. It runs as
@@ -79,6 +81,7 @@ type initConfig struct {
 // prints why to its output (the container's log) and exits 127. It never
 // returns.
 func ContainerInitMain() {
+	runUserNSStageIfAsked()
 	// The main goroutine keeps the main thread, so the throwaway threads
 	// that workloads are forked from (forkConfined) are never the thread
 	// group leader, which cannot end and would stay confined.

@@ -85,12 +85,20 @@ func (w *workloadRunner) start(st *workloadState) (int, error) {
 	if w.cfg.User != "" {
 		attr.Sys.Credential = w.cred.sysCredential()
 	}
-	// Forked from a thread that has entered a new cgroup namespace and
-	// dropped to the container's capabilities, no_new_privs and seccomp
-	// filter: the workload starts with them, whoever it runs as.
-	conf := defaultConfinement()
-	conf.newCgroupNS = true
-	pid, err := forkConfined(conf, func() (int, error) { return syscall.ForkExec(w.path, w.cfg.Command, attr) })
+	var pid int
+	var err error
+	if w.cfg.UserNS.On() {
+		// In a new user (and cgroup) namespace, through the userns stage,
+		// which takes on the ids and the confinement (userns.go).
+		pid, err = w.startInUserNS(attr, &pidfd)
+	} else {
+		// Forked from a thread that has entered a new cgroup namespace and
+		// dropped to the container's capabilities, no_new_privs and seccomp
+		// filter: the workload starts with them, whoever it runs as.
+		conf := defaultConfinement()
+		conf.newCgroupNS = true
+		pid, err = forkConfined(conf, func() (int, error) { return syscall.ForkExec(w.path, w.cfg.Command, attr) })
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -106,6 +114,18 @@ func (w *workloadRunner) start(st *workloadState) (int, error) {
 	st.State, st.Pid, st.StartTime, st.Started = model.StateRunning, hostPid, startTime, time.Now().UTC()
 	w.record(*st)
 	return pid, nil
+}
+
+// startInUserNS starts the workload through the userns stage, as
+// w.cred in the container's ids, with the descriptors and workdir of attr.
+func (w *workloadRunner) startInUserNS(attr *syscall.ProcAttr, pidfd *int) (int, error) {
+	st := userNSStage{
+		Path: w.path, Argv: w.cfg.Command, Env: w.env,
+		UID: w.cred.uid, GID: w.cred.gid, Groups: w.cred.groups,
+		Caps: capMask(DefaultCapabilities),
+	}
+	files := [3]uintptr{attr.Files[0], attr.Files[1], attr.Files[2]}
+	return startInUserNS("/proc/self/exe", "container-init", w.cfg.UserNS, st, syscall.CLONE_NEWCGROUP, attr.Dir, files, pidfd)
 }
 
 // hostView returns the pid and start time of the process behind pidfd as

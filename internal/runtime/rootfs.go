@@ -144,7 +144,7 @@ func buildRootfs(root string, cfg initConfig) error {
 		}
 	}
 	for _, t := range writableTmpfs {
-		if err := mountTmpfs(in(t.path), unix.MS_NOSUID|unix.MS_NODEV, "mode="+t.mode); err != nil {
+		if err := mountTmpfs(in(t.path), unix.MS_NOSUID|unix.MS_NODEV, "mode="+t.mode+tmpfsOwner(cfg.UserNS)); err != nil {
 			return err
 		}
 	}
@@ -192,7 +192,7 @@ func finishRootfs(root string, cfg initConfig, mountPoint func(p string, file bo
 	if err := buildDev(in("/dev")); err != nil {
 		return err
 	}
-	if err := buildProc(in("/proc"), in("/dev/null")); err != nil {
+	if err := buildProc(in("/proc"), in("/dev/null"), cfg.UserNS); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(in("/sys"), 0o755); err != nil {
@@ -318,11 +318,23 @@ func buildDev(dev string) error {
 	return nil
 }
 
+// tmpfsOwner is the mount option that gives a fresh tmpfs to the
+// container's root: the mapped root under a user namespace ("" without
+// one: host root owns it, as the container's root is host root).
+func tmpfsOwner(m IDMap) string {
+	if !m.On() {
+		return ""
+	}
+	return fmt.Sprintf(",uid=%d,gid=%d", m.HostBase, m.HostBase)
+}
+
 // buildProc mounts a /proc of the container's PID namespace, lets
 // unprivileged ICMP echo sockets work in its network namespace (so ping
-// needs no CAP_NET_RAW), then makes kernel-wide settings read-only and
-// masks kernel-wide files.
-func buildProc(proc, devNull string) error {
+// needs no CAP_NET_RAW), lets any process of a user namespace bind ports
+// below 1024 (the network namespace belongs to the host's user namespace,
+// so CAP_NET_BIND_SERVICE in the container's counts for nothing there),
+// then makes kernel-wide settings read-only and masks kernel-wide files.
+func buildProc(proc, devNull string, ids IDMap) error {
 	if err := os.MkdirAll(proc, 0o755); err != nil {
 		return fmt.Errorf("creating /proc: %w", err)
 	}
@@ -332,6 +344,11 @@ func buildProc(proc, devNull string) error {
 	// Per network namespace: affects this container only.
 	if err := os.WriteFile(filepath.Join(proc, "sys/net/ipv4/ping_group_range"), []byte("0 2147483647"), 0o644); err != nil {
 		return fmt.Errorf("allowing unprivileged ping in the container's network namespace: %w", err)
+	}
+	if ids.On() {
+		if err := os.WriteFile(filepath.Join(proc, "sys/net/ipv4/ip_unprivileged_port_start"), []byte("0"), 0o644); err != nil {
+			return fmt.Errorf("letting the container's user namespace bind ports below 1024 in its network namespace: %w", err)
+		}
 	}
 	for _, d := range readOnlyProcDirs {
 		p := filepath.Join(proc, d)

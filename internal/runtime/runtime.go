@@ -50,6 +50,9 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	controls map[string]*control // by cluster/host/container
+
+	userNSOnce sync.Once
+	userNSErr  error // why the kernel gives no user namespace; nil when it does
 }
 
 // control serialises everything that touches one container's process.
@@ -462,6 +465,23 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 	defer signalW.Close()
 	defer signalR.Close()
 
+	if cfg.UserNS.On() {
+		if err := r.userNSWorks(cfg.UserNS); err != nil {
+			// Degrade by name: the agent's log and the container's.
+			r.logger().Warn("running the container without a user namespace: root in it is host root", "container", cfg.Container, "err", err)
+			fmt.Fprintf(out, "weft: %v: this container runs without a user namespace (root in it is host root)\n", err)
+			cfg.UserNS = IDMap{}
+		}
+	}
+	for _, v := range cfg.Volumes {
+		if err := os.MkdirAll(v.HostPath, 0o750); err != nil {
+			return nil, fmt.Errorf("creating volume %s of container %s: %w", v.HostPath, cfg.Container, err)
+		}
+		if err := OwnVolume(v.HostPath, cfg.UserNS, cfg.Cluster); err != nil {
+			return nil, fmt.Errorf("container %s: %w", cfg.Container, err)
+		}
+	}
+
 	var layer string
 	if cfg.Image != "" {
 		if layer, err = prepareLayer(dir, cfg.Hash()); err != nil {
@@ -484,6 +504,7 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 		Restart:    cfg.restartPolicy(),
 		Restarts:   restarts,
 		Log:        cfg.Log,
+		UserNS:     cfg.UserNS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding init config of container %s: %w", cfg.Container, err)

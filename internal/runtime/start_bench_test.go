@@ -35,9 +35,31 @@ func BenchmarkImageContainerStart(b *testing.B) {
 	}
 }
 
+// BenchmarkContainerStartUserNS is BenchmarkContainerStart without and
+// with a user namespace (the workload then starts through the userns
+// stage, a second run of the binary). The stage is the init's binary:
+// the test stand-in, or with WEFT_BENCH_EXE the real weft binary, whose
+// start (package initialisation) costs more.
+func BenchmarkContainerStartUserNS(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		b.Run(name, func(b *testing.B) {
+			benchStart(b, func(c *Config) {
+				if on {
+					c.UserNS = ClusterIDMap(c.Cluster)
+				}
+			})
+		})
+	}
+}
+
 func benchStart(b *testing.B, mod func(*Config)) {
 	if initExe == "" {
 		b.Skip("needs root")
+	}
+	exe := initExe
+	if e := os.Getenv("WEFT_BENCH_EXE"); e != "" {
+		exe = e
 	}
 	cluster := fmt.Sprintf("rb%d", os.Getpid())
 	ns := naming.ContainerNetns(cluster, "h", "bench-1")
@@ -45,7 +67,7 @@ func benchStart(b *testing.B, mod func(*Config)) {
 		b.Fatalf("ip netns add: %v: %s", err, out)
 	}
 	defer exec.Command("ip", "netns", "del", ns).Run()
-	rt := &Runtime{StateRoot: b.TempDir(), Exe: initExe, Log: slog.New(slog.DiscardHandler)}
+	rt := &Runtime{StateRoot: b.TempDir(), Exe: exe, Log: slog.New(slog.DiscardHandler)}
 	defer cgroup.KillAll(naming.CgroupRelPath(cluster), 10*time.Second)
 	cfg := Config{Cluster: cluster, Host: "h1", Container: "bench-1", Service: "svc",
 		Command: []string{"sh", "-c", "echo up; exec sleep 1000"}, Netns: ns, Restart: spec.RestartNever}

@@ -56,6 +56,16 @@ func (c *Cluster) Managers() []Host {
 // `firewall`, true when left out.
 func (c *Cluster) FirewallOn() bool { return c.Firewall == nil || *c.Firewall }
 
+// UserNSOn reports whether the service's containers run in a user
+// namespace: its `userns`, when left out true for a host binary and false
+// for an image (whose files are not id-shifted yet).
+func (s Service) UserNSOn() bool {
+	if s.UserNS != nil {
+		return *s.UserNS
+	}
+	return s.Image == ""
+}
+
 // IsManager reports whether the host carries an etcd member.
 func (h Host) IsManager() bool { return slices.Contains(h.Roles, RoleManager) }
 

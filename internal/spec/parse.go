@@ -219,6 +219,7 @@ func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 			}
 		},
 		"stop_grace": func(v *yaml.Node, p string) { s.StopGrace = d.duration(v, p) },
+		"userns":     func(v *yaml.Node, p string) { s.UserNS = d.boolean(v, p) },
 		"update": func(v *yaml.Node, p string) {
 			if v = resolve(v); !isNull(v) {
 				s.Update = d.update(v, p)

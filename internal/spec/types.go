@@ -97,6 +97,10 @@ type Service struct {
 	// default the cluster's reschedule_after.
 	RescheduleAfter Duration   `yaml:"reschedule_after" json:"reschedule_after"`
 	Resources       *Resources `yaml:"resources" json:"resources,omitempty"` // limits; see resources.go
+	// UserNS says whether the containers run in a user namespace (root in
+	// them an unprivileged host uid); default true without an image, false
+	// with one (image roots are not id-shifted yet). Read it with UserNSOn.
+	UserNS *bool `yaml:"userns" json:"userns,omitempty"`
 
 	// StopGrace is how long a drained instance has between SIGTERM and
 	// SIGKILL (default 10s); Update is how a change of the definition rolls

@@ -102,8 +102,15 @@ func (s sizeResult) row(o Options) []string {
 // fillReport turns the measured sizes into rows, fits, notes and the plot.
 func fillReport(r *report.Report, o Options, results []sizeResult) error {
 	var ok []sizeResult
+	if o.Compare {
+		r.Columns = append([]string{"variant", "round"}, r.Columns...)
+	}
 	for _, s := range results {
-		r.Rows = append(r.Rows, s.row(o))
+		row := s.row(o)
+		if o.Compare {
+			row = append([]string{s.Variant, strconv.Itoa(s.Round)}, row...)
+		}
+		r.Rows = append(r.Rows, row)
 		for _, p := range s.Problems {
 			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts (cluster %s): not measured: %s", s.Hosts, s.Cluster, p))
 		}
@@ -111,7 +118,16 @@ func fillReport(r *report.Report, o Options, results []sizeResult) error {
 			r.Notes = append(r.Notes, fmt.Sprintf("%d hosts (cluster %s) stopped early: %s", s.Hosts, s.Cluster, s.Error))
 			continue
 		}
-		ok = append(ok, s)
+		// Fits, plot and targets are of weft's defaults.
+		if s.Variant == "" || s.Variant == variantOn.Name {
+			ok = append(ok, s)
+		}
+	}
+	if o.Compare {
+		rows, notes, values := compareVariants(o, results)
+		r.Rows = append(r.Rows, rows...)
+		r.Notes = append(r.Notes, notes...)
+		r.Values["compare"] = values
 	}
 	r.Values["sizes"] = results
 	r.Values["per_host"] = o.PerHost
@@ -199,4 +215,75 @@ func targetNotes(o Options, ok []sizeResult) []string {
 	}
 	notes = append(notes, fmt.Sprintf("target agent RSS ≤ %.0f MB: %s (highest agent peak %.1f MB)", targetAgentMB, verdict(worstAgent <= targetAgentMB), worstAgent))
 	return notes
+}
+
+// variantCost is, for one size, the medians of one variant against the
+// defaults' (variantOn).
+type variantCost struct {
+	Hosts      int     `json:"hosts"`
+	Variant    string  `json:"variant"`
+	Rounds     int     `json:"rounds"` // rounds measured of both
+	UpOn       float64 `json:"up_on_s"`
+	Up         float64 `json:"up_s"`
+	UpRatio    float64 `json:"up_ratio"` // UpOn / Up: above 1, the defaults cost that factor
+	DownOn     float64 `json:"down_on_s"`
+	Down       float64 `json:"down_s"`
+	DownRatio  float64 `json:"down_ratio"`
+	Containers int     `json:"containers"`
+}
+
+// compareVariants turns a Compare run into one row per size and variant
+// other than the defaults: "on/<variant>" with the ratio of the median
+// up_s and down_s (defaults over variant), other cells "-"; a note with
+// the medians; and the figures for the JSON.
+func compareVariants(o Options, results []sizeResult) ([][]string, []string, []variantCost) {
+	var rows [][]string
+	var notes []string
+	var costs []variantCost
+	for _, n := range o.Sizes {
+		ups, downs := map[string][]float64{}, map[string][]float64{}
+		containers := 0
+		for _, s := range results {
+			if s.Hosts != n || s.Error != "" || s.UpSeconds <= 0 || s.DownSeconds <= 0 {
+				continue
+			}
+			ups[s.Variant] = append(ups[s.Variant], s.UpSeconds)
+			downs[s.Variant] = append(downs[s.Variant], s.DownSeconds)
+			containers = s.Containers
+		}
+		for _, v := range compared[1:] {
+			label := variantOn.Name + "/" + v.Name
+			c := variantCost{Hosts: n, Variant: v.Name, Containers: containers, Rounds: min(len(ups[variantOn.Name]), len(ups[v.Name]))}
+			row := make([]string, 2+len(columns))
+			for i := range row {
+				row[i] = "-"
+			}
+			row[0], row[1], row[2], row[3] = label, "median", strconv.Itoa(n), strconv.Itoa(containers)
+			if c.Rounds == 0 {
+				row[4], row[5] = notMeasured, notMeasured
+				notes = append(notes, fmt.Sprintf("%d hosts, %s: no round of both measured", n, label))
+				rows = append(rows, row)
+				continue
+			}
+			c.UpOn, c.Up = percentile(ups[variantOn.Name], 50), percentile(ups[v.Name], 50)
+			c.DownOn, c.Down = percentile(downs[variantOn.Name], 50), percentile(downs[v.Name], 50)
+			c.UpRatio, c.DownRatio = c.UpOn/c.Up, c.DownOn/c.Down
+			row[4], row[5] = fmtFloat(c.UpRatio, 2), fmtFloat(c.DownRatio, 2)
+			rows = append(rows, row)
+			costs = append(costs, c)
+			notes = append(notes, fmt.Sprintf("%d hosts, %d containers: median up %.2fs with weft's defaults, %.2fs %s (%s %.2f); down %.2fs and %.2fs (%.2f); %d rounds each, alternating",
+				n, containers, c.UpOn, c.Up, describeVariant(v), label, c.UpRatio, c.DownOn, c.Down, c.DownRatio, c.Rounds))
+		}
+	}
+	return rows, notes, costs
+}
+
+func describeVariant(v variant) string {
+	switch {
+	case v.NoFirewall:
+		return "with firewall: false"
+	case v.NoUserNS:
+		return "with userns: false"
+	}
+	return "with weft's defaults"
 }

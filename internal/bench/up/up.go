@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/bench/overlay/labrun"
 	"github.com/weft-dev/weft/internal/bench/report"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
@@ -43,6 +44,13 @@ type Options struct {
 	Hello          string        // path of bin/hello, required
 	StateRoot      string        // weft's state root, default $WEFT_STATE_ROOT or /var/lib/weft
 	Log            *slog.Logger  // default: discard
+	// Compare measures every size also with the host firewall off
+	// (`firewall: false`) and with user namespaces off (`userns: false`),
+	// in Rounds rounds that each bring up one cluster per variant in turn,
+	// so the three meet the same load; the table gets a variant column and
+	// a row per size and variant with the ratio of the medians.
+	Compare bool
+	Rounds  int // rounds of a Compare run, default 3
 }
 
 // Columns of the report, one row per size.
@@ -96,11 +104,17 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Rounds == 0 {
+		o.Rounds = 3
+	}
 	var errs []error
 	for _, n := range o.Sizes {
 		if n < 1 || n > 254*o.HostsPerSubnet || n > 254 {
 			errs = append(errs, fmt.Errorf("size %d hosts: must be 1..%d (weft allows 254 hosts, %d per subnet in 254 subnets); fix: pick a smaller size or more hosts per subnet", n, min(254, 254*o.HostsPerSubnet), o.HostsPerSubnet))
 		}
+	}
+	if o.Rounds < 1 {
+		errs = append(errs, fmt.Errorf("rounds %d: must be at least 1", o.Rounds))
 	}
 	if o.PerHost < 1 || o.Additions < 1 || o.HostsPerSubnet < 1 || o.HostsPerSubnet > 200 {
 		errs = append(errs, fmt.Errorf("containers per host (%d), additions (%d) and hosts per subnet (%d, at most 200) must be positive", o.PerHost, o.Additions, o.HostsPerSubnet))
@@ -148,7 +162,18 @@ type sizeResult struct {
 	Leftovers      []string           `json:"leftovers,omitempty"`
 	Problems       []string           `json:"problems,omitempty"` // what could not be measured; the rest of the row stands
 	Error          string             `json:"error,omitempty"`    // why the size stopped early
+	Variant        string             `json:"variant,omitempty"`  // Compare runs: variant.Name
+	Round          int                `json:"round,omitempty"`    // Compare runs: from 1
 	resolverPids   []int
+}
+
+// variants are what each round measures: weft's defaults alone, or with
+// Compare every variant.
+func (o Options) variants() ([]variant, int) {
+	if !o.Compare {
+		return []variant{variantOn}, 1
+	}
+	return compared, o.Rounds
 }
 
 // Run measures every size in turn and returns the report; the PNG plot is
@@ -175,35 +200,51 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	defer os.RemoveAll(work)
 
+	loadStart, busyStart := labrun.BusyNote("at the start")
 	var results []sizeResult
+	variants, rounds := o.variants()
 	for _, n := range o.Sizes {
-		res, err := measureSize(ctx, o, work, n)
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("weft bench up interrupted at %d hosts: %w", n, ctx.Err())
+		for round := 1; round <= rounds; round++ {
+			for _, v := range variants {
+				res, err := measureSize(ctx, o, work, n, v)
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("weft bench up interrupted at %d hosts: %w", n, ctx.Err())
+				}
+				if err != nil {
+					res.Error = err.Error()
+					o.Log.Error("bench up: size failed", "hosts", n, "variant", v.Name, "err", err)
+				}
+				if o.Compare {
+					res.Variant, res.Round = v.Name, round
+				}
+				results = append(results, res)
+			}
 		}
-		if err != nil {
-			res.Error = err.Error()
-			o.Log.Error("bench up: size failed", "hosts", n, "err", err)
-		}
-		results = append(results, res)
 	}
 	if err := fillReport(r, o, results); err != nil {
 		return nil, err
+	}
+	loadEnd, busyEnd := labrun.BusyNote("at the end")
+	r.Values["loadavg_start"], r.Values["loadavg_end"] = loadStart, loadEnd
+	for _, note := range []string{busyStart, busyEnd} {
+		if note != "" {
+			r.Notes = append(r.Notes, note)
+		}
 	}
 	return r, nil
 }
 
 // measureSize brings up one cluster of n hosts, measures it and removes it.
-func measureSize(ctx context.Context, o Options, work string, n int) (res sizeResult, err error) {
+func measureSize(ctx context.Context, o Options, work string, n int, v variant) (res sizeResult, err error) {
 	res = sizeResult{Hosts: n, Containers: n * o.PerHost}
 	name, err := newClusterName()
 	if err != nil {
 		return res, err
 	}
 	res.Cluster = name
-	o.Log.Info("bench up: measuring", "cluster", name, "hosts", n, "containers", n*o.PerHost)
+	o.Log.Info("bench up: measuring", "cluster", name, "hosts", n, "containers", n*o.PerHost, "variant", v.Name)
 	w := weftCLI{bin: o.Weft, stateRoot: o.StateRoot, log: o.Log}
-	shape := clusterShape{Name: name, Hosts: n, HostsPerSubnet: o.HostsPerSubnet, Replicas: n * o.PerHost, Hello: o.Hello, HealthInterval: o.HealthInterval}
+	shape := clusterShape{Name: name, Hosts: n, HostsPerSubnet: o.HostsPerSubnet, Replicas: n * o.PerHost, Hello: o.Hello, HealthInterval: o.HealthInterval, NoFirewall: v.NoFirewall, NoUserNS: v.NoUserNS}
 	file := filepath.Join(work, name+".yaml")
 	if err := os.WriteFile(file, []byte(clusterFile(shape)), 0o644); err != nil {
 		return res, fmt.Errorf("writing cluster file %s: %w", file, err)
