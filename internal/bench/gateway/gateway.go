@@ -130,6 +130,11 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return nil, fmt.Errorf("making a work folder: %w", err)
 		}
 		defer os.RemoveAll(dir)
+		// The gateway container runs as the cluster's unprivileged mapped
+		// root (user namespaces): it must reach its config and workdir.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("opening the work folder to the containers: %w", err)
+		}
 		workDir = dir
 	}
 	gwConfig := filepath.Join(workDir, "gateway.json")
