@@ -291,7 +291,11 @@ func (s chaosShop) runExamples(t *testing.T, examples ...string) {
 			r, jpath := s.run(t, filepath.Join(repoDir, "examples/chaos", ex+".yaml"), "--report", report,
 				"--load", fmt.Sprintf("http://127.0.0.1:%d/api/v1/products/:20", s.port))
 			if r.code != 0 || !strings.Contains(r.stdout, "VERDICT: PASSED") {
-				t.Errorf("%s: exit %d\n%s\n%s", ex, r.code, r.stdout, r.stderr)
+				t.Errorf("%s: exit %d", ex, r.code)
+				// Line by line, so that each survives make's filter of the log.
+				for _, line := range strings.Split(strings.TrimSpace(r.stdout+"\n"+r.stderr), "\n") {
+					t.Logf("%s: %s", ex, line)
+				}
 			}
 			j := checkJournalShape(t, jpath, "completed")
 			if ex == "latency-inventory-service" {
