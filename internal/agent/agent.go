@@ -26,6 +26,7 @@ import (
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/pki"
+	"github.com/weft-dev/weft/internal/prio"
 	"github.com/weft-dev/weft/internal/reach"
 	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
@@ -91,6 +92,9 @@ type Agent struct {
 // it returns: a restarted agent adopts them.
 func Run(ctx context.Context, cfg Config) error {
 	trimMemory()
+	if err := prio.Set(prio.ControlPlane); err != nil {
+		cfg.Log.Warn("the agent keeps the workloads' CPU priority", "err", err)
+	}
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
 	if err != nil {
 		return err

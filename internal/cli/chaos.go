@@ -18,6 +18,7 @@ import (
 	"github.com/weft-dev/weft/internal/chaos/native"
 	"github.com/weft-dev/weft/internal/chaos/report"
 	"github.com/weft-dev/weft/internal/fault"
+	"github.com/weft-dev/weft/internal/prio"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -296,6 +297,10 @@ func newFaultBurnCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			end, err := time.Parse(time.RFC3339Nano, until)
 			if err != nil {
+				return err
+			}
+			// Started by the agent: burn at a workload's priority.
+			if err := prio.Set(prio.Workload); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithDeadline(cmd.Context(), end)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weft-dev/weft/internal/logrotate"
+	"github.com/weft-dev/weft/internal/prio"
 )
 
 // initConfigEnv carries the init's JSON config from the runtime to
@@ -82,6 +83,12 @@ type initConfig struct {
 // returns.
 func ContainerInitMain() {
 	runUserNSStageIfAsked()
+	// Started by the supervisor at the control plane's priority (prio):
+	// the workload runs at the default.
+	if err := prio.Set(prio.Workload); err != nil {
+		fmt.Fprintf(os.Stderr, "weft container-init: %v\n", err)
+		os.Exit(initExitCode)
+	}
 	// The main goroutine keeps the main thread, so the throwaway threads
 	// that workloads are forked from (forkConfined) are never the thread
 	// group leader, which cannot end and would stay confined.
