@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
@@ -12,9 +13,9 @@ import (
 	"github.com/weft-dev/weft/internal/runtime"
 )
 
-// Burning CPU runs `weft fault-burn` inside the container's namespaces (the
-// way `weft exec` enters them), in its own session, spinning Workers
-// threads until the fault expires; removal kills it early.
+// Burning CPU runs `weft fault-burn` in the container's cgroups, in its own
+// session, spinning Workers threads until the fault expires; removal kills
+// it early.
 
 func applyBurn(ctx context.Context, env Env, r *Record) error {
 	if env.Pid == nil {
@@ -35,17 +36,21 @@ func applyBurn(ctx context.Context, env Env, r *Record) error {
 				return fmt.Errorf("finding the weft binary: %w", err)
 			}
 		}
-		// The burner runs the weft binary from the host's filesystem: the
-		// container's mount namespace sees it through /proc/<self>/exe of
-		// nsenter's parent, so use the path, which the lab's containers share.
-		cmd := runtime.ExecCommand(context.WithoutCancel(ctx), pid, []string{exe, "fault-burn",
-			"--workers", strconv.Itoa(max(r.Workers, 1)), "--until", r.Expires.UTC().Format(time.RFC3339Nano)})
+		// A host process put in the container's cgroups: its CPU share and
+		// limits are the container's. It is not run inside the container's
+		// mount namespace, whose root (an image's) need not hold the weft
+		// binary.
+		cmd := exec.Command(exe, "fault-burn", "--workers", strconv.Itoa(max(r.Workers, 1)), "--until", r.Expires.UTC().Format(time.RFC3339Nano))
+		cmd.Dir = "/"
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		cmd.Cancel = nil
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting the burner in %s: %w", p.Container, err)
 		}
 		go func() { _ = cmd.Wait() }()
+		if err := runtime.MoveToCgroupsOf(cmd.Process.Pid, pid); err != nil {
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("putting the burner in %s's cgroups: %w", p.Container, err)
+		}
 		p.Pid = cmd.Process.Pid
 		if p.PidStart, err = procStart(p.Pid); err != nil {
 			return fmt.Errorf("the burner in %s exited at once: %w", p.Container, err)

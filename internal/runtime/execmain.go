@@ -66,12 +66,8 @@ func containerExec(args []string) (int, error) {
 		return 126, err
 	}
 	// The whole helper joins first: argv is forked from it and inherits.
-	for _, cg := range t.cgroups {
-		controller, path, _ := strings.Cut(cg, ":")
-		procs := filepath.Join(cgroup.Root, controller, path, "cgroup.procs")
-		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			return 126, fmt.Errorf("joining the container's cgroup %s: %w", procs, err)
-		}
+	if err := moveToCgroups(os.Getpid(), t.cgroups); err != nil {
+		return 126, err
 	}
 	nsFiles, err := openNamespaces(pid)
 	if err != nil {

@@ -408,7 +408,7 @@ func buildRecord(t targets, stateRoot, fn string, args map[string]any, now time.
 		if w, ok := args["workers"].(int64); ok && w > 0 && w <= 16 {
 			r.Workers = int(w)
 		}
-		r.Target, r.Mechanism = name, "spinning threads inside the container's namespaces"
+		r.Target, r.Mechanism = name, "spinning threads in the container's cgroups"
 		r.Parts = []fault.Part{{Container: name}}
 	default:
 		return nil, fmt.Errorf("unknown weft fault %q", fn)
