@@ -30,6 +30,7 @@ up: deps build
 	@echo "  ./bin/weft status -f $(EXAMPLE)"
 	@echo "  ./bin/weft exec -f $(EXAMPLE) order-service -- wget -qO- http://product-service:8000/health"
 	@echo "  ./bin/weft logs -f $(EXAMPLE) gateway-1 --follow"
+	@echo "  ./bin/weft scale -f $(EXAMPLE) product-service=3"
 	@echo "  make down"
 
 down: build

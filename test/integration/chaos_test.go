@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,15 +141,7 @@ type chaosShop struct {
 
 func upChaosShop(t *testing.T) chaosShop {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(repoDir, "examples/shop/weft.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	name := uniqueName("cz")
-	body := strings.NewReplacer("\nname: shop\n", "\nname: "+name+"\n", "../../bin/shop", shopBin,
-		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", port)).Replace(string(src))
-	c := writeCluster(t, name, body)
+	c, port, _ := shopCluster(t, "cz")
 	upCluster(t, c)
 	sp, err := spec.Load(c.file)
 	if err != nil {
@@ -494,20 +487,28 @@ method:
 		out, _ := exec.Command("pgrep", "-f", "fault-burn").Output()
 		for _, pid := range strings.Fields(string(out)) {
 			if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); strings.TrimSpace(string(comm)) == "weft" {
-				burner = pid // not nsenter, which only waits for it
+				burner = pid
 				return nil
 			}
 		}
 		return fmt.Errorf("no burner process in %q", out)
 	})
-	// The burner is inside product-service's network namespace and uses CPU.
-	self, _ := os.Readlink("/proc/" + burner + "/ns/net")
+	// The burner is in product-service's cgroups (an image container:
+	// its root has no weft binary) and uses CPU.
+	cpuCgroup := func(pid string) string {
+		b, _ := os.ReadFile("/proc/" + pid + "/cgroup")
+		for _, line := range strings.Split(string(b), "\n") {
+			if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "cpu") {
+				return parts[2]
+			}
+		}
+		return ""
+	}
 	st := s.status(t)
 	for _, c := range st.Containers {
 		if c.Container == "product-service-1" {
-			want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", c.Pid))
-			if self == "" || self != want {
-				t.Errorf("burner in netns %q, product-service-1 in %q", self, want)
+			if got, want := cpuCgroup(burner), cpuCgroup(strconv.Itoa(c.Pid)); got == "" || got != want {
+				t.Errorf("burner in cpu cgroup %q, product-service-1 in %q", got, want)
 			}
 		}
 	}

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,49 +142,4 @@ func buildShopImages(t *testing.T) string {
 		t.Fatalf("scripts/build-images.sh: %v\n%s", err, out)
 	}
 	return filepath.Join(filepath.Dir(weftBin), "images", "shop.tar")
-}
-
-// TestImageShopFromRegistry brings up examples/shop-images: the shop's
-// services are the image built by scripts/build-images.sh (no Docker),
-// pulled by every host from the cluster's own registry service; the walk
-// passes through the published gateway. Host1 runs two services of the
-// image and unpacked it once.
-func TestImageShopFromRegistry(t *testing.T) {
-	buildShopImages(t)
-	src, err := os.ReadFile(filepath.Join(repoDir, "examples/shop-images/weft.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, regPort := freePort(t), freePort(t)
-	name := uniqueName("img-shop-")
-	body := strings.NewReplacer(
-		"\nname: shop-images\n", "\nname: "+name+"\n",
-		"../../bin/shop", shopBin,
-		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", port),
-		"127.0.0.1:5000", fmt.Sprintf("127.0.0.1:%d", regPort),
-	).Replace(string(src))
-	c := writeCluster(t, name, body)
-	upCluster(t, c)
-	api := &shopAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/v1", port), http: &http.Client{Timeout: 20 * time.Second}}
-	admin := adminLogin(t, api, c.file)
-	shopWalk(t, api, admin)
-
-	store := &image.Store{Root: naming.ImageDir(naming.DefaultStateRoot, c.name, "host1")}
-	lines, err := store.Unpacks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lines) != 1 || !strings.HasSuffix(lines[0], " registry:5000/shop/shop:v1") {
-		t.Errorf("host1 runs product and inventory from one image and should have unpacked it once, from the registry:\n%s", strings.Join(lines, "\n"))
-	}
-	// The registry is published on 127.0.0.1 for pushes (crane push).
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/shop/shop/tags/list", regPort))
-	if err != nil {
-		t.Fatalf("the published registry: %v", err)
-	}
-	defer resp.Body.Close()
-	tags, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(tags), `"v1"`) {
-		t.Errorf("GET /v2/shop/shop/tags/list: %d %s", resp.StatusCode, tags)
-	}
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/weft-dev/weft/internal/compose"
+	"github.com/weft-dev/weft/internal/image"
+	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -100,26 +102,38 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestShop brings up the shop (two gateways, four services, four
-// PostgreSQL databases on three hosts) and uses it through 127.0.0.1.
-func TestShop(t *testing.T) {
+// shopCluster writes examples/shop/weft.yaml as a cluster of its own:
+// unique name, the shop's image built, and its ports (the gateways', the
+// registry's) free ones, returned as gateway and registry.
+func shopCluster(t *testing.T, prefix string) (c cluster, gateway, registry int) {
+	t.Helper()
+	buildShopImages(t)
 	src, err := os.ReadFile(filepath.Join(repoDir, "examples/shop/weft.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	name := uniqueName("sh")
+	gateway, registry = freePort(t), freePort(t)
+	name := uniqueName(prefix)
 	body := strings.NewReplacer(
 		"\nname: shop\n", "\nname: "+name+"\n", // the cluster's name, not the VIP's
 		"../../bin/shop", shopBin,
-		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", port),
+		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", gateway),
+		"127.0.0.1:5000", fmt.Sprintf("127.0.0.1:%d", registry),
 	).Replace(string(src))
-	c := writeCluster(t, name, body)
+	return writeCluster(t, name, body), gateway, registry
+}
+
+// TestShop brings up the shop (two gateways, four services from the
+// cluster's registry, four PostgreSQL databases on three hosts) and uses
+// it through 127.0.0.1.
+func TestShop(t *testing.T) {
+	c, port, regPort := shopCluster(t, "sh")
 	upCluster(t, c)
 	api := &shopAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/v1", port), http: &http.Client{Timeout: 20 * time.Second}}
 	admin := adminLogin(t, api, c.file)
 
 	t.Run("names, not addresses", func(t *testing.T) { checkNamesNotAddresses(t, c.file) })
+	t.Run("images from the cluster's registry", func(t *testing.T) { shopImages(t, c, regPort) })
 	t.Run("the walk", func(t *testing.T) { shopWalk(t, api, admin) })
 	t.Run("authorization through the gateway", func(t *testing.T) { shopAuthorization(t, api, admin) })
 	t.Run("postman collection via newman", func(t *testing.T) {
@@ -135,6 +149,9 @@ func TestShop(t *testing.T) {
 	})
 	t.Run("concurrent orders never oversell", func(t *testing.T) { shopConcurrency(t, api, admin) })
 	t.Run("bad input", func(t *testing.T) { shopBadInput(t, api, admin) })
+	t.Run("scale product-service 1-5-1 under load", func(t *testing.T) {
+		scaleUnderLoad(t, c, fmt.Sprintf("http://127.0.0.1:%d/api/v1/products/", port), "product-service", 200)
+	})
 	t.Run("resilience", func(t *testing.T) { shopResilience(t, c, api) })
 }
 
@@ -507,4 +524,28 @@ func shopResilience(t *testing.T, c cluster, api *shopAPI) {
 		}
 		return nil
 	})
+}
+
+// shopImages checks that host1, which runs product-service and
+// inventory-service from one image, unpacked it once, pulled from the
+// cluster's registry, and that the registry is published on 127.0.0.1 for
+// pushes (crane push).
+func shopImages(t *testing.T, c cluster, regPort int) {
+	store := &image.Store{Root: naming.ImageDir(naming.DefaultStateRoot, c.name, "host1")}
+	lines, err := store.Unpacks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], " registry:5000/shop/shop:v1") {
+		t.Errorf("host1 runs product and inventory from one image and should have unpacked it once, from the registry:\n%s", strings.Join(lines, "\n"))
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/shop/shop/tags/list", regPort))
+	if err != nil {
+		t.Fatalf("the published registry: %v", err)
+	}
+	defer resp.Body.Close()
+	tags, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(tags), `"v1"`) {
+		t.Errorf("GET /v2/shop/shop/tags/list: %d %s", resp.StatusCode, tags)
+	}
 }
