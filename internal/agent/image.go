@@ -37,7 +37,7 @@ func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, hc overlay.HostCon
 	if err != nil {
 		return image.Image{}, fmt.Errorf("image %q: %w", svc.Image, err)
 	}
-	if img, ok := a.images.Cached(src); ok {
+	if img, ok := a.images.Cached(src, image.Owners{}); ok {
 		return img, nil
 	}
 	var opts image.Options
