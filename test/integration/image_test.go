@@ -199,7 +199,7 @@ func buildShopImages(t *testing.T) string {
 // services are the image built by scripts/build-images.sh (no Docker),
 // pulled by every host from the cluster's own registry service; the walk
 // passes through the published gateway. Host1 runs two services of the
-// image and unpacked it once.
+// image, in the cluster's user namespace, and unpacked it once.
 func TestImageShopFromRegistry(t *testing.T) {
 	buildShopImages(t)
 	src, err := os.ReadFile(filepath.Join(repoDir, "examples/shop-images/weft.yaml"))
@@ -225,8 +225,10 @@ func TestImageShopFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 1 || !strings.HasSuffix(lines[0], " registry:5000/shop/shop:v1") {
-		t.Errorf("host1 runs product and inventory from one image and should have unpacked it once, from the registry:\n%s", strings.Join(lines, "\n"))
+	// In the cluster's user namespace, as every image service by default.
+	tree := fmt.Sprintf("rootfs-%d", runtime.ClusterIDMap(c.name).HostBase)
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], " "+tree+" registry:5000/shop/shop:v1") {
+		t.Errorf("host1 runs product and inventory from one image and should have unpacked it once, from the registry, owned in the cluster's map (%s):\n%s", tree, strings.Join(lines, "\n"))
 	}
 	// The registry is published on 127.0.0.1 for pushes (crane push).
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/shop/shop/tags/list", regPort))
