@@ -9,8 +9,10 @@ STATICCHECK := $(GOBIN)/staticcheck
 
 all: build
 
+# weft is static (no cgo): the init runs it again inside a container's
+# root to enter its user namespace, and an image's root has no libc.
 build:
-	$(GO) build -o bin/weft ./cmd/weft
+	CGO_ENABLED=0 $(GO) build -o bin/weft ./cmd/weft
 	$(GO) build -o bin/weft-bench ./cmd/weft-bench
 	$(GO) build -o bin/hello ./examples/hello
 	$(GO) build -o bin/shop ./apps/shop/cmd/shop

@@ -32,15 +32,19 @@ const pullTimeout = 5 * time.Minute
 // namespace (created and wired here, as ensureContainer would next): it
 // has an overlay address, which the host's namespace does not have
 // towards other hosts.
+//
+// The image's files are owned as the service's containers will see them
+// (imageOwners): shifted into the cluster's id map for containers in a
+// user namespace, as the image has them otherwise.
 func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, hc overlay.HostConfig, svc spec.Service, link overlay.ContainerLink, status map[string]model.ContainerStatus) (image.Image, error) {
 	src, err := spec.ParseImage(svc.Image)
 	if err != nil {
 		return image.Image{}, fmt.Errorf("image %q: %w", svc.Image, err)
 	}
-	if img, ok := a.images.Cached(src); ok {
+	opts := image.Options{Owners: a.imageOwners(c, svc)}
+	if img, ok := a.images.Cached(src, opts.Owners); ok {
 		return img, nil
 	}
-	var opts image.Options
 	if reg, ok := c.ServiceByName(src.RegistryHost()); ok {
 		addr, err := registryAddr(src, reg, status)
 		if err != nil {
@@ -60,6 +64,19 @@ func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, hc overlay.HostCon
 	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	return a.images.Ensure(ctx, src, opts)
+}
+
+// imageOwners is how the service's image must be owned on this host: in
+// the cluster's id map when its containers run in a user namespace, the
+// image's own ids when they do not, and also when the runtime cannot give
+// them one (no user namespaces in the kernel, a dynamically linked weft:
+// runtime.UserNSFor; it then starts them without one, and says so).
+func (a *Agent) imageOwners(c *spec.Cluster, svc spec.Service) image.Owners {
+	m := userNSOf(c, svc)
+	if !m.On() || a.rt.UserNSFor(m, true) != nil {
+		return image.Owners{}
+	}
+	return image.Owners{HostBase: m.HostBase, Size: m.Size}
 }
 
 // registryAddr is ip:port of a ready container of the cluster's registry

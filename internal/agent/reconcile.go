@@ -410,8 +410,8 @@ func (a *Agent) runtimeConfig(c *spec.Cluster, hc overlay.HostConfig, svc spec.S
 }
 
 // userNSOf is the user namespace of the service's containers: the
-// cluster's id map unless the service turned it off (`userns: false`) or
-// runs an image (not id-shifted yet; spec.Service.UserNSOn).
+// cluster's id map unless the service turned it off (`userns: false`;
+// spec.Service.UserNSOn).
 func userNSOf(c *spec.Cluster, svc spec.Service) runtime.IDMap {
 	if !svc.UserNSOn() {
 		return runtime.IDMap{}

@@ -39,11 +39,11 @@ func Or(file, image string) string {
 	return image
 }
 
-// DigestOfRootFS is the digest of the image whose RootFS is dir ("" when
-// dir is not an image of a store).
+// DigestOfRootFS is the digest of the image whose RootFS is dir, with any
+// owners ("" when dir is not an image of a store).
 func DigestOfRootFS(dir string) string {
 	parent, base := splitLast(dir)
-	if base != rootfsDir {
+	if base != rootfsDir && !strings.HasPrefix(base, rootfsDir+"-") {
 		return ""
 	}
 	_, hex := splitLast(parent)

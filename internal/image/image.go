@@ -10,14 +10,20 @@
 //
 // Layout under Store.Root (naming.ImageDir):
 //
-//	<hex>/rootfs        the image's filesystem, flattened (whiteouts applied)
+//	<hex>/rootfs        the image's filesystem, flattened (whiteouts applied),
+//	                    owned by the image's own ids
+//	<hex>/rootfs-<base> the same, its owners shifted to host ids base.. for
+//	                    containers in a user namespace with that map (Owners)
 //	<hex>/config.json   the image's config file (entrypoint, cmd, env, ...)
 //	refs/<sha256(ref)>  the digest a source last resolved to
 //	unpack.log          one line per unpack: when, digest, source
 //
 // where <hex> is the hex of the image's manifest digest. An image is
 // unpacked into a temporary directory and renamed into place, so a crash
-// never leaves a half image behind a valid name.
+// never leaves a half image behind a valid name. Each tree is unpacked
+// once per host; every container of the host that runs the image with the
+// same owners (every container of a cluster in its user namespace) shares
+// it.
 package image
 
 import (
@@ -70,7 +76,7 @@ type Store struct {
 // Image is an unpacked image.
 type Image struct {
 	Digest string    // sha256:...
-	RootFS string    // the image's filesystem, to be mounted read-only
+	RootFS string    // the image's filesystem with the owners asked for, to be mounted read-only
 	Config v1.Config // entrypoint, cmd, env, workdir, user
 }
 
@@ -83,6 +89,10 @@ type Options struct {
 	// Dial, when set, opens the registry's connections (from inside a lab
 	// namespace: the agent's own cannot reach other hosts' containers).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Owners is how the image's files are owned on the host: shifted into
+	// the user namespace of the containers that run it, or (zero) as the
+	// image has them.
+	Owners Owners
 }
 
 func (s *Store) log() *slog.Logger {
@@ -115,7 +125,7 @@ func (s *Store) Ensure(ctx context.Context, src spec.ImageSource, opts Options) 
 	l := s.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	if img, ok := s.cached(key); ok {
+	if img, ok := s.cached(key, opts.Owners); ok {
 		return img, nil
 	}
 	remoteImg, err := s.fetch(ctx, src, opts)
@@ -126,10 +136,10 @@ func (s *Store) Ensure(ctx context.Context, src spec.ImageSource, opts Options) 
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: reading its digest: %w", src, err)
 	}
-	img, err := s.open(d.String())
+	img, err := s.open(d.String(), opts.Owners)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = s.unpack(ctx, src, d, remoteImg); err == nil {
-			img, err = s.open(d.String())
+		if err = s.unpack(ctx, src, d, remoteImg, opts.Owners); err == nil {
+			img, err = s.open(d.String(), opts.Owners)
 		}
 	}
 	if err != nil {
@@ -142,18 +152,18 @@ func (s *Store) Ensure(ctx context.Context, src spec.ImageSource, opts Options) 
 }
 
 // Cached returns the image src resolved to before, if it is still
-// unpacked here; it needs no network (nor the address of the cluster's
-// registry, which may be down or elsewhere now).
-func (s *Store) Cached(src spec.ImageSource) (Image, bool) {
-	return s.cached(sourceKey(src))
+// unpacked here with owners o; it needs no network (nor the address of the
+// cluster's registry, which may be down or elsewhere now).
+func (s *Store) Cached(src spec.ImageSource, o Owners) (Image, bool) {
+	return s.cached(sourceKey(src), o)
 }
 
-func (s *Store) cached(key string) (Image, bool) {
+func (s *Store) cached(key string, o Owners) (Image, bool) {
 	digest, err := os.ReadFile(filepath.Join(s.Root, refsDir, key))
 	if err != nil {
 		return Image{}, false
 	}
-	img, err := s.open(strings.TrimSpace(string(digest)))
+	img, err := s.open(strings.TrimSpace(string(digest)), o)
 	return img, err == nil
 }
 
@@ -249,12 +259,16 @@ func ociImage(src spec.ImageSource) (v1.Image, error) {
 	return nil, fmt.Errorf("image %s: the layout holds %d images tagged %q; name one as oci:PATH:TAG", src, len(m.Manifests), tags)
 }
 
-// open returns an image unpacked earlier, or an error wrapping
-// fs.ErrNotExist.
-func (s *Store) open(digest string) (Image, error) {
+// open returns an image unpacked earlier with owners o, or an error
+// wrapping fs.ErrNotExist.
+func (s *Store) open(digest string, o Owners) (Image, error) {
 	dir, err := s.dirOf(digest)
 	if err != nil {
 		return Image{}, err
+	}
+	rootfs := filepath.Join(dir, o.variantDir())
+	if _, err := os.Stat(rootfs); err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", digest, err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, configFile))
 	if err != nil {
@@ -264,7 +278,7 @@ func (s *Store) open(digest string) (Image, error) {
 	if err := json.Unmarshal(b, &cf); err != nil {
 		return Image{}, fmt.Errorf("image %s: decoding its config: %w", digest, err)
 	}
-	return Image{Digest: digest, RootFS: filepath.Join(dir, rootfsDir), Config: cf.Config}, nil
+	return Image{Digest: digest, RootFS: rootfs, Config: cf.Config}, nil
 }
 
 func (s *Store) dirOf(digest string) (string, error) {
@@ -275,8 +289,9 @@ func (s *Store) dirOf(digest string) (string, error) {
 	return filepath.Join(s.Root, h.Hex), nil
 }
 
-// Unpacks returns the lines of the unpack log: one per image unpacked on
-// this host, "time digest source".
+// Unpacks returns the lines of the unpack log: one per tree unpacked on
+// this host, "time digest tree source", the tree "rootfs" (the image's
+// own owners) or "rootfs-<host base>" (shifted, Owners).
 func (s *Store) Unpacks() ([]string, error) {
 	b, err := os.ReadFile(filepath.Join(s.Root, unpackLog))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -288,12 +303,12 @@ func (s *Store) Unpacks() ([]string, error) {
 	return strings.Split(strings.TrimSpace(string(b)), "\n"), nil
 }
 
-func (s *Store) logUnpack(digest v1.Hash, src spec.ImageSource) error {
+func (s *Store) logUnpack(digest v1.Hash, tree string, src spec.ImageSource) error {
 	f, err := os.OpenFile(filepath.Join(s.Root, unpackLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening the unpack log: %w", err)
 	}
-	_, err = fmt.Fprintf(f, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), digest, src)
+	_, err = fmt.Fprintf(f, "%s %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), digest, tree, src)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

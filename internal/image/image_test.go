@@ -163,10 +163,10 @@ func TestEnsureRegistry(t *testing.T) {
 	if _, err := s2.Ensure(context.Background(), source(t, "registry:5000/shop/app:v1"), Options{Registry: "127.0.0.1:1"}); err != nil {
 		t.Fatalf("an image pulled before should not need the registry: %v", err)
 	}
-	if img, ok := s2.Cached(source(t, "registry:5000/shop/app:v1")); !ok || img.Digest != got.Digest {
+	if img, ok := s2.Cached(source(t, "registry:5000/shop/app:v1"), Owners{}); !ok || img.Digest != got.Digest {
 		t.Errorf("Cached = %v, %v", img.Digest, ok)
 	}
-	if _, ok := s2.Cached(source(t, "registry:5000/shop/app:v2")); ok {
+	if _, ok := s2.Cached(source(t, "registry:5000/shop/app:v2"), Owners{}); ok {
 		t.Error("a reference never pulled is not cached")
 	}
 }

@@ -17,12 +17,13 @@ import (
 	"github.com/weft-dev/weft/internal/spec"
 )
 
-// unpack writes img's filesystem and config under Root/<hex>. The layers
-// are flattened by go-containerregistry (mutate.Extract applies the
-// whiteouts); this only writes the resulting entries, through an os.Root
-// so no entry (../, an absolute symlink) can write outside the image's
-// directory.
-func (s *Store) unpack(ctx context.Context, src spec.ImageSource, digest v1.Hash, img v1.Image) (err error) {
+// unpack writes img's filesystem with owners o, and its config, under
+// Root/<hex> (the tree in o.variantDir()). The layers are flattened by
+// go-containerregistry (mutate.Extract applies the whiteouts); this only
+// writes the resulting entries, through an os.Root so no entry (../, an
+// absolute symlink) can write outside the image's directory. An image
+// already unpacked with other owners gets this tree beside the other.
+func (s *Store) unpack(ctx context.Context, src spec.ImageSource, digest v1.Hash, img v1.Image, o Owners) (err error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return fmt.Errorf("image %s: reading its config: %w", src, err)
@@ -47,24 +48,33 @@ func (s *Store) unpack(ctx context.Context, src spec.ImageSource, digest v1.Hash
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("image %s: %w", src, err)
 	}
-	rootfs := filepath.Join(tmp, rootfsDir)
+	variant := o.variantDir()
+	rootfs := filepath.Join(tmp, variant)
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return fmt.Errorf("image %s: %w", src, err)
 	}
-	s.log().Info("unpacking image", "image", src.String(), "digest", digest.String())
+	s.log().Info("unpacking image", "image", src.String(), "digest", digest.String(), "tree", variant)
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	if err := extract(ctx, tar.NewReader(rc), rootfs); err != nil {
+	if err := extract(ctx, tar.NewReader(rc), rootfs, o); err != nil {
 		return fmt.Errorf("image %s: unpacking: %w", src, err)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, configFile), cfg, 0o644); err != nil {
 		return fmt.Errorf("image %s: writing its config: %w", src, err)
 	}
 	dir := filepath.Join(s.Root, digest.Hex)
-	if err := os.Rename(tmp, dir); err != nil {
+	if _, err := os.Stat(dir); err == nil {
+		// Unpacked before with other owners: add this tree.
+		if err := os.Rename(rootfs, filepath.Join(dir, variant)); err != nil {
+			return fmt.Errorf("image %s: moving the unpacked tree %s into place: %w", src, variant, err)
+		}
+		if err := os.RemoveAll(tmp); err != nil {
+			return fmt.Errorf("image %s: removing the unpack directory: %w", src, err)
+		}
+	} else if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("image %s: moving the unpacked image into place: %w", src, err)
 	}
-	return s.logUnpack(digest, src)
+	return s.logUnpack(digest, variant, src)
 }
 
 // dirMode is a directory's mode, applied once its contents are written
@@ -74,14 +84,28 @@ type dirMode struct {
 	mode os.FileMode
 }
 
-// extract writes a flattened image's tar stream into dir. Device nodes
-// are skipped: every container gets a fresh /dev.
-func extract(ctx context.Context, tr *tar.Reader, dir string) error {
+// extract writes a flattened image's tar stream into dir, each entry owned
+// as o says. Device nodes are skipped: every container gets a fresh /dev.
+func extract(ctx context.Context, tr *tar.Reader, dir string, o Owners) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	return extractInto(ctx, tr, root, o, root)
+}
+
+// extractInto is extract into root, setting owners through own.
+func extractInto(ctx context.Context, tr *tar.Reader, root *os.Root, o Owners, own lchowner) error {
+	// The image's root directory is its root user's (the overlay's upper
+	// layer and a copied layer take its owner).
+	uid, gid, err := o.host(0, 0)
+	if err != nil {
+		return err
+	}
+	if err := own.Lchown(".", uid, gid); err != nil {
+		return fmt.Errorf("owning the image's root by %d:%d: %w", uid, gid, err)
+	}
 	var dirs []dirMode
 	for {
 		if err := ctx.Err(); err != nil {
@@ -128,8 +152,12 @@ func extract(ctx context.Context, tr *tar.Reader, dir string) error {
 		default:
 			continue // devices and fifos
 		}
-		if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
-			return fmt.Errorf("%s: owning it by %d:%d: %w", name, hdr.Uid, hdr.Gid, err)
+		uid, gid, err := o.host(hdr.Uid, hdr.Gid)
+		if err != nil {
+			return fmt.Errorf("/%s: %w", name, err)
+		}
+		if err := own.Lchown(name, uid, gid); err != nil {
+			return fmt.Errorf("%s: owning it by %d:%d: %w", name, uid, gid, err)
 		}
 		if hdr.Typeflag == tar.TypeReg {
 			// After the chown, which clears set-user-ID bits.

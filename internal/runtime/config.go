@@ -73,8 +73,8 @@ type Config struct {
 
 	// UserNS is the user namespace the container's processes run in
 	// (userns.go; ClusterIDMap); the zero value runs them without one, as
-	// host root when they are root. Not with Image (image roots are not
-	// shifted yet).
+	// host root when they are root. With Image, the image's files must be
+	// owned in the same map (internal/image.Owners; checked at start).
 	UserNS IDMap
 
 	forceCopy bool // tests: a copied writable layer even where overlayfs works
@@ -158,9 +158,6 @@ func (c Config) validate() error {
 	}
 	if err := c.Resources.validate(c.Container); err != nil {
 		return err
-	}
-	if c.UserNS.On() && c.Image != "" {
-		return fmt.Errorf("container %s: a user namespace with an image root is not supported yet (the image's files are not id-shifted); run it without one", c.Container)
 	}
 	if c.UserNS.On() && (c.UserNS.Size > IDMapSize || uint64(c.UserNS.HostBase)+uint64(c.UserNS.Size) > 1<<32) {
 		return fmt.Errorf("container %s: user namespace map %s is out of range", c.Container, c.UserNS)

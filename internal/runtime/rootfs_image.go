@@ -24,6 +24,12 @@ import (
 //
 // What the kind of layer is is written to layer-<hash>/kind ("overlay" or
 // "copy").
+//
+// With a user namespace the image's files are owned in the container's
+// map on the host (internal/image unpacks a tree per map: Owners), so the
+// container sees them with the image's own owners; imageOwnedFor checks
+// that the tree given is that one. The layer's root takes the image
+// root's owner and mode, so that / of the container is its root's.
 
 const (
 	layerPrefix  = "layer-"
@@ -56,6 +62,38 @@ func prepareLayer(stateDir, hash string) (string, error) {
 	return dir, nil
 }
 
+// imageOwnedFor checks that the image tree at image is owned for a
+// container with map m: its root directory's owner is the container's
+// root (host uid m.HostBase, or 0 without a user namespace). A tree of
+// other owners would show every file as nobody, or as the wrong user.
+func imageOwnedFor(image string, m IDMap) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(image, &st); err != nil {
+		return fmt.Errorf("reading the owner of image %s: %w", image, err)
+	}
+	if want := hostRange(m).HostBase; st.Uid != want {
+		return fmt.Errorf("image %s is owned by host uid %d, not by the container's root (host uid %d, user namespace %q): unpack the image with the container's owners (internal/image Options.Owners)", image, st.Uid, want, m)
+	}
+	return nil
+}
+
+// ownLike gives dir the owner and permission bits of ref (the layer's
+// root, that of the image's root).
+func ownLike(dir, ref string) error {
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return fmt.Errorf("reading the image's root: %w", err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if err := os.Lchown(dir, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("owning %s like the image's root: %w", dir, err)
+	}
+	if err := os.Chmod(dir, fi.Mode()&(fs.ModePerm|fs.ModeSticky)); err != nil {
+		return fmt.Errorf("setting the mode of %s like the image's root: %w", dir, err)
+	}
+	return nil
+}
+
 // kernelHasOverlay says whether /proc/filesystems lists overlay.
 func kernelHasOverlay(filesystems string) bool {
 	for _, line := range strings.Split(filesystems, "\n") {
@@ -77,9 +115,18 @@ func mountImageRoot(root, image, layer string, forceCopy bool) (string, error) {
 	kind := layerCopy
 	if !forceCopy && kernelHasOverlay(string(fsList)) {
 		upper, work := filepath.Join(layer, "upper"), filepath.Join(layer, "work")
+		_, statErr := os.Stat(upper)
 		for _, d := range []string{upper, work} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return "", fmt.Errorf("creating %s: %w", d, err)
+			}
+		}
+		// The overlay's root is the upper directory's: the image root's
+		// owner (the mapped root under a user namespace). Once, when the
+		// layer is new: the container may change its / later.
+		if errors.Is(statErr, fs.ErrNotExist) {
+			if err := ownLike(upper, image); err != nil {
+				return "", err
 			}
 		}
 		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", image, upper, work)

@@ -53,6 +53,9 @@ type Runtime struct {
 
 	userNSOnce sync.Once
 	userNSErr  error // why the kernel gives no user namespace; nil when it does
+
+	staticOnce sync.Once
+	staticErr  error // why the userns stage cannot run in an image's root; nil when it can (stage_static.go)
 }
 
 // control serialises everything that touches one container's process.
@@ -466,7 +469,7 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 	defer signalR.Close()
 
 	if cfg.UserNS.On() {
-		if err := r.userNSWorks(cfg.UserNS); err != nil {
+		if err := r.UserNSFor(cfg.UserNS, cfg.Image != ""); err != nil {
 			// Degrade by name: the agent's log and the container's.
 			r.logger().Warn("running the container without a user namespace: root in it is host root", "container", cfg.Container, "err", err)
 			fmt.Fprintf(out, "weft: %v: this container runs without a user namespace (root in it is host root)\n", err)
@@ -484,6 +487,9 @@ func (r *Runtime) start(ctl *control, sess *session, cfg Config, restarts int) (
 
 	var layer string
 	if cfg.Image != "" {
+		if err := imageOwnedFor(cfg.Image, cfg.UserNS); err != nil {
+			return nil, fmt.Errorf("container %s: %w", cfg.Container, err)
+		}
 		if layer, err = prepareLayer(dir, cfg.Hash()); err != nil {
 			return nil, fmt.Errorf("container %s: %w", cfg.Container, err)
 		}

@@ -47,6 +47,8 @@ func runTests(m *testing.M) int {
 		defer os.RemoveAll(dir)
 		initExe = filepath.Join(dir, "weft")
 		build := exec.Command("go", "build", "-o", initExe, "./testdata/initbin")
+		// Static, as make build builds weft: the userns stage runs it in an image's root.
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building the container-init test binary:", err)

@@ -22,16 +22,29 @@ import (
 func BenchmarkContainerStart(b *testing.B) { benchStart(b, nil) }
 
 // BenchmarkImageContainerStart is BenchmarkContainerStart for a container
-// of an unpacked image (busybox), with each kind of writable layer. The
-// image is unpacked once before (as a host does once per image); a new
+// of an unpacked image (busybox), with each kind of writable layer,
+// without and with a user namespace (-userns: the image's files owned in
+// the cluster's map, as internal/image unpacks them for it). The image is
+// unpacked once before (as a host does once per image and map); a new
 // config hash per start would make a new layer, so every start here
 // reuses one layer as a restart does (for copy: the copy is made once).
 func BenchmarkImageContainerStart(b *testing.B) {
 	for _, kind := range []string{layerOverlay, layerCopy} {
-		b.Run(kind, func(b *testing.B) {
-			img := busyboxImage(b)
-			benchStart(b, func(c *Config) { c.Image, c.forceCopy = img, kind == layerCopy })
-		})
+		for _, userns := range []bool{false, true} {
+			name := kind + map[bool]string{false: "", true: "-userns"}[userns]
+			b.Run(name, func(b *testing.B) {
+				img := busyboxImage(b)
+				benchStart(b, func(c *Config) {
+					c.Image, c.forceCopy = img, kind == layerCopy
+					if userns {
+						c.UserNS = ClusterIDMap(c.Cluster)
+						if err := ShiftOwnership(img, identityIDs, c.UserNS); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+		}
 	}
 }
 

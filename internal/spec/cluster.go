@@ -57,13 +57,10 @@ func (c *Cluster) Managers() []Host {
 func (c *Cluster) FirewallOn() bool { return c.Firewall == nil || *c.Firewall }
 
 // UserNSOn reports whether the service's containers run in a user
-// namespace: its `userns`, when left out true for a host binary and false
-// for an image (whose files are not id-shifted yet).
+// namespace: its `userns`, true when left out (for an image too: its
+// files are unpacked owned in the cluster's map).
 func (s Service) UserNSOn() bool {
-	if s.UserNS != nil {
-		return *s.UserNS
-	}
-	return s.Image == ""
+	return s.UserNS == nil || *s.UserNS
 }
 
 // IsManager reports whether the host carries an etcd member.

@@ -98,8 +98,8 @@ type Service struct {
 	RescheduleAfter Duration   `yaml:"reschedule_after" json:"reschedule_after"`
 	Resources       *Resources `yaml:"resources" json:"resources,omitempty"` // limits; see resources.go
 	// UserNS says whether the containers run in a user namespace (root in
-	// them an unprivileged host uid); default true without an image, false
-	// with one (image roots are not id-shifted yet). Read it with UserNSOn.
+	// them an unprivileged host uid); default true, with an image too.
+	// Read it with UserNSOn.
 	UserNS *bool `yaml:"userns" json:"userns,omitempty"`
 
 	// StopGrace is how long a drained instance has between SIGTERM and

@@ -36,20 +36,30 @@ func TestUserNSField(t *testing.T) {
 	}
 }
 
+// TestUserNSWithAnImage: an image service runs in a user namespace
+// unless it says `userns: false` (its files are unpacked owned in the
+// cluster's map); neither setting is a problem.
 func TestUserNSWithAnImage(t *testing.T) {
-	// Left out: off for an image.
-	c, err := Parse([]byte(edit(t, base, addService(imageService)...)), "/srv/lab")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range c.Services {
-		if s.Name == "web" && s.UserNSOn() {
-			t.Error("an image service should run without a user namespace by default")
-		}
-	}
-	// Asked for: refused, naming the field.
-	problems := parseProblems(t, edit(t, base, addService(imageService+"    userns: true\n")...))
-	if len(problems) != 1 || problems[0].Field != "services.web.userns" || problems[0].Fix == "" {
-		t.Errorf("userns: true with an image should be one problem naming the field, got %v", problems)
+	for _, tc := range []struct {
+		name, line string
+		want       bool
+	}{
+		{"left out: on", "", true},
+		{"written true", "    userns: true\n", true},
+		{"written false", "    userns: false\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(edit(t, base, addService(imageService+tc.line)...)), "/srv/lab")
+			if err != nil {
+				t.Fatalf("an image service with userns %q should validate: %v", tc.line, err)
+			}
+			web, ok := c.ServiceByName("web")
+			if !ok {
+				t.Fatal("service web is missing")
+			}
+			if web.UserNSOn() != tc.want {
+				t.Errorf("UserNSOn = %t, want %t", web.UserNSOn(), tc.want)
+			}
+		})
 	}
 }

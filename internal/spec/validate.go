@@ -368,10 +368,6 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 	}
 	validateVolumes(ps, field+".volumes", s.Volumes)
 	validateUpdate(ps, field, s)
-	if s.Image != "" && s.UserNS != nil && *s.UserNS {
-		ps.add(field+".userns", true, "a user namespace is not supported with an image yet (the image's files are not id-shifted)",
-			"remove userns (image services run without one) or run a host binary")
-	}
 }
 
 // validateImage checks the image field's syntax, that entrypoint comes with

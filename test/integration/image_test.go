@@ -13,6 +13,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/runtime"
 )
 
 // staticHello builds the hello example without cgo: an image has no libc.
@@ -28,8 +29,9 @@ func staticHello(t *testing.T) string {
 }
 
 // helloImage writes a `docker save` tarball of an image that holds a
-// static busybox, the hello server, and an /etc of its own; its
-// entrypoint is hello, run as user app (uid 1000) in /app.
+// static busybox, the hello server, an /etc of its own and a file of user
+// app (/app/state); its entrypoint is hello, run as user app (uid 1000)
+// in /app.
 func helloImage(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat("/bin/busybox"); err != nil {
@@ -41,8 +43,9 @@ func helloImage(t *testing.T) string {
 		{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n")},
 		{Path: "/etc/group", Data: []byte("root:x:0:\napp:x:1000:\n")},
 		{Path: "/etc/image-marker", Data: []byte("from the image\n")},
+		{Path: "/app/state", Data: []byte("app's\n"), UID: 1000, GID: 1000},
 	}
-	for _, applet := range []string{"sh", "cat", "id", "test", "grep", "wget", "ls"} {
+	for _, applet := range []string{"sh", "cat", "id", "test", "grep", "wget", "ls", "stat"} {
 		entries = append(entries, image.Entry{Path: "/bin/" + applet, Link: "busybox"})
 	}
 	img, err := image.Build(entries, v1.Config{
@@ -77,22 +80,48 @@ services:
     replicas: 2
     port: 8080
     health: {http: /health, interval: 200ms}
+  plain:
+    image: docker-archive:TARBALL
+    userns: false
+    port: 8080
+    health: {http: /health, interval: 200ms}
 `
 
 // TestImageFromTarball: a service of an image from a docker save tarball
 // runs the image's entrypoint as the image's user, sees the image's /etc
-// and none of the host's files; its second container starts from the
-// same unpacked image (the unpack log has one line); once no container
-// runs the image, it is collected.
+// (root's) and its user's files (app's, writable by it) and none of the
+// host's files. By default it runs in the cluster's user namespace: its
+// uid_map is the cluster's, and on the host its workload is the mapped
+// uid of app, not 1000; with `userns: false` (plain) it sees the same
+// owners without one. Its second container starts from the same unpacked
+// image (the unpack log has one line per tree: the shifted one, shared
+// by web-1 and web-2, and plain's); once no container runs the image, it
+// is collected.
 func TestImageFromTarball(t *testing.T) {
 	tarball := helloImage(t)
 	c := writeCluster(t, uniqueName("img-"), strings.ReplaceAll(imageTmpl, "TARBALL", tarball))
-	upCluster(t, c) // returns once both are healthy: the entrypoint serves
-	for _, ct := range []string{"web-1", "web-2"} {
+	upCluster(t, c) // returns once all are healthy: the entrypoint serves
+	m := runtime.ClusterIDMap(c.name)
+	pids := map[string]int{}
+	for _, s := range c.status(t).Containers {
+		pids[s.Container] = s.Pid
+	}
+	for _, tc := range []struct {
+		container, uidMap string
+		hostUID           int
+	}{
+		{"web-1", m.String(), int(m.HostBase) + 1000},
+		{"web-2", m.String(), int(m.HostBase) + 1000},
+		{"plain-1", "0 0 4294967295", 1000},
+	} {
+		ct := tc.container
 		r := c.exec(t, ct, "sh", "-c", `
 			cat /etc/image-marker
 			for p in /etc/debian_version /usr/bin /var/lib/weft /root; do test -e "$p" && echo "visible $p"; done
 			for p in /proc/[0-9]*; do grep -q /app/hello $p/cmdline 2>/dev/null && grep -E '^Uid:' $p/status; done
+			set -- $(cat /proc/self/uid_map); echo "map: $1 $2 $3"
+			stat -c 'owner %n %u:%g' / /etc/passwd /app/state
+			echo more >> /app/state && echo appended
 			echo done`)
 		if r.code != 0 {
 			t.Fatalf("weft exec %s: exit %d: %s%s", ct, r.code, r.stdout, r.stderr)
@@ -100,10 +129,23 @@ func TestImageFromTarball(t *testing.T) {
 		if strings.Contains(r.stdout, "visible") {
 			t.Errorf("%s sees the host's files:\n%s", ct, r.stdout)
 		}
-		for _, want := range []string{"from the image", "Uid:\t1000\t1000\t1000\t1000", "done"} {
+		for _, want := range []string{"from the image", "Uid:\t1000\t1000\t1000\t1000", "map: " + tc.uidMap + "\n",
+			"owner / 0:0", "owner /etc/passwd 0:0", "owner /app/state 1000:1000", "appended", "done"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("%s: output lacks %q:\n%s", ct, want, r.stdout)
 			}
+		}
+		// The host's view of the workload: its map, and its uid there.
+		uidMap, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pids[ct]))
+		if err != nil {
+			t.Fatalf("%s: %v", ct, err)
+		}
+		if got := strings.Join(strings.Fields(string(uidMap)), " "); got != tc.uidMap {
+			t.Errorf("%s on the host: uid_map %q, want %q", ct, got, tc.uidMap)
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[ct]))
+		if err != nil || !strings.Contains(string(status), fmt.Sprintf("\nUid:\t%d\t%d\t", tc.hostUID, tc.hostUID)) {
+			t.Errorf("%s (pid %d) on the host should run as uid %d: %v\n%s", ct, pids[ct], tc.hostUID, err, status)
 		}
 	}
 	store := &image.Store{Root: naming.ImageDir(naming.DefaultStateRoot, c.name, "host1")}
@@ -111,8 +153,15 @@ func TestImageFromTarball(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 1 {
-		t.Fatalf("two containers of one image on one host unpacked it %d times:\n%s", len(lines), strings.Join(lines, "\n"))
+	trees := map[string]int{}
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) == 4 {
+			trees[f[2]]++
+		}
+	}
+	shifted := fmt.Sprintf("rootfs-%d", m.HostBase)
+	if len(lines) != 2 || trees[shifted] != 1 || trees["rootfs"] != 1 {
+		t.Fatalf("web-1 and web-2 should share one tree of the image in the cluster's map (%s), plain one of its own ids (rootfs), each unpacked once:\n%s", shifted, strings.Join(lines, "\n"))
 	}
 	digest := strings.Fields(lines[0])[1]
 	rootfs := filepath.Join(store.Root, strings.TrimPrefix(digest, "sha256:"))

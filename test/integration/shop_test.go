@@ -23,6 +23,7 @@ import (
 	"github.com/weft-dev/weft/internal/compose"
 	"github.com/weft-dev/weft/internal/image"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -536,8 +537,10 @@ func shopImages(t *testing.T, c cluster, regPort int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 1 || !strings.HasSuffix(lines[0], " registry:5000/shop/shop:v1") {
-		t.Errorf("host1 runs product and inventory from one image and should have unpacked it once, from the registry:\n%s", strings.Join(lines, "\n"))
+	// In the cluster's user namespace, as every image service by default.
+	tree := fmt.Sprintf("rootfs-%d", runtime.ClusterIDMap(c.name).HostBase)
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], " "+tree+" registry:5000/shop/shop:v1") {
+		t.Errorf("host1 runs product and inventory from one image and should have unpacked it once, from the registry, owned in the cluster's map (%s):\n%s", tree, strings.Join(lines, "\n"))
 	}
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/shop/shop/tags/list", regPort))
 	if err != nil {
