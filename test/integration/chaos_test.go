@@ -576,6 +576,11 @@ rollbacks:
 		t.Errorf("rollbacks after Ctrl-C: %v", j["rollbacks"])
 	}
 	s.noLeftovers(t, "Ctrl-C")
+	if t.Failed() {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			t.Logf("runner: %s", line) // line by line, as make's filter keeps them
+		}
+	}
 	t.Logf("every fault gone %s after Ctrl-C (durations 60s)", time.Since(interrupted).Round(100*time.Millisecond))
 }
 

@@ -215,11 +215,31 @@ func (p *Provider) end(ctx context.Context, a *active) {
 		} else {
 			p.logf("fault %s ended (%s on %s)", a.rec.ID, a.rec.Kind, a.rec.Target)
 			if st != nil {
-				_ = st.DeleteFault(rctx, a.rec.ID, 0)
+				if err := deleteRecord(rctx, st, a.rec.ID); err != nil {
+					p.logf("fault %s: its record stays in the store until the agents' sweep at expiry: %v", a.rec.ID, err)
+				}
 			}
 		}
 		close(a.done)
 	})
+}
+
+// deleteRecord deletes a fault's record, trying again while ctx lasts: a
+// store busy for a moment must not leave the record until its expiry.
+func deleteRecord(ctx context.Context, st *store.Store, id string) error {
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := st.DeleteFault(dctx, id, 0)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deleting fault record %s: %w", id, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // EndAll ends every fault of this run still in effect and reports them all.
