@@ -45,13 +45,20 @@ func source(t *testing.T, s string) spec.ImageSource {
 	return src
 }
 
-func TestEnsureTarballUnpacksOnce(t *testing.T) {
+// tarballStore writes the test image as a docker save tarball and gives
+// an empty store beside it.
+func tarballStore(t *testing.T) (s *Store, tarPath string) {
+	t.Helper()
 	dir := t.TempDir()
-	tarPath := filepath.Join(dir, "app.tar")
+	tarPath = filepath.Join(dir, "app.tar")
 	if err := WriteArchive(testImage(t), "shop/app:v1", tarPath); err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{Root: filepath.Join(dir, "images")}
+	return &Store{Root: filepath.Join(dir, "images")}, tarPath
+}
+
+func TestEnsureTarballUnpacksOnce(t *testing.T) {
+	s, tarPath := tarballStore(t)
 	ctx := context.Background()
 	img, err := s.Ensure(ctx, source(t, "docker-archive:"+tarPath), Options{})
 	if err != nil {

@@ -129,12 +129,7 @@ func TestEnsureOwners(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the shifted tree is chowned to the map's ids")
 	}
-	dir := t.TempDir()
-	tarPath := filepath.Join(dir, "app.tar")
-	if err := WriteArchive(testImage(t), "shop/app:v1", tarPath); err != nil {
-		t.Fatal(err)
-	}
-	s := &Store{Root: filepath.Join(dir, "images")}
+	s, tarPath := tarballStore(t)
 	ctx := context.Background()
 	src := source(t, "docker-archive:"+tarPath)
 	shifted := Owners{HostBase: testBase, Size: 65536}

@@ -5,15 +5,23 @@ import (
 	"testing"
 )
 
-func TestUserNSField(t *testing.T) {
-	for _, tc := range []struct {
+// userNSCases are the ways a file can say userns, and what each means.
+func userNSCases() []struct {
+	name, line string
+	want       bool
+} {
+	return []struct {
 		name, line string
 		want       bool
 	}{
 		{"left out: on", "", true},
 		{"written true", "    userns: true\n", true},
 		{"written false", "    userns: false\n", false},
-	} {
+	}
+}
+
+func TestUserNSField(t *testing.T) {
+	for _, tc := range userNSCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(edit(t, base, "    command: [./db]\n", "    command: [./db]\n"+tc.line)), "/srv/lab")
 			if err != nil {
@@ -40,14 +48,7 @@ func TestUserNSField(t *testing.T) {
 // unless it says `userns: false` (its files are unpacked owned in the
 // cluster's map); neither setting is a problem.
 func TestUserNSWithAnImage(t *testing.T) {
-	for _, tc := range []struct {
-		name, line string
-		want       bool
-	}{
-		{"left out: on", "", true},
-		{"written true", "    userns: true\n", true},
-		{"written false", "    userns: false\n", false},
-	} {
+	for _, tc := range userNSCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(edit(t, base, addService(imageService+tc.line)...)), "/srv/lab")
 			if err != nil {
