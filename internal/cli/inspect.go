@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,26 +20,6 @@ import (
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/runtime"
 )
-
-// anyAgent returns a client of the first agent of the cluster that answers
-// with a usable store: status works as long as one agent does.
-func anyAgent(ctx context.Context, g *globals, cluster string) (*api.Client, error) {
-	socks, _ := filepath.Glob(filepath.Join(naming.StateDir(g.stateRoot, cluster), "hosts", "*", "agent.sock"))
-	if len(socks) == 0 {
-		return nil, &exitError{code: 1, err: fmt.Errorf("cluster %s does not exist on this machine (start it with `weft up`)", cluster)}
-	}
-	sort.Strings(socks)
-	for _, s := range socks {
-		cl := api.NewClient(s)
-		hctx, cancel := context.WithTimeout(ctx, time.Second)
-		h, err := cl.Health(hctx)
-		cancel()
-		if err == nil && h.StoreOK {
-			return cl, nil
-		}
-	}
-	return nil, &exitError{code: 1, err: fmt.Errorf("no agent of cluster %s answers (run `weft up` to restart them)", cluster)}
-}
 
 // agentSockets lists the cluster's agents on this machine: host -> socket.
 func agentSockets(g *globals, cluster string) (map[string]string, error) {

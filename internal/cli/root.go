@@ -1,5 +1,6 @@
-// Package cli is weft's command line: it parses flags, calls the provider and
-// the agents, and renders. It holds no logic of its own.
+// Package cli is weft's command line: it parses flags, calls internal/cluster
+// (up, down, the publisher) and the agents, and renders. It holds no logic of
+// its own.
 package cli
 
 import (

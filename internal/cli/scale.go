@@ -13,6 +13,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/agent"
 	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/cluster"
 )
 
 func newScaleCmd(g *globals) *cobra.Command {
@@ -42,13 +43,13 @@ func newScaleCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("scaling %s: %w", strings.Join(args, " "), err)}
 			}
-			fmt.Fprintf(g.stdout, "changes: %d%s\n", ar.Changes.Count(), describeChanges(ar.Changes))
+			fmt.Fprintf(g.stdout, "changes: %d%s\n", ar.Changes.Count(), cluster.DescribeChanges(ar.Changes))
 			c, err := client.Spec(cmd.Context())
 			if err != nil || c == nil {
 				return fmt.Errorf("reading the applied cluster file: %v", err)
 			}
 			say := func(format string, a ...any) { fmt.Fprintf(g.stdout, format+"\n", a...) }
-			ready, err := waitConverged(cmd.Context(), client, c, ar, timeout, say)
+			ready, err := cluster.WaitConverged(cmd.Context(), client, c, ar, timeout, say)
 			if err != nil {
 				return err
 			}

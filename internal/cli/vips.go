@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/weft-dev/weft/internal/api"
-	"github.com/weft-dev/weft/internal/spec"
 )
 
 // printVIPs prints each VIP, its holder and its last failover (time, cause,
@@ -36,12 +35,4 @@ func printVIPs(tw *tabwriter.Writer, vips []api.VIPStatus) {
 		}
 		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%d\t%s\n", v.Name, v.Address, v.Port, v.Mode, holder, v.Epoch, last)
 	}
-}
-
-// publishTarget names where a publish forwards to, for `weft up`'s output.
-func publishTarget(p spec.Publish) string {
-	if p.VIP != "" {
-		return "VIP " + p.VIP
-	}
-	return strings.Join(p.Services, ", ")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/cgroup"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/provider"
 )
 
 // killTimeout bounds how long Destroy waits for a cluster's processes to die.
@@ -25,11 +26,7 @@ const killTimeout = 10 * time.Second
 const volumesDir = "volumes"
 
 // Removed is what Destroy took away.
-type Removed struct {
-	Namespaces []string // named network namespaces deleted
-	Processes  int      // processes killed (agents and containers)
-	StateDir   bool     // the state directory (or all of it but volumes) was removed
-}
+type Removed = provider.Removed
 
 // Destroy removes everything of the cluster from this machine: it kills
 // every process in the cluster's cgroup, deletes every namespace named with

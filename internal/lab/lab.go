@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/provider"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -35,11 +36,7 @@ type Lab struct {
 }
 
 // HostInfo is one lab host as Ensure left it.
-type HostInfo struct {
-	Name, Netns, Subnet string
-	Address             netip.Addr // underlay address on eth0
-	MTU                 int        // underlay MTU
-}
+type HostInfo = provider.HostInfo
 
 func (l *Lab) stateRoot() string {
 	if l.StateRoot == "" {
