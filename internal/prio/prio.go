@@ -20,9 +20,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ControlPlane is the nice value of an agent and the helpers it starts
-// (resolver, supervisor, publisher): 9548 against a workload's 1024 in the
-// kernel's CFS weights.
+// ControlPlane is the nice value of an agent and of what it starts and
+// does not reset (its resolver, fault helpers): 9548 against a workload's
+// 1024 in the kernel's CFS weights. The host supervisor and the publisher
+// are started by weft up and keep its value.
 const ControlPlane = -10
 
 // Workload is the default nice value, which containers run at.
@@ -66,14 +67,4 @@ func ownTid(status string) (int, bool) {
 		}
 	}
 	return 0, false
-}
-
-// Get returns the nice value of thread tid.
-func Get(tid int) (int, error) {
-	// The raw syscall returns 20-nice, so that it is never negative.
-	v, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-	if err != nil {
-		return 0, fmt.Errorf("reading thread %d's nice value: %w", tid, err)
-	}
-	return 20 - v, nil
 }

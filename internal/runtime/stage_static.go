@@ -3,6 +3,7 @@ package runtime
 import (
 	"debug/elf"
 	"fmt"
+	"strings"
 )
 
 // The userns stage is this binary run again (through /proc/self/exe)
@@ -31,18 +32,9 @@ func staticBinary(path string) error {
 		if _, err := p.ReadAt(interp, 0); err != nil {
 			return fmt.Errorf("reading the interpreter of %s: %w", path, err)
 		}
-		return fmt.Errorf("the weft binary %s is dynamically linked (it needs %s), which an image's root does not have; build weft with CGO_ENABLED=0 (make build does)", path, trimNUL(interp))
+		return fmt.Errorf("the weft binary %s is dynamically linked (it needs %s), which an image's root does not have; build weft with CGO_ENABLED=0 (make build does)", path, strings.TrimRight(string(interp), "\x00"))
 	}
 	return nil
-}
-
-func trimNUL(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }
 
 // UserNSFor reports whether a container with map m (of an image, when

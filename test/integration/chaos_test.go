@@ -498,11 +498,14 @@ method:
 		return fmt.Errorf("no burner process in %q", out)
 	})
 	// The burner is in product-service's cgroups (an image container:
-	// its root has no weft binary) and uses CPU.
-	cpuCgroup := func(pid string) string {
+	// its root has no weft binary) and uses CPU. Its pids and freezer
+	// cgroups are the container's own (a container without limits shares
+	// the root cpu and memory cgroups with the agent that started the
+	// burner, so those alone would prove nothing).
+	cgroupOf := func(pid, controller string) string {
 		b, _ := os.ReadFile("/proc/" + pid + "/cgroup")
 		for _, line := range strings.Split(string(b), "\n") {
-			if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "cpu") {
+			if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), controller) {
 				return parts[2]
 			}
 		}
@@ -511,8 +514,14 @@ method:
 	st := s.status(t)
 	for _, c := range st.Containers {
 		if c.Container == "product-service-1" {
-			if got, want := cpuCgroup(burner), cpuCgroup(strconv.Itoa(c.Pid)); got == "" || got != want {
-				t.Errorf("burner in cpu cgroup %q, product-service-1 in %q", got, want)
+			for _, controller := range []string{cgroup.Controller, cgroup.Freezer, cgroup.CPU, cgroup.Memory} {
+				got, want := cgroupOf(burner, controller), cgroupOf(strconv.Itoa(c.Pid), controller)
+				if got == "" || got != want {
+					t.Errorf("burner in %s cgroup %q, product-service-1 in %q", controller, got, want)
+				}
+				if controller == cgroup.Controller && got == "/" {
+					t.Errorf("the burner is in the root %s cgroup, not a container's", controller)
+				}
 			}
 		}
 	}
