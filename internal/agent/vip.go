@@ -133,14 +133,16 @@ type vipRun struct {
 	term      vipTerm
 	okSent    time.Time // send time of the last claim or renewal the store acknowledged
 	announced bool
+	lapsed    bool             // the fence ran out before a renewal came back
 	pending   *model.VIPRecord // record to write at the next renewal
 }
 
-// held reports the term's epoch while the term delivers.
+// held reports the term's epoch while this host holds it: delivering, or
+// within vip.Grace of its last acknowledged renewal and still renewing.
 func (r *vipRun) held() (int64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.term == nil || time.Since(r.okSent) >= vip.Fence {
+	if r.term == nil || time.Since(r.okSent) >= vip.Grace {
 		return 0, false
 	}
 	return r.term.Record().Epoch, true

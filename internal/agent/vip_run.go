@@ -107,7 +107,7 @@ func (v *vipHost) claim(ctx context.Context, r *vipRun, state store.VIPState, ca
 		return nil
 	}
 	r.mu.Lock()
-	r.term, r.okSent, r.announced = term, now, false
+	r.term, r.okSent, r.announced, r.lapsed = term, now, false, false
 	r.mu.Unlock()
 	v.announce(ctx, r, log)
 	if err := v.delivery.Live(r.spec.Address, vip.Fence-time.Since(now)); err != nil {
@@ -140,14 +140,16 @@ func (v *vipHost) announce(ctx context.Context, r *vipRun, log *slog.Logger) {
 	r.mu.Unlock()
 }
 
-// renew extends the term; a lost term, or one not renewed within
-// vip.Fence, stops delivering at once.
+// renew extends the term. A lost term stops delivering at once. A renewal
+// not acknowledged within vip.Fence lets the kernel stop delivering, but
+// keeps the term: the next acknowledged renewal delivers again, and only
+// after vip.Grace without one is the term given up.
 func (v *vipHost) renew(ctx context.Context, r *vipRun, log *slog.Logger) {
 	r.mu.Lock()
 	term, okSent, pending := r.term, r.okSent, r.pending
 	r.mu.Unlock()
 	sent := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, max(vip.Fence-time.Since(okSent), 50*time.Millisecond))
+	rctx, cancel := context.WithTimeout(ctx, max(vip.Grace-time.Since(okSent), 50*time.Millisecond))
 	var err error
 	if pending != nil {
 		err = term.Update(rctx, *pending)
@@ -159,20 +161,39 @@ func (v *vipHost) renew(ctx context.Context, r *vipRun, log *slog.Logger) {
 	case err == nil:
 		r.mu.Lock()
 		r.okSent, r.pending = sent, nil
-		announced := r.announced
+		announced, lapsed := r.announced, r.lapsed
+		r.lapsed = false
 		r.mu.Unlock()
+		if lapsed {
+			log.Info("VIP renewed again after a pause; delivering", "paused_for", sent.Sub(okSent).Round(time.Millisecond))
+		}
 		if !announced {
 			v.announce(ctx, r, log)
 		}
-		if err := v.delivery.Live(r.spec.Address, vip.Fence-time.Since(sent)); err != nil {
-			log.Warn("refreshing the VIP's delivery", "err", err)
+		// A renewal that took longer than the fence proves nothing for now;
+		// the next one (due at once) does.
+		if left := vip.Fence - time.Since(sent); left > 0 {
+			if err := v.delivery.Live(r.spec.Address, left); err != nil {
+				log.Warn("refreshing the VIP's delivery", "err", err)
+			}
 		}
 	case errors.Is(err, store.ErrVIPLost):
 		log.Warn("VIP taken over by another host; fencing")
 		v.drop(r, log)
-	case time.Since(okSent) >= vip.Fence:
-		log.Warn("VIP not renewed in time; fencing", "err", err)
+	case time.Since(okSent) >= vip.Grace:
+		log.Warn("VIP not renewed within the grace period; giving the term up", "grace", vip.Grace, "err", err)
 		v.drop(r, log)
+	case time.Since(okSent) >= vip.Fence:
+		r.mu.Lock()
+		first := !r.lapsed
+		r.lapsed = true
+		r.mu.Unlock()
+		if first {
+			log.Warn("VIP not renewed in time; not delivering until a renewal comes back", "err", err)
+			if err := v.delivery.Fence(r.spec.Address); err != nil {
+				log.Warn("fencing the VIP", "err", err)
+			}
+		}
 	}
 }
 
@@ -183,7 +204,7 @@ func (v *vipHost) drop(r *vipRun, log *slog.Logger) {
 	}
 	r.mu.Lock()
 	term := r.term
-	r.term, r.pending = nil, nil
+	r.term, r.pending, r.lapsed = nil, nil, false
 	r.mu.Unlock()
 	if term != nil {
 		term.Abandon()

@@ -311,6 +311,36 @@ func TestVIPElection(t *testing.T) {
 				t.Errorf("fenced %s after renewals stopped, want about %s", took, vip.Fence)
 			}
 		}},
+		{"a holder whose store pauses past the fence delivers again on the next renewal, same term", func(t *testing.T) {
+			f := startVIP(t, &fakeElection{}, true)
+			waitUntil(t, 2*time.Second, "delivering", f.w.live)
+			f.e.mu.Lock()
+			f.e.renewErr = context.DeadlineExceeded
+			f.e.mu.Unlock()
+			waitUntil(t, 2*time.Second, "fenced", func() bool { return !f.w.live() })
+			if _, held := f.r.held(); !held {
+				t.Fatalf("a pausing holder answers probes with not held; candidates would move the VIP")
+			}
+			f.e.mu.Lock()
+			f.e.renewErr = nil
+			f.e.mu.Unlock()
+			waitUntil(t, 2*time.Second, "delivering again", f.w.live)
+			if rec, _ := f.e.record(); rec.Holder != "me" || rec.Epoch != 1 {
+				t.Fatalf("record %+v, want the same term (me, epoch 1)", rec)
+			}
+		}},
+		{"a holder that cannot renew for the grace period gives the term up", func(t *testing.T) {
+			f := startVIP(t, &fakeElection{}, true)
+			waitUntil(t, 2*time.Second, "delivering", f.w.live)
+			f.e.mu.Lock()
+			f.e.renewErr = errors.New("etcd unreachable")
+			f.e.mu.Unlock()
+			cut := time.Now()
+			waitUntil(t, vip.Grace+2*time.Second, "term given up", func() bool { _, held := f.r.held(); return !held })
+			if took := time.Since(cut); took < vip.Grace-vip.RenewInterval {
+				t.Errorf("gave the term up %s after renewals stopped, want after the grace period (%s)", took, vip.Grace)
+			}
+		}},
 		{"an unhealthy holder resigns: fence, release, withdraw", func(t *testing.T) {
 			f := startVIP(t, &fakeElection{}, true)
 			waitUntil(t, 2*time.Second, "delivering", f.w.live)

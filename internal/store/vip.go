@@ -382,15 +382,31 @@ func (t *VIPTerm) Update(ctx context.Context, rec model.VIPRecord) error {
 	resp, err := t.v.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(t.key), "=", rev)).
 		Then(clientv3.OpPut(t.key, string(body), clientv3.WithLease(t.lease))).
+		Else(clientv3.OpGet(t.key)).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("renewing %s: %w", t.key, err)
 	}
+	newRev := resp.Header.Revision
 	if !resp.Succeeded {
-		return ErrVIPLost
+		// A renewal whose answer was lost (its deadline passed while etcd
+		// committed it) moved the key on under this term's own lease: the
+		// term is still ours. Anybody else's write has another lease.
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != t.lease {
+			return ErrVIPLost
+		}
+		newRev = kvs[0].ModRevision
+		if string(kvs[0].Value) != string(body) {
+			// Write rec under the adopted revision on the next renewal.
+			t.mu.Lock()
+			t.rev = newRev
+			t.mu.Unlock()
+			return t.Update(ctx, rec)
+		}
 	}
 	t.mu.Lock()
-	t.rev, t.rec = resp.Header.Revision, rec
+	t.rev, t.rec = newRev, rec
 	t.mu.Unlock()
 	return nil
 }

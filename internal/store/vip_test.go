@@ -115,3 +115,57 @@ func TestVIPMembersWatch(t *testing.T) {
 	eventually(t, 5*time.Second, "host2 released", func() bool { m, _ := w.Latest(); return m["host2"].Record != nil && m["host2"].Record.Holder == "" })
 	terms[0].Abandon()
 }
+
+// A renewal etcd committed but whose answer was lost (its deadline passed)
+// leaves the term behind the key by one write of its own: the next renewal
+// must adopt it, not report the term lost and fence a live holder.
+func TestVIPRenewAfterLostAnswer(t *testing.T) {
+	tc := startCluster(t, 1)
+	cluster := uniqueName("c")
+	ctx := testContext(t)
+	v, err := ConnectVIP(ctx, tc.endpoints(), tc.creds, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	rec := model.VIPRecord{Holder: "host1", HolderAddr: netip.MustParseAddr("192.168.1.10"), Epoch: 1, Since: time.Now().UTC()}
+	term, err := v.ClaimVIP(ctx, "shop", 0, rec)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	t.Cleanup(term.Abandon)
+	// The lost answer: the same term's write, the term not told.
+	stale := term.rev
+	if err := term.Renew(ctx); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	term.mu.Lock()
+	term.rev = stale
+	term.mu.Unlock()
+	if err := term.Renew(ctx); err != nil {
+		t.Fatalf("renew after a lost answer = %v, want the term kept", err)
+	}
+	// A changed record is written under the adopted revision.
+	term.mu.Lock()
+	term.rev = stale
+	term.mu.Unlock()
+	upd := rec
+	upd.LastFailover = &model.VIPFailover{From: "host2", To: "host1", Cause: "test"}
+	if err := term.Update(ctx, upd); err != nil {
+		t.Fatalf("update after a lost answer: %v", err)
+	}
+	all, err := tc.connect(t, tc.endpoints(), cluster).VIPs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := all["shop"].Record; got == nil || got.LastFailover == nil || got.LastFailover.Cause != "test" {
+		t.Fatalf("record after the update = %+v, want the update written", got)
+	}
+	// Another holder's write (another lease) still ends the term.
+	if _, err := v.ClaimVIP(ctx, "shop", all["shop"].Rev, model.VIPRecord{Holder: "host2", Epoch: 2}); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	if err := term.Renew(ctx); !errors.Is(err, ErrVIPLost) {
+		t.Fatalf("renew after a takeover = %v, want ErrVIPLost", err)
+	}
+}

@@ -20,6 +20,14 @@ const (
 	// Margin covers the time between a renewal reaching etcd and a
 	// candidate's watch seeing it; it only makes the rule stricter.
 	Margin = 50 * time.Millisecond
+	// Grace is how long a holder that cannot renew keeps its term. Past
+	// the fence it delivers nothing, but it goes on renewing and tells
+	// probers it is alive, so a store that answers slowly (a busy machine)
+	// only pauses new connections for a moment instead of moving the VIP
+	// and resetting every connection. A renewal that succeeds within Grace
+	// makes it deliver again; after Grace it gives the term up. Grace is
+	// shorter than the term's lease (3 s).
+	Grace = 2 * time.Second
 )
 
 // Action is what a host does about one VIP at one instant.

@@ -16,8 +16,9 @@ import (
 const ProbePort = 7947
 
 // A probe is a datagram "seq(8) name"; the answer is "seq(8) held(1)
-// epoch(8)". held is 1 while the answering agent holds the VIP named and
-// delivers it (its term is renewed in time), 0 otherwise.
+// epoch(8)". held is 1 while the answering agent holds the VIP named: it
+// delivers it, or its last renewal is less than Grace old and it is still
+// renewing; 0 otherwise.
 
 // Holding tells a probe server whether this host holds a VIP now, and in
 // which epoch.
