@@ -35,7 +35,13 @@ func (r *containerRun) snapshot() model.ContainerStatus {
 
 // startRun supervises the container in the background. The supervisor's
 // context is the agent's own lifetime, not this reconcile pass.
-func (a *Agent) startRun(st *store.Store, svc spec.Service, as model.Assignment, rc runtime.Config, hash string, base model.ContainerStatus) *containerRun {
+//
+// prev is the store's status of the instance an earlier agent ran here (nil
+// when there is none): a restarted agent that adopts that very process
+// keeps its status instead of reporting it starting, so restarting an agent
+// never takes a healthy instance out of DNS or the gateways. Its health
+// checks go on, and fail it as usual.
+func (a *Agent) startRun(st *store.Store, svc spec.Service, as model.Assignment, rc runtime.Config, hash string, base model.ContainerStatus, prev *model.ContainerStatus) *containerRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &containerRun{assign: as, hash: hash, cancel: cancel, done: make(chan struct{})}
 	base.State = model.StateStarting
@@ -52,7 +58,11 @@ func (a *Agent) startRun(st *store.Store, svc spec.Service, as model.Assignment,
 			a.log.Warn("reporting container status", "container", cur.Container, "err", err)
 		}
 	}
-	report()
+	if prev != nil {
+		run.status = *prev
+	} else {
+		report()
+	}
 
 	onEvent := func(ev runtime.Event) {
 		run.mu.Lock()
@@ -73,6 +83,9 @@ func (a *Agent) startRun(st *store.Store, svc spec.Service, as model.Assignment,
 			run.status.Health = model.HealthNone
 		case ev.State == model.StateRunning:
 			run.status.Health = model.HealthStarting
+			if ev.Adopted && prev != nil && ev.Pid == prev.Pid && prev.Health == model.HealthHealthy {
+				run.status.Health = model.HealthHealthy
+			}
 			hctx, hcancel := context.WithCancel(ctx)
 			run.healthCancel = hcancel
 			pid := ev.Pid

@@ -508,12 +508,24 @@ func (a *Agent) ensureContainer(ctx context.Context, st *store.Store, c *spec.Cl
 			return err
 		}
 	}
-	run = a.startRun(st, svc, as, rc, hash, base)
+	run = a.startRun(st, svc, as, rc, hash, base, adoptable(snap.Status, as, a.self.Name, run == nil && recorded))
 	run.image = rc.Image
 	a.mu.Lock()
 	a.containers[as.Container] = run
 	a.mu.Unlock()
 	return nil
+}
+
+// adoptable is the store's status of the instance an earlier agent ran
+// here, when the new agent may take it over as it is: recorded on disk, not
+// supervised yet, reported from this host for the same definition, and
+// ready. Otherwise nil: the container is reported starting.
+func adoptable(status map[string]model.ContainerStatus, as model.Assignment, self string, recordedOnly bool) *model.ContainerStatus {
+	prev, ok := status[as.Container]
+	if !recordedOnly || !ok || prev.Host != self || prev.Def != as.Def || !prev.Ready() || prev.Pid == 0 {
+		return nil
+	}
+	return &prev
 }
 
 // removeContainer stops a container no longer assigned here, removes its

@@ -219,7 +219,9 @@ func (s chaosShop) faultRecords(t *testing.T) []string {
 	return ids
 }
 
-func (s chaosShop) faultRecordList(t *testing.T) []store.FaultRecord {
+// connectStore connects to the cluster's store from the router namespace
+// (where a client of the VPC is); the caller closes it.
+func (s chaosShop) connectStore(t *testing.T) *store.Store {
 	t.Helper()
 	router := naming.RouterNetns(s.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -233,6 +235,14 @@ func (s chaosShop) faultRecordList(t *testing.T) []store.FaultRecord {
 	if err != nil {
 		t.Fatalf("connecting to the store: %v", err)
 	}
+	return st
+}
+
+func (s chaosShop) faultRecordList(t *testing.T) []store.FaultRecord {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st := s.connectStore(t)
 	defer st.Close()
 	recs, _, err := st.Faults(ctx)
 	if err != nil {
@@ -673,6 +683,39 @@ func chaosKillAgent(t *testing.T, s chaosShop) {
 	}
 	alive := func(pid string) bool { _, err := os.Stat("/proc/" + pid); return pid != "" && err == nil }
 	before := agentPid()
+	// Every status host2's containers get in the store, from before the kill
+	// until 3 s after the new agent runs: the new agent adopts them as they
+	// are, so none may turn "starting" (out of DNS and the gateways).
+	st := s.connectStore(t)
+	defer st.Close()
+	wctx, stopWatch := context.WithCancel(context.Background())
+	notReady := make(chan string, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		changes := st.Changes(wctx)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for wctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(wctx, 2*time.Second)
+			all, err := st.Statuses(rctx)
+			cancel()
+			for _, c := range all {
+				if err == nil && c.Host == "host2" && !c.Ready() {
+					select {
+					case notReady <- fmt.Sprintf("%s %s/%s: %s", c.Container, c.State, c.Health, c.Message):
+					default:
+					}
+				}
+			}
+			select {
+			case <-wctx.Done():
+			case <-changes:
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { stopWatch(); <-watched }()
 	cmd, logPath := startRunner(t, s, `
 title: kill an agent
 method:
@@ -701,5 +744,13 @@ method:
 		}
 		return nil
 	})
+	time.Sleep(3 * time.Second) // the window the watcher above covers
+	stopWatch()
+	<-watched
+	select {
+	case c := <-notReady:
+		t.Errorf("a container on host2 was reported not ready across its agent's restart: %s", c)
+	default:
+	}
 	s.noLeftovers(t, "kill-agent")
 }
