@@ -32,6 +32,8 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
 	case "jump":
 		out = append(out, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Verdict.Chain})
+	case "notrack":
+		out = append(out, &expr.Notrack{})
 	default:
 		return nil, fmt.Errorf("rule %q: unknown verdict %q", r, r.Verdict.Kind)
 	}

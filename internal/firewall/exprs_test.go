@@ -21,7 +21,12 @@ func TestEveryBuiltRuleHasExpressions(t *testing.T) {
 					t.Errorf("%s %s: %v", tb.Family, ch.Name, err)
 					continue
 				}
-				if _, ok := ex[len(ex)-1].(*expr.Verdict); !ok {
+				last := ex[len(ex)-1]
+				if r.Verdict == NoTrack {
+					if _, ok := last.(*expr.Notrack); !ok {
+						t.Errorf("%s %s: rule %q does not end with notrack", tb.Family, ch.Name, r)
+					}
+				} else if _, ok := last.(*expr.Verdict); !ok {
 					t.Errorf("%s %s: rule %q does not end with its verdict", tb.Family, ch.Name, r)
 				}
 			}

@@ -39,6 +39,7 @@ var hooks = map[string]nftables.ChainHook{
 	"prerouting": *nftables.ChainHookPrerouting,
 	"input":      *nftables.ChainHookInput,
 	"forward":    *nftables.ChainHookForward,
+	"output":     *nftables.ChainHookOutput,
 }
 
 func hookName(h *nftables.ChainHook) string {

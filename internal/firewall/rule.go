@@ -39,7 +39,7 @@ type Set struct {
 // Chain is a chain and its rules; Hook "" is a regular chain (a jump target).
 type Chain struct {
 	Name     string
-	Hook     string // input | forward | prerouting | ""
+	Hook     string // prerouting | input | forward | output | ""
 	Priority int    // of a base chain
 	Rules    []Rule
 }
@@ -51,16 +51,19 @@ type Rule struct {
 	Verdict Verdict
 }
 
-// Verdict ends a rule: Accept, Drop, or a jump to the chain named.
+// Verdict ends a rule: Accept, Drop, a jump to the chain named, or NoTrack
+// (a statement rather than a verdict: the packet skips connection tracking
+// and goes on through the chain).
 type Verdict struct {
-	Kind  string // accept | drop | jump
+	Kind  string // accept | drop | jump | notrack
 	Chain string // of a jump
 }
 
 // The verdicts.
 var (
-	Accept = Verdict{Kind: "accept"}
-	Drop   = Verdict{Kind: "drop"}
+	Accept  = Verdict{Kind: "accept"}
+	Drop    = Verdict{Kind: "drop"}
+	NoTrack = Verdict{Kind: "notrack"}
 )
 
 // Jump is the verdict that runs chain and comes back.

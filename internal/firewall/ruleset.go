@@ -58,6 +58,10 @@ func sortedAddrs(lists ...[]netip.Addr) []netip.Addr {
 //	  only from members
 //	chain forward (hook forward): from the bridge out of another
 //	  interface, only replies
+//	chains notrack-in, notrack-out (hooks prerouting and output, raw
+//	  priority -300): VXLAN skips connection tracking. Nothing matches its
+//	  state, and tracking every encapsulated segment both ways cost the
+//	  overlay about 5% of its throughput.
 func hostTable(c Config) Table {
 	br := IfName{Name: c.Bridge}
 	input := []Rule{
@@ -72,6 +76,7 @@ func hostTable(c Config) Table {
 	for _, p := range c.ProbePorts {
 		input = append(input, Rule{Match: []Match{IPv4{}, Dport{"udp", p}, SaddrIn{Set: setMembers, Not: true}}, Counter: CounterControl, Verdict: Drop})
 	}
+	notrack := []Rule{{Match: []Match{IPv4{}, Dport{"udp", c.VXLANPort}}, Verdict: NoTrack}}
 	out := IfName{Out: true, Name: c.Bridge, Not: true}
 	forward := []Rule{
 		{Match: []Match{br, out, Established{}}, Verdict: Accept},
@@ -87,6 +92,8 @@ func hostTable(c Config) Table {
 			{Name: setMembers, Elems: sortedAddrs(c.Members)},
 		},
 		Chains: []Chain{
+			{Name: "notrack-in", Hook: "prerouting", Priority: -300, Rules: notrack},
+			{Name: "notrack-out", Hook: "output", Priority: -300, Rules: notrack},
 			{Name: "input", Hook: "input", Priority: 0, Rules: input},
 			{Name: "forward", Hook: "forward", Priority: 0, Rules: forward},
 		},

@@ -48,6 +48,8 @@ func TestBuildHostTable(t *testing.T) {
 			`meta nfproto ipv4 udp dport 7947 ip saddr != @members counter name "control_foreign" drop`,
 			`meta nfproto ipv4 udp dport 7948 ip saddr != @members counter name "control_foreign" drop`,
 		}},
+		{"notrack-in", []string{`meta nfproto ipv4 udp dport 4789 notrack`}},
+		{"notrack-out", []string{`meta nfproto ipv4 udp dport 4789 notrack`}},
 		{"forward", []string{
 			`iifname "br-vxlan" oifname != "br-vxlan" ct state established,related accept`,
 			`iifname "br-vxlan" oifname != "br-vxlan" counter name "container_routed" drop`,

@@ -1,7 +1,8 @@
 // Package lab is the provider that builds a cluster's underlay on one machine
 // out of network namespaces: a VPC router namespace with one bridge per
-// subnet, and one namespace per host whose eth0 is a veth into its subnet's
-// bridge. It also runs one agent process per host inside the host's namespace
+// subnet (the router's own address on a veth into that bridge, see
+// subnetPlan), and one namespace per host whose eth0 is a veth into its
+// subnet's bridge. It also runs one agent process per host inside the host's namespace
 // and tears everything of a cluster down again.
 //
 // Nothing is ever created in the root network namespace: veth pairs are
@@ -17,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,13 +92,17 @@ func (l *Lab) Ensure(ctx context.Context, c *spec.Cluster) (map[string]HostInfo,
 		return nil, fmt.Errorf("in namespace %s: %w", topo.routerNetns, err)
 	}
 
-	bridgeIndex := map[string]int{}
+	bridgeIndex := map[string]int{}  // subnet bridge -> its ifindex
+	gatewayIndex := map[string]int{} // subnet bridge -> the ifindex of its gateway veth
 	for _, s := range topo.subnets {
 		idx, err := l.ensureSubnetBridge(router, s, topo.mtu)
 		if err != nil {
 			return nil, fmt.Errorf("in namespace %s: %w", topo.routerNetns, err)
 		}
 		bridgeIndex[s.bridge] = idx
+		if gatewayIndex[s.bridge], err = l.ensureGatewayVeth(router, s, idx, topo.mtu); err != nil {
+			return nil, fmt.Errorf("in namespace %s: %w", topo.routerNetns, err)
+		}
 	}
 
 	hosts := make(map[string]HostInfo, len(topo.hosts))
@@ -104,7 +110,7 @@ func (l *Lab) Ensure(ctx context.Context, c *spec.Cluster) (map[string]HostInfo,
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("ensuring lab hosts of cluster %s: %w", topo.cluster, err)
 		}
-		if err := l.ensureHost(router, h, bridgeIndex[h.bridge], topo.mtu); err != nil {
+		if err := l.ensureHost(router, h, bridgeIndex[h.bridge], gatewayIndex[h.bridge], topo.mtu); err != nil {
 			return nil, fmt.Errorf("ensuring lab host %s: %w", h.name, err)
 		}
 		hosts[h.name] = HostInfo{Name: h.name, Netns: h.netns, Subnet: h.subnet, Address: h.addr.Addr(), MTU: topo.mtu}
@@ -119,7 +125,12 @@ func (l *Lab) Ensure(ctx context.Context, c *spec.Cluster) (map[string]HostInfo,
 				keep[h.addr.Addr()] = true
 			}
 		}
-		if err := pruneStaticNeighs(router, bridgeIndex[s.bridge], keep); err != nil {
+		if err := pruneStaticNeighs(router, gatewayIndex[s.bridge], keep); err != nil {
+			return nil, fmt.Errorf("in namespace %s, on %s: %w", topo.routerNetns, s.gateway, err)
+		}
+		// The bridge itself has no address (a lab built before the gateway
+		// veths had its neighbours there).
+		if err := pruneStaticNeighs(router, bridgeIndex[s.bridge], nil); err != nil {
 			return nil, fmt.Errorf("in namespace %s, on bridge %s: %w", topo.routerNetns, s.bridge, err)
 		}
 	}
@@ -146,8 +157,8 @@ func (l *Lab) warnAboutLeftHosts(topo topology) {
 	}
 }
 
-// ensureSubnetBridge makes the subnet's bridge in the router namespace carry
-// the router's address, and returns its ifindex.
+// ensureSubnetBridge makes the subnet's bridge in the router namespace,
+// without an address (see subnetPlan), and returns its ifindex.
 func (l *Lab) ensureSubnetBridge(router *netlink.Handle, s subnetPlan, mtu int) (int, error) {
 	link, err := linkByName(router, s.bridge)
 	if err != nil {
@@ -175,7 +186,7 @@ func (l *Lab) ensureSubnetBridge(router *netlink.Handle, s subnetPlan, mtu int) 
 	if err := ensureBridgeMAC(router, link, bridgeMAC(s.routerAddr.Addr())); err != nil {
 		return 0, err
 	}
-	if err := ensureOnlyAddr(router, link, s.routerAddr); err != nil {
+	if err := ensureOnlyAddr(router, link, netip.Prefix{}); err != nil {
 		return 0, err
 	}
 	if err := router.LinkSetUp(link); err != nil {
@@ -184,9 +195,72 @@ func (l *Lab) ensureSubnetBridge(router *netlink.Handle, s subnetPlan, mtu int) 
 	return link.Attrs().Index, nil
 }
 
+// ensureGatewayVeth makes the pair (router: s.gateway, the router's
+// address and MAC on the subnet) <-> (s.port, a port of the subnet's
+// bridge), and returns the gateway end's ifindex.
+func (l *Lab) ensureGatewayVeth(router *netlink.Handle, s subnetPlan, bridgeIndex, mtu int) (int, error) {
+	gw, err := linkByName(router, s.gateway)
+	if err != nil {
+		return 0, err
+	}
+	port, err := linkByName(router, s.port)
+	if err != nil {
+		return 0, err
+	}
+	if gw != nil && !vethPeers(gw, port) {
+		l.log().Warn("replacing gateway link that is not a veth to its bridge port", "link", s.gateway)
+		if err := router.LinkDel(gw); err != nil && !isLinkGone(err) {
+			return 0, fmt.Errorf("deleting link %s: %w", s.gateway, err)
+		}
+		gw = nil
+	}
+	if gw == nil {
+		if port != nil {
+			if err := router.LinkDel(port); err != nil && !isLinkGone(err) {
+				return 0, fmt.Errorf("deleting link %s: %w", s.port, err)
+			}
+		}
+		pair := &netlink.Veth{
+			LinkAttrs: netlink.LinkAttrs{Name: s.gateway, MTU: mtu, HardwareAddr: gatewayMAC(s.routerAddr.Addr())},
+			PeerName:  s.port,
+		}
+		if err := router.LinkAdd(pair); err != nil {
+			return 0, fmt.Errorf("creating veth %s <-> %s for subnet %s: %w", s.gateway, s.port, s.name, err)
+		}
+		if gw, err = router.LinkByName(s.gateway); err != nil {
+			return 0, fmt.Errorf("looking up %s after creating it: %w", s.gateway, err)
+		}
+		if port, err = router.LinkByName(s.port); err != nil {
+			return 0, fmt.Errorf("looking up %s after creating it: %w", s.port, err)
+		}
+	}
+	for _, link := range []netlink.Link{gw, port} {
+		if err := ensureMTU(router, link, mtu); err != nil {
+			return 0, err
+		}
+	}
+	if err := ensureBridgeMAC(router, gw, gatewayMAC(s.routerAddr.Addr())); err != nil {
+		return 0, err
+	}
+	if port.Attrs().MasterIndex != bridgeIndex {
+		if err := router.LinkSetMasterByIndex(port, bridgeIndex); err != nil {
+			return 0, fmt.Errorf("attaching %s to bridge %s: %w", s.port, s.bridge, err)
+		}
+	}
+	if err := ensureOnlyAddr(router, gw, s.routerAddr); err != nil {
+		return 0, err
+	}
+	for _, link := range []netlink.Link{port, gw} {
+		if err := router.LinkSetUp(link); err != nil {
+			return 0, fmt.Errorf("setting %s up: %w", link.Attrs().Name, err)
+		}
+	}
+	return gw.Attrs().Index, nil
+}
+
 // ensureHost makes one host namespace with its eth0 wired to its subnet's
 // bridge, its address, default route and sysctls.
-func (l *Lab) ensureHost(router *netlink.Handle, h hostPlan, bridgeIndex, mtu int) error {
+func (l *Lab) ensureHost(router *netlink.Handle, h hostPlan, bridgeIndex, gatewayIndex, mtu int) error {
 	hostNs, created, err := ensureNamedNetns(h.netns)
 	if err != nil {
 		return err
@@ -227,10 +301,10 @@ func (l *Lab) ensureHost(router *netlink.Handle, h hostPlan, bridgeIndex, mtu in
 		return fmt.Errorf("in namespace %s: %w", h.netns, err)
 	}
 	// Static neighbours both ways (neigh.go says why).
-	if err := ensureStaticNeigh(host, eth0.Attrs().Index, h.gateway, bridgeMAC(h.gateway)); err != nil {
+	if err := ensureStaticNeigh(host, eth0.Attrs().Index, h.gateway, gatewayMAC(h.gateway)); err != nil {
 		return fmt.Errorf("in namespace %s: %w", h.netns, err)
 	}
-	if err := ensureStaticNeigh(router, bridgeIndex, h.addr.Addr(), eth0.Attrs().HardwareAddr); err != nil {
+	if err := ensureStaticNeigh(router, gatewayIndex, h.addr.Addr(), eth0.Attrs().HardwareAddr); err != nil {
 		return fmt.Errorf("on the router, for host %s: %w", h.name, err)
 	}
 	return nil
@@ -317,7 +391,7 @@ func vethPeers(a, b netlink.Link) bool {
 func (l *Lab) pruneRouter(router *netlink.Handle, topo topology) error {
 	want := map[string]bool{}
 	for _, s := range topo.subnets {
-		want[s.bridge] = true
+		want[s.bridge], want[s.gateway], want[s.port] = true, true, true
 	}
 	for _, h := range topo.hosts {
 		want[h.routerVeth] = true
@@ -328,7 +402,7 @@ func (l *Lab) pruneRouter(router *netlink.Handle, topo topology) error {
 	}
 	for _, link := range links {
 		name := link.Attrs().Name
-		if want[name] || !strings.HasPrefix(name, subnetBridgePrefix) && !strings.HasPrefix(name, hostVethPrefix) {
+		if want[name] || !slices.ContainsFunc(routerLinkPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			continue
 		}
 		l.log().Info("removing router link no longer in the cluster file", "link", name)
@@ -378,7 +452,7 @@ func ensureMTU(h *netlink.Handle, link netlink.Link, mtu int) error {
 }
 
 // ensureOnlyAddr leaves want as the only global IPv4 address on link,
-// keeping it untouched when already there.
+// keeping it untouched when already there; a zero want removes them all.
 func ensureOnlyAddr(h *netlink.Handle, link netlink.Link, want netip.Prefix) error {
 	name := link.Attrs().Name
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_V4) })
@@ -399,7 +473,7 @@ func ensureOnlyAddr(h *netlink.Handle, link netlink.Link, want netip.Prefix) err
 			return fmt.Errorf("removing stale address %s from %s: %w", a.IPNet, name, err)
 		}
 	}
-	if present {
+	if present || !want.IsValid() {
 		return nil
 	}
 	addr, err := netlink.ParseAddr(want.String())

@@ -306,7 +306,7 @@ func TestLabLifecycle(t *testing.T) {
 				t.Errorf("router's neighbour for host%d = %q (%v), want lladdr %s PERMANENT", i+1, out, err, hostMAC)
 			}
 			out, err = run("ip", "-n", ns, "neigh", "show", gw)
-			if want := bridgeMAC(netip.MustParseAddr(gw)).String(); err != nil || !strings.Contains(out, "lladdr "+want) || !strings.Contains(out, "PERMANENT") {
+			if want := gatewayMAC(netip.MustParseAddr(gw)).String(); err != nil || !strings.Contains(out, "lladdr "+want) || !strings.Contains(out, "PERMANENT") {
 				t.Errorf("host%d's neighbour for its router %s = %q (%v), want lladdr %s PERMANENT", i+1, gw, out, err, want)
 			}
 		}
@@ -375,8 +375,12 @@ func TestLabLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "host1 pings host2 again", 5*time.Second, func() error { return ping(ns1, "192.168.2.10") })
-		if got := snapshotNetns(t, naming.RouterNetns(clusterA))["s-a"].addrs; got != "192.168.1.1/24" {
-			t.Errorf("router bridge s-a addresses = %q, want only 192.168.1.1/24", got)
+		router := snapshotNetns(t, naming.RouterNetns(clusterA))
+		if got := router["s-a"].addrs; got != "" {
+			t.Errorf("router bridge s-a addresses = %q, want none (the router's address is on g-a)", got)
+		}
+		if got := router["g-a"].addrs; got != "192.168.1.1/24" {
+			t.Errorf("router gateway veth g-a addresses = %q, want only 192.168.1.1/24", got)
 		}
 	})
 
@@ -386,8 +390,10 @@ func TestLabLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		router := snapshotNetns(t, naming.RouterNetns(clusterA))
-		if _, ok := router["s-c"]; ok {
-			t.Error("bridge s-c of the removed subnet is still in the router")
+		for _, link := range []string{"s-c", "g-c", "p-c"} {
+			if _, ok := router[link]; ok {
+				t.Errorf("link %s of the removed subnet is still in the router", link)
+			}
 		}
 		if _, ok := router[hostVethName(clusterA, "host3")]; ok {
 			t.Error("router link of the removed host3 is still there")
@@ -704,6 +710,8 @@ func TestEnsureChangesMTUInPlace(t *testing.T) {
 	for _, check := range []struct{ ns, link string }{
 		{ns1, "eth0"},
 		{naming.RouterNetns(cluster), "s-a"},
+		{naming.RouterNetns(cluster), "g-a"},
+		{naming.RouterNetns(cluster), "p-a"},
 		{naming.RouterNetns(cluster), hostVethName(cluster, "host2")},
 	} {
 		out, err := run("ip", "-n", check.ns, "-o", "link", "show", check.link)

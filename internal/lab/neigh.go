@@ -25,19 +25,28 @@ import (
 // route. A cut host stays unanswered either way: its packets are sent and
 // dropped at the downed leg instead of queued.
 
-// bridgeMAC is the fixed address of a subnet's bridge in the router: set,
-// so the bridge does not take a port's address as ports come and go.
-func bridgeMAC(routerAddr netip.Addr) net.HardwareAddr {
+// gatewayMAC is the fixed address of the router on a subnet (its gateway
+// veth), which every host of the subnet has as a static neighbour.
+func gatewayMAC(routerAddr netip.Addr) net.HardwareAddr {
 	return naming.MACFromIP(routerAddr)
 }
 
-// ensureBridgeMAC gives the bridge its fixed address.
+// bridgeMAC is the fixed address of a subnet's bridge in the router: set,
+// so the bridge does not take a port's address as ports come and go, and
+// unlike the gateway's (a bridge would keep frames for its own address).
+func bridgeMAC(routerAddr netip.Addr) net.HardwareAddr {
+	mac := gatewayMAC(routerAddr)
+	mac[0] ^= 0x04 // still locally administered unicast
+	return mac
+}
+
+// ensureBridgeMAC gives a router link its fixed address.
 func ensureBridgeMAC(router *netlink.Handle, link netlink.Link, mac net.HardwareAddr) error {
 	if link.Attrs().HardwareAddr.String() == mac.String() {
 		return nil
 	}
 	if err := router.LinkSetHardwareAddr(link, mac); err != nil {
-		return fmt.Errorf("setting the address of bridge %s to %s: %w", link.Attrs().Name, mac, err)
+		return fmt.Errorf("setting the address of %s to %s: %w", link.Attrs().Name, mac, err)
 	}
 	return nil
 }

@@ -23,8 +23,14 @@ const maxIfaceName = 15
 // touches links carrying them.
 const (
 	subnetBridgePrefix = "s-"
+	gatewayVethPrefix  = "g-" // the router's address on a subnet
+	gatewayPortPrefix  = "p-" // its other end, a port of the subnet's bridge
 	hostVethPrefix     = "h-"
 )
+
+// routerLinkPrefixes are the prefixes of every link weft makes in the
+// router namespace.
+var routerLinkPrefixes = []string{subnetBridgePrefix, gatewayVethPrefix, gatewayPortPrefix, hostVethPrefix}
 
 // namePattern is the shape of cluster, host and subnet names (see naming):
 // no dot, no slash, so they cannot escape a path or another cluster's prefix.
@@ -39,10 +45,18 @@ type topology struct {
 	hosts       []hostPlan
 }
 
+// A subnet is a bridge in the router namespace, whose ports are the hosts'
+// legs and one end of the gateway veth pair; the other end of that pair
+// carries the router's address. The address is not on the bridge itself:
+// a bridge device has no offloads for encapsulated packets, so every VXLAN
+// segment the router forwarded out of it was split and checksummed in
+// software (half the overlay's throughput); a veth keeps them whole.
 type subnetPlan struct {
 	name       string
 	bridge     string       // bridge in the router namespace
-	routerAddr netip.Prefix // the router's leg: .1 of the subnet, with its length
+	gateway    string       // router-side end of the gateway veth: the router's address
+	port       string       // bridge-side end of the gateway veth
+	routerAddr netip.Prefix // the router's address: .1 of the subnet, with its length
 }
 
 type hostPlan struct {
@@ -63,15 +77,15 @@ func validName(field, name string) error {
 	return nil
 }
 
-// subnetBridgeName fits "s-"+subnet into an interface name, hashing long
-// names so that two long subnet names never share a bridge.
-func subnetBridgeName(subnet string) string {
-	if len(subnetBridgePrefix)+len(subnet) <= maxIfaceName {
-		return subnetBridgePrefix + subnet
+// subnetLinkName fits prefix+subnet into an interface name, hashing long
+// names so that two long subnet names never share a link.
+func subnetLinkName(prefix, subnet string) string {
+	if len(prefix)+len(subnet) <= maxIfaceName {
+		return prefix + subnet
 	}
 	const hashLen = 6
-	keep := maxIfaceName - len(subnetBridgePrefix) - hashLen
-	return subnetBridgePrefix + subnet[:keep] + shortHash(subnet, hashLen)
+	keep := maxIfaceName - len(prefix) - hashLen
+	return prefix + subnet[:keep] + shortHash(subnet, hashLen)
 }
 
 // hostVethName is the router-side end of a host's underlay veth pair.
@@ -154,7 +168,9 @@ func planTopology(c *spec.Cluster) (topology, error) {
 		subnetIndex[s.Name] = len(topo.subnets)
 		topo.subnets = append(topo.subnets, subnetPlan{
 			name:       s.Name,
-			bridge:     subnetBridgeName(s.Name),
+			bridge:     subnetLinkName(subnetBridgePrefix, s.Name),
+			gateway:    subnetLinkName(gatewayVethPrefix, s.Name),
+			port:       subnetLinkName(gatewayPortPrefix, s.Name),
 			routerAddr: routerAddr(cidr),
 		})
 	}

@@ -49,8 +49,8 @@ func TestPlanTopology(t *testing.T) {
 		t.Fatalf("got %d subnets, %d hosts, want 3 and 3", len(topo.subnets), len(topo.hosts))
 	}
 	b := topo.subnets[1]
-	if b.bridge != "s-b" || b.routerAddr != netip.MustParsePrefix("192.168.2.1/24") {
-		t.Errorf("subnet b = %+v, want bridge s-b with router 192.168.2.1/24", b)
+	if b.bridge != "s-b" || b.gateway != "g-b" || b.port != "p-b" || b.routerAddr != netip.MustParsePrefix("192.168.2.1/24") {
+		t.Errorf("subnet b = %+v, want bridge s-b, gateway veth g-b <-> p-b with router 192.168.2.1/24", b)
 	}
 	h := topo.hosts[2]
 	if h.netns != "weft.demo.h.host3" || h.addr != netip.MustParsePrefix("192.168.3.10/24") ||
@@ -73,8 +73,8 @@ func TestRouterVethDiffersAcrossClusters(t *testing.T) {
 }
 
 func TestSubnetBridgeName(t *testing.T) {
-	long1 := subnetBridgeName("frontend-public-east")
-	long2 := subnetBridgeName("frontend-public-west")
+	long1 := subnetLinkName(subnetBridgePrefix, "frontend-public-east")
+	long2 := subnetLinkName(subnetBridgePrefix, "frontend-public-west")
 	for _, n := range []string{long1, long2} {
 		if len(n) > maxIfaceName || !strings.HasPrefix(n, subnetBridgePrefix) {
 			t.Errorf("bridge name %q: want prefix %q and at most %d bytes", n, subnetBridgePrefix, maxIfaceName)
@@ -83,7 +83,7 @@ func TestSubnetBridgeName(t *testing.T) {
 	if long1 == long2 {
 		t.Errorf("two long subnet names share bridge %q", long1)
 	}
-	if got := subnetBridgeName("exactly-13chr"); got != "s-exactly-13chr" {
+	if got := subnetLinkName(subnetBridgePrefix, "exactly-13chr"); got != "s-exactly-13chr" {
 		t.Errorf("a name that fits was changed to %q", got)
 	}
 }

@@ -291,8 +291,10 @@ func stranger(t *testing.T, c cluster, gw, addr string) string {
 	}
 	bridge := ""
 	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 3 && strings.HasPrefix(f[3], gw+"/") {
-			bridge = f[1]
+		// The router's address is on the gateway veth g-<subnet>, whose
+		// peer is a port of the subnet's bridge s-<subnet>.
+		if f := strings.Fields(line); len(f) > 3 && strings.HasPrefix(f[3], gw+"/") && strings.HasPrefix(f[1], "g-") {
+			bridge = "s-" + strings.TrimPrefix(f[1], "g-")
 		}
 	}
 	if bridge == "" {

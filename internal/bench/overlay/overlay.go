@@ -39,20 +39,21 @@ type Options struct {
 const (
 	Overlay           = "overlay"      // container on host1 -> container on host2, through weft
 	Underlay          = "underlay"     // host1 -> host2 namespaces, through the lab router
-	Reference         = "reference"    // hand-built kernel VXLAN of the same shape
+	Reference         = "reference"    // hand-built kernel VXLAN, the lab's router shape
+	Fastest           = "fastest"      // hand-built kernel VXLAN, a purely routed router: the fastest shape
 	OverlayNoFirewall = "overlay-nofw" // as overlay, in a second cluster with `firewall: false`
 )
 
 // numPaths is len(Paths()).
-const numPaths = 4
+const numPaths = 5
 
 // Paths are the sides in table order.
-func Paths() []string { return []string{Overlay, Underlay, Reference, OverlayNoFirewall} }
+func Paths() []string { return []string{Overlay, Underlay, Reference, Fastest, OverlayNoFirewall} }
 
 // Ratios are the comparisons the table shows, numerator/denominator; the
 // last one is the cost of the host firewall.
 func Ratios() [][2]string {
-	return [][2]string{{Overlay, Underlay}, {Overlay, Reference}, {Reference, Underlay}, {Overlay, OverlayNoFirewall}}
+	return [][2]string{{Overlay, Underlay}, {Overlay, Fastest}, {Overlay, Reference}, {Fastest, Underlay}, {Reference, Underlay}, {Overlay, OverlayNoFirewall}}
 }
 
 func (o *Options) defaults() error {
@@ -97,8 +98,8 @@ func (o *Options) defaults() error {
 	return errors.Join(problems...)
 }
 
-// Run brings up a weft cluster and the hand-built reference, measures the
-// four sides in alternating rounds, removes everything, and reports.
+// Run brings up a weft cluster and the hand-built references, measures the
+// sides in alternating rounds, removes everything, and reports.
 func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if err := o.defaults(); err != nil {
 		return nil, fmt.Errorf("weft bench overlay: %w", err)
@@ -134,18 +135,22 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return nil, err
 		}
 	}
-	o.Log.Info("building the kernel VXLAN reference", "namespaces", "weftref-"+suffix+"-*")
-	ref, err := buildReference(suffix, underlayMTU)
-	if err != nil {
-		return nil, fmt.Errorf("building the kernel VXLAN reference: %w", err)
-	}
-	defer func() {
-		if err := ref.remove(); err != nil {
-			o.Log.Error("removing the reference namespaces", "err", err)
+	var refs [2]*reference
+	for i, shape := range []refShape{refLab, refRouted} {
+		o.Log.Info("building a kernel VXLAN reference", "namespaces", "weftref-"+suffix+"-"+string(shape)+"-*")
+		ref, err := buildReference(suffix, shape, underlayMTU)
+		if err != nil {
+			return nil, fmt.Errorf("building the kernel VXLAN reference: %w", err)
 		}
-	}()
+		defer func() {
+			if err := ref.remove(); err != nil {
+				o.Log.Error("removing the reference namespaces", "err", err)
+			}
+		}()
+		refs[i] = ref
+	}
 
-	sides, err := sidesOf(statuses[0], statuses[1], ref)
+	sides, err := sidesOf(statuses[0], statuses[1], refs[0], refs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -215,9 +220,10 @@ func overlaySide(name string, s labrun.Status) (endpoints, error) {
 	return endpoints{name: name, src: srcNs, dst: dstNs, dstIP: dstIP, srcDev: "eth0"}, nil
 }
 
-// sidesOf names the client and server namespaces of the four sides: s is
-// the cluster with the firewall, noFW the one without.
-func sidesOf(s, noFW labrun.Status, ref *reference) ([]endpoints, error) {
+// sidesOf names the client and server namespaces of the sides: s is the
+// cluster with the firewall, noFW the one without; ref copies the lab's
+// router, fastest routes without a bridge.
+func sidesOf(s, noFW labrun.Status, ref, fastest *reference) ([]endpoints, error) {
 	overlay, err := overlaySide(Overlay, s)
 	if err != nil {
 		return nil, err
@@ -238,6 +244,7 @@ func sidesOf(s, noFW labrun.Status, ref *reference) ([]endpoints, error) {
 		overlay,
 		{name: Underlay, src: h1, dst: h2, dstIP: h2Addr, srcDev: "eth0"},
 		{name: Reference, src: ref.srcNetns, dst: ref.dstNetns, dstIP: ref.dstIP.String(), srcDev: "eth0"},
+		{name: Fastest, src: fastest.srcNetns, dst: fastest.dstNetns, dstIP: fastest.dstIP.String(), srcDev: "eth0"},
 		overlayNoFW,
 	}, nil
 }

@@ -15,11 +15,17 @@ import (
 	"github.com/weft-dev/weft/internal/nsthread"
 )
 
-// reference is the two-host shape of the lab built by hand with plain kernel
-// objects and no weft: a router namespace with one bridge per subnet, two
-// host namespaces each with eth0, a bridge and a vxlan device (learning off,
-// ARP answered by the vxlan device), and one container namespace per host on
-// a veth, with the same three static entries per peer that weft programs.
+// reference is a two-host overlay built by hand with plain kernel objects
+// and no weft: a router namespace, two host namespaces each with eth0, a
+// bridge and a vxlan device (learning off, ARP answered by the vxlan
+// device), and one container namespace per host on a veth, with the same
+// three static entries per peer that weft programs. Its router has one of
+// two shapes:
+//
+//   - refLab copies the lab: a bridge per subnet (the hosts' legs are its
+//     ports) and the router's address on a veth into that bridge;
+//   - refRouted is the fastest the kernel allows between two subnets: the
+//     router's address on each host's leg itself, no bridge on the path.
 type reference struct {
 	namespaces  []string // every namespace made, removed by remove
 	srcNetns    string
@@ -44,10 +50,18 @@ const (
 	refBridge = "br-vxlan"
 )
 
+// The router shapes of a reference (see reference).
+type refShape string
+
+const (
+	refLab    refShape = "l"
+	refRouted refShape = "r"
+)
+
 // buildReference creates the reference in namespaces named
-// weftref-<suffix>-*. On error it removes what it made.
-func buildReference(suffix string, underlayMTU int) (ref *reference, err error) {
-	prefix := "weftref-" + suffix + "-"
+// weftref-<suffix>-<shape>-*. On error it removes what it made.
+func buildReference(suffix string, shape refShape, underlayMTU int) (ref *reference, err error) {
+	prefix := "weftref-" + suffix + "-" + string(shape) + "-"
 	r := &reference{underlayMTU: underlayMTU, overlayMTU: underlayMTU - 50}
 	defer func() {
 		if err != nil {
@@ -81,7 +95,7 @@ func buildReference(suffix string, underlayMTU int) (ref *reference, err error) 
 		return nil, err
 	}
 	for i, h := range hosts {
-		if err := r.buildHost(rh, prefix, i, h, hosts[1-i]); err != nil {
+		if err := r.buildHost(rh, prefix, shape, i, h, hosts[1-i]); err != nil {
 			return nil, err
 		}
 	}
@@ -90,15 +104,38 @@ func buildReference(suffix string, underlayMTU int) (ref *reference, err error) 
 
 // buildHost makes one host: its leg on the router, its overlay and its
 // container, and the static entries towards the other host's container.
-func (r *reference) buildHost(router *netlink.Handle, prefix string, i int, h, peer refHost) error {
-	subnetBridge := fmt.Sprintf("s-%d", i+1)
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: subnetBridge, MTU: r.underlayMTU}}
-	if err := router.LinkAdd(br); err != nil {
-		return fmt.Errorf("creating bridge %s in %s: %w", subnetBridge, prefix+"r", err)
-	}
+func (r *reference) buildHost(router *netlink.Handle, prefix string, shape refShape, i int, h, peer refHost) error {
 	gw := h.subnet.Addr().Next()
-	if err := addAddrUp(router, subnetBridge, netip.PrefixFrom(gw, h.subnet.Bits())); err != nil {
-		return err
+	routerLeg := fmt.Sprintf("h-%d", i+1)
+	legMaster := 0
+	if shape == refLab {
+		subnetBridge := fmt.Sprintf("s-%d", i+1)
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: subnetBridge, MTU: r.underlayMTU}}
+		if err := router.LinkAdd(br); err != nil {
+			return fmt.Errorf("creating bridge %s in %s: %w", subnetBridge, prefix+"r", err)
+		}
+		if err := upByName(router, subnetBridge); err != nil {
+			return err
+		}
+		gwVeth, port := fmt.Sprintf("g-%d", i+1), fmt.Sprintf("p-%d", i+1)
+		pair := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: gwVeth, MTU: r.underlayMTU}, PeerName: port}
+		if err := router.LinkAdd(pair); err != nil {
+			return fmt.Errorf("creating veth %s <-> %s in %s: %w", gwVeth, port, prefix+"r", err)
+		}
+		portLink, err := router.LinkByName(port)
+		if err != nil {
+			return fmt.Errorf("reading %s in %s: %w", port, prefix+"r", err)
+		}
+		if err := router.LinkSetMasterByIndex(portLink, br.Attrs().Index); err != nil {
+			return fmt.Errorf("attaching %s to %s in %s: %w", port, subnetBridge, prefix+"r", err)
+		}
+		if err := upByName(router, port); err != nil {
+			return err
+		}
+		if err := addAddrUp(router, gwVeth, netip.PrefixFrom(gw, h.subnet.Bits())); err != nil {
+			return err
+		}
+		legMaster = br.Attrs().Index
 	}
 
 	hostNs, err := r.newNetns(h.netns)
@@ -119,16 +156,19 @@ func (r *reference) buildHost(router *netlink.Handle, prefix string, i int, h, p
 	if err := upByName(hh, "lo"); err != nil {
 		return err
 	}
-	routerLeg := fmt.Sprintf("h-%d", i+1)
 	pair := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: routerLeg, MTU: r.underlayMTU, MasterIndex: br.Attrs().Index},
+		LinkAttrs:     netlink.LinkAttrs{Name: routerLeg, MTU: r.underlayMTU, MasterIndex: legMaster},
 		PeerName:      "eth0",
 		PeerNamespace: netlink.NsFd(hostNs),
 	}
 	if err := router.LinkAdd(pair); err != nil {
 		return fmt.Errorf("creating veth %s <-> %s/eth0: %w", routerLeg, h.netns, err)
 	}
-	if err := upByName(router, routerLeg); err != nil {
+	if shape == refRouted {
+		if err := addAddrUp(router, routerLeg, netip.PrefixFrom(gw, h.subnet.Bits())); err != nil {
+			return err
+		}
+	} else if err := upByName(router, routerLeg); err != nil {
 		return err
 	}
 	if err := addAddrUp(hh, "eth0", netip.PrefixFrom(h.addr, h.subnet.Bits())); err != nil {
