@@ -286,6 +286,14 @@ func (l *Lab) ensureHost(router *netlink.Handle, h hostPlan, bridgeIndex, gatewa
 		// resumes within one backoff of at most 6.4 s instead of 2 min:
 		// etcd's peer streams across a cut rejoin in seconds.
 		"net.ipv4.tcp_retries2": "5",
+		// Frames bridged between a host's containers and its vxlan device
+		// stay out of the IP hooks (conntrack and every inet chain):
+		// nothing of weft filters bridged IP traffic there (the bridge
+		// table does, at the bridge's own hook), and br_netfilter's pass
+		// through them cost the overlay throughput on every segment.
+		"net.bridge.bridge-nf-call-iptables":  "0",
+		"net.bridge.bridge-nf-call-ip6tables": "0",
+		"net.bridge.bridge-nf-call-arptables": "0",
 	})
 	if err != nil {
 		return fmt.Errorf("in namespace %s: %w", h.netns, err)

@@ -322,6 +322,11 @@ func TestLabLifecycle(t *testing.T) {
 		if v := nsSysctl(t, ns1, "net.ipv4.conf.all.rp_filter"); v != "2" {
 			t.Errorf("host1 rp_filter = %s, want 2 (loose)", v)
 		}
+		if _, err := os.Stat("/proc/sys/net/bridge"); err == nil {
+			if v := nsSysctl(t, ns1, "net.bridge.bridge-nf-call-iptables"); v != "0" {
+				t.Errorf("host1 bridge-nf-call-iptables = %s, want 0 (bridged frames skip the IP hooks)", v)
+			}
+		}
 	})
 
 	t.Run("the root namespace gets no link and no lab route", func(t *testing.T) {

@@ -105,6 +105,9 @@ func setSysctls(ns netns.NsHandle, values map[string]string) error {
 		for _, key := range keys {
 			path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 			current, err := os.ReadFile(path)
+			if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(key, "net.bridge.") {
+				continue // no br_netfilter: bridged frames never meet the IP hooks anyway
+			}
 			if err != nil {
 				return fmt.Errorf("reading sysctl %s: %w", key, err)
 			}
