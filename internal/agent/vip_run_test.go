@@ -65,6 +65,13 @@ func (e *fakeElection) other(name string) {
 	e.set(&model.VIPRecord{Holder: name, HolderAddr: netip.MustParseAddr("127.0.0.2"), Epoch: epoch})
 }
 
+// failRenewals makes every renewal fail with err from now on (nil: succeed).
+func (e *fakeElection) failRenewals(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.renewErr = err
+}
+
 func (e *fakeElection) record() (*model.VIPRecord, int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -299,9 +306,7 @@ func TestVIPElection(t *testing.T) {
 		{"a holder that cannot renew fences itself within the fence", func(t *testing.T) {
 			f := startVIP(t, &fakeElection{}, true)
 			waitUntil(t, 2*time.Second, "delivering", f.w.live)
-			f.e.mu.Lock()
-			f.e.renewErr = errors.New("etcd unreachable")
-			f.e.mu.Unlock()
+			f.e.failRenewals(errors.New("etcd unreachable"))
 			cut := time.Now()
 			waitUntil(t, 2*time.Second, "fenced", func() bool {
 				ev := f.w.log()
@@ -314,16 +319,12 @@ func TestVIPElection(t *testing.T) {
 		{"a holder whose store pauses past the fence delivers again on the next renewal, same term", func(t *testing.T) {
 			f := startVIP(t, &fakeElection{}, true)
 			waitUntil(t, 2*time.Second, "delivering", f.w.live)
-			f.e.mu.Lock()
-			f.e.renewErr = context.DeadlineExceeded
-			f.e.mu.Unlock()
+			f.e.failRenewals(context.DeadlineExceeded)
 			waitUntil(t, 2*time.Second, "fenced", func() bool { return !f.w.live() })
 			if _, held := f.r.held(); !held {
 				t.Fatalf("a pausing holder answers probes with not held; candidates would move the VIP")
 			}
-			f.e.mu.Lock()
-			f.e.renewErr = nil
-			f.e.mu.Unlock()
+			f.e.failRenewals(nil)
 			waitUntil(t, 2*time.Second, "delivering again", f.w.live)
 			if rec, _ := f.e.record(); rec.Holder != "me" || rec.Epoch != 1 {
 				t.Fatalf("record %+v, want the same term (me, epoch 1)", rec)
@@ -332,9 +333,7 @@ func TestVIPElection(t *testing.T) {
 		{"a holder that cannot renew for the grace period gives the term up", func(t *testing.T) {
 			f := startVIP(t, &fakeElection{}, true)
 			waitUntil(t, 2*time.Second, "delivering", f.w.live)
-			f.e.mu.Lock()
-			f.e.renewErr = errors.New("etcd unreachable")
-			f.e.mu.Unlock()
+			f.e.failRenewals(errors.New("etcd unreachable"))
 			cut := time.Now()
 			waitUntil(t, vip.Grace+2*time.Second, "term given up", func() bool { _, held := f.r.held(); return !held })
 			if took := time.Since(cut); took < vip.Grace-vip.RenewInterval {
