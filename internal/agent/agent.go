@@ -67,8 +67,8 @@ type Agent struct {
 	log    *slog.Logger
 	boot   *spec.Cluster
 	self   spec.Host
-	hostNS netns.NsHandle
-	rt     *runtime.Runtime
+	kernel kernel     // the host's network namespace
+	rt     supervisor // the host's processes
 	fw     firewall.Firewall
 	images *image.Store   // this host's unpacked images
 	peers  *reach.Monitor // the other hosts' reachability, from here
@@ -118,8 +118,8 @@ func Run(ctx context.Context, cfg Config) error {
 		boot:       boot,
 		self:       self,
 		creds:      creds,
-		hostNS:     hostNS,
-		rt:         &runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log},
+		kernel:     overlayKernel{host: hostNS},
+		rt:         runtimeSupervisor{&runtime.Runtime{StateRoot: cfg.StateRoot, Exe: cfg.Exe, Log: cfg.Log}},
 		fw:         firewall.Firewall{Kernel: firewall.NFT{}},
 		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},

@@ -10,7 +10,6 @@ import (
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
-	"github.com/weft-dev/weft/internal/store"
 )
 
 // containerRun is one supervised container: the runtime's supervisor, the
@@ -41,7 +40,7 @@ func (r *containerRun) snapshot() model.ContainerStatus {
 // keeps its status instead of reporting it starting, so restarting an agent
 // never takes a healthy instance out of DNS or the gateways. Its health
 // checks go on, and fail it as usual.
-func (a *Agent) startRun(st *store.Store, svc spec.Service, as model.Assignment, rc runtime.Config, hash string, base model.ContainerStatus, prev *model.ContainerStatus) *containerRun {
+func (a *Agent) startRun(st statusStore, svc spec.Service, as model.Assignment, rc runtime.Config, hash string, base model.ContainerStatus, prev *model.ContainerStatus) *containerRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &containerRun{assign: as, hash: hash, cancel: cancel, done: make(chan struct{})}
 	base.State = model.StateStarting

@@ -52,10 +52,10 @@ func (a *Agent) imageOf(ctx context.Context, c *spec.Cluster, hc overlay.HostCon
 		}
 		opts.Registry = addr
 		opts.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if _, err := overlay.EnsureContainerNetns(link.Netns); err != nil {
+			if err := a.kernel.EnsureContainerNetns(link.Netns); err != nil {
 				return nil, fmt.Errorf("creating network namespace to pull from: %w", err)
 			}
-			if _, err := overlay.AttachContainer(a.hostNS, hc, link); err != nil {
+			if err := a.kernel.AttachContainer(hc, link); err != nil {
 				return nil, fmt.Errorf("wiring link to pull from: %w", err)
 			}
 			return nsthread.DialNamed(ctx, link.Netns, &net.Dialer{Timeout: 5 * time.Second}, network, addr)
@@ -131,7 +131,7 @@ func (a *Agent) collectImages() {
 // still waiting for its dependencies (the cluster's registry among them)
 // says so; otherwise the pull's error is its status. A container already
 // running keeps running.
-func (a *Agent) imageMissing(ctx context.Context, st *store.Store, svc spec.Service, as model.Assignment, link overlay.ContainerLink, snap store.Snapshot, running bool, pullErr error) error {
+func (a *Agent) imageMissing(ctx context.Context, st statusStore, svc spec.Service, as model.Assignment, link overlay.ContainerLink, snap store.Snapshot, running bool, pullErr error) error {
 	if running {
 		return pullErr
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/weft-dev/weft/internal/dns"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/reach"
-	"github.com/weft-dev/weft/internal/runtime"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"
 )
@@ -31,7 +30,7 @@ const resolverDaemon = "resolver"
 // is dead or restarting.
 func (a *Agent) ensureResolver() error {
 	argv := []string{a.cfg.Exe, "resolver", "--cluster", a.cfg.Cluster, "--host", a.self.Name, "--state-root", a.cfg.StateRoot}
-	pid, started, err := runtime.EnsureDaemon(naming.HostStateDir(a.cfg.StateRoot, a.cfg.Cluster, a.self.Name),
+	pid, started, err := a.rt.EnsureDaemon(naming.HostStateDir(a.cfg.StateRoot, a.cfg.Cluster, a.self.Name),
 		naming.CgroupRelPath(a.cfg.Cluster, a.self.Name, resolverDaemon), resolverDaemon, argv)
 	if err != nil {
 		return fmt.Errorf("starting the DNS resolver: %w", err)

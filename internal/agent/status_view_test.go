@@ -78,7 +78,7 @@ func TestLocalStatusesIncludeUnadoptedRecords(t *testing.T) {
 		cfg:  Config{Cluster: "c1", Host: "host1", StateRoot: root},
 		log:  slog.New(slog.DiscardHandler),
 		self: spec.Host{Name: "host1"},
-		rt:   &runtime.Runtime{StateRoot: root},
+		rt:   runtimeSupervisor{&runtime.Runtime{StateRoot: root}},
 		containers: map[string]*containerRun{
 			"supervised-1": {status: model.ContainerStatus{Container: "supervised-1", Host: "host1", Pid: 99, State: model.StateRunning}},
 		},
