@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -52,8 +53,8 @@ services:
 // have nothing but sshd (the rig: lab hosts without agents), over ssh from
 // the rig's router namespace: an unknown host key is refused until
 // --accept-new-host-keys; then containers on both servers reach each other
-// by name, a second up changes nothing, and down leaves nothing on the
-// servers but their sshd.
+// by name without any frame flooding the underlay, a second up changes
+// nothing, and down leaves nothing on the servers but their sshd.
 func TestSSHProvider(t *testing.T) {
 	rig := startSSHRig(t,
 		rigHost{name: "host1", subnet: "a", addr: netip.MustParseAddr("192.168.1.10")},
@@ -87,7 +88,13 @@ func TestSSHProvider(t *testing.T) {
 	if b, err := os.ReadFile(known); err != nil || strings.Count(string(b), "\n") != 2 {
 		t.Errorf("known_hosts after accepting: %q (err %v), want one line per server", b, err)
 	}
-	checkSSHReachability(t, name, root)
+	all, macs := sshContainers(t, name, root)
+	checkNoFloodingIn(t, rig.router, len(rig.hosts), macs, func() {
+		// As checkNoFlooding: best effort (a container may lack the right).
+		for _, c := range all {
+			_, _ = serverWeft(filepath.Join(root, c.host), name, "exec", c.name, "--", "ip", "neigh", "flush", "all")
+		}
+	}, func() { checkSSHReachability(t, name, root, all) })
 
 	// Again: the same binary, certificates, files and running agents.
 	out := mustWeft(t, "up", "-f", file, via, "--json")
@@ -135,27 +142,39 @@ func TestSSHProvider(t *testing.T) {
 	}
 }
 
-// checkSSHReachability runs, on each server, its own installed weft (as an
-// operator logged in there would): every container reaches every other by
-// service name and by address, across the two servers.
-func checkSSHReachability(t *testing.T, name, root string) {
+// sshContainer is one container of an ssh cluster and its server.
+type sshContainer struct{ name, service, ip, host string }
+
+// sshContainers lists every container, each from the status of its own
+// server (run there, as an operator logged in would), and every MAC the
+// servers know of (containers and host bridges).
+func sshContainers(t *testing.T, name, root string) ([]sshContainer, map[string]bool) {
 	t.Helper()
-	type ctr struct{ name, service, ip, host string }
-	var all []ctr
+	var all []sshContainer
+	known := map[string]bool{}
 	for _, host := range []string{"host1", "host2"} {
 		st := serverStatus(t, name, filepath.Join(root, host))
+		maps.Copy(known, knownMACs(st))
 		for _, c := range st.Containers {
 			if c.Host == host {
 				if !c.Ready() {
 					t.Fatalf("%s is not ready: %+v", c.Container, c)
 				}
-				all = append(all, ctr{c.Container, c.Service, c.IP.String(), host})
+				all = append(all, sshContainer{c.Container, c.Service, c.IP.String(), host})
 			}
 		}
 	}
 	if len(all) != 2 {
 		t.Fatalf("containers: %+v, want api-1 on host1 and store-1 on host2", all)
 	}
+	return all, known
+}
+
+// checkSSHReachability: every container reaches every other by service
+// name and by address, across the two servers, through weft exec on its
+// own server.
+func checkSSHReachability(t *testing.T, name, root string, all []sshContainer) {
+	t.Helper()
 	for _, from := range all {
 		for _, to := range all {
 			for _, target := range []string{to.service, to.ip} {
