@@ -18,6 +18,8 @@ command -v keepalived >/dev/null || need+=(keepalived)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 # a static shell for the test images (docs/images.md)
 [ -x /bin/busybox ] || need+=(busybox-static)
+# a real sshd in each lab host for provider ssh's test (test/integration/ssh_test.go)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # headless browser of the UI test (test/integration/ui_test.go, docs/ui.md)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

@@ -86,6 +86,9 @@ type Agent struct {
 	pulled map[string]string
 	// kick asks the reconcile loop for a pass now (askReconcile).
 	kick chan struct{}
+
+	underlayOnce sync.Once     // underlay.go
+	underlayLink *underlayLink // nil until found
 }
 
 // Run runs the agent until ctx is cancelled. Containers keep running after

@@ -12,7 +12,8 @@ import (
 
 // The bootstrap file tells a fresh agent who it is and where the managers
 // are, before any store exists. Everything after that comes from the store.
-func bootstrapPath(root, cluster, host string) string {
+// BootstrapPath is the cluster file a host's agent starts from.
+func BootstrapPath(root, cluster, host string) string {
 	return filepath.Join(naming.HostStateDir(root, cluster, host), "bootstrap.json")
 }
 
@@ -23,7 +24,7 @@ func WriteBootstrap(root string, c *spec.Cluster, host string) error {
 	if err != nil {
 		return fmt.Errorf("encoding bootstrap of host %s: %w", host, err)
 	}
-	p := bootstrapPath(root, c.Name, host)
+	p := BootstrapPath(root, c.Name, host)
 	if old, err := os.ReadFile(p); err == nil && string(old) == string(b) {
 		return os.Chmod(p, 0o600) // one written by an older weft was 0644
 	}
@@ -39,7 +40,7 @@ func WriteBootstrap(root string, c *spec.Cluster, host string) error {
 }
 
 func readBootstrap(root, cluster, host string) (*spec.Cluster, error) {
-	b, err := os.ReadFile(bootstrapPath(root, cluster, host))
+	b, err := os.ReadFile(BootstrapPath(root, cluster, host))
 	if err != nil {
 		return nil, fmt.Errorf("reading bootstrap of host %s (start agents with `weft up`): %w", host, err)
 	}

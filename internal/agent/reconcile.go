@@ -64,14 +64,15 @@ type applied struct {
 const coalesceDelay = 20 * time.Millisecond
 
 func (a *Agent) hostConfig(c *spec.Cluster) overlay.HostConfig {
+	u := a.underlay(c)
 	return overlay.HostConfig{
 		VNI:           c.Overlay.VNI,
 		Port:          c.Overlay.Port,
-		MTU:           c.Overlay.MTU,
+		MTU:           overlayMTU(c, u),
 		Bridge:        c.Overlay.Bridge,
 		BridgeAddr:    netip.PrefixFrom(c.HostOverlayAddr(a.self.Name), c.Overlay.CIDR.Bits()),
 		LocalAddr:     a.self.Address,
-		UnderlayIface: naming.HostUnderlayIface,
+		UnderlayIface: u.Name,
 	}
 }
 

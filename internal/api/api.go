@@ -165,11 +165,18 @@ type Client struct {
 
 // NewClient returns a client for the agent listening on socket.
 func NewClient(socket string) *Client {
+	return NewClientDial(socket, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	})
+}
+
+// NewClientDial returns a client for an agent reached through dial (one
+// on another machine: through an ssh connection to its socket); socket
+// names it in messages.
+func NewClientDial(socket string, dial func(ctx context.Context) (net.Conn, error)) *Client {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		DisableKeepAlives: true,
 	}
 	return &Client{Socket: socket, http: &http.Client{Transport: tr}}

@@ -116,6 +116,21 @@ func KillAll(rel string, timeout time.Duration) error {
 	}
 }
 
+// RemoveIfEmpty deletes rel from every hierarchy weft uses when no cgroup
+// is left below it; one that still has children (another host of the
+// cluster on this machine) is kept.
+func RemoveIfEmpty(rel string) error {
+	for _, c := range append([]string{Controller, Freezer}, limitControllers...) {
+		err := os.Remove(filepath.Join(Root, c, rel))
+		switch {
+		case err == nil, errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.EBUSY), errors.Is(err, syscall.ENOTEMPTY):
+		default:
+			return fmt.Errorf("removing cgroup %s of %s: %w", rel, c, err)
+		}
+	}
+	return nil
+}
+
 // Remove deletes rel and every cgroup below it (they must be empty).
 func Remove(rel string) error { return RemoveFrom(Controller, rel) }
 

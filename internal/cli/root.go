@@ -148,6 +148,7 @@ func Main(args []string) int {
 		newLogsCmd(g), newRestartCmd(g), newExecCmd(g), newUICmd(g), newAgentCmd(g), newResolverCmd(g), newContainerInitCmd(), newContainerExecCmd(), newHostSuperviseCmd(g), newGatewayCmd(g), newPublishCmd(g), newBenchCmd(g),
 		newChaosCmd(g), newFaultDelayCmd(), newFaultBurnCmd(), newRegistryCmd(g), newImageCmd(g),
 	)
+	root.AddCommand(newHostStartCmd(g), newHostCleanupCmd(g), newRenderCmd(g))
 	root.SetArgs(args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

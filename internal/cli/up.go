@@ -17,6 +17,7 @@ import (
 func newUpCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
 	var asJSON bool
+	var ssh sshFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create the cluster in the file, or converge it to the file",
@@ -26,7 +27,7 @@ func newUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := up(cmd.Context(), g, c, timeout, !asJSON)
+			res, err := up(cmd.Context(), g, c, ssh, timeout, !asJSON)
 			if asJSON {
 				_ = json.NewEncoder(g.stdout).Encode(res)
 			}
@@ -35,12 +36,13 @@ func newUpCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long to wait for every service to become healthy")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	ssh.register(cmd, true)
 	return cmd
 }
 
 // up runs cluster.Up with the file's provider, printing its progress unless
 // progress is off (--json).
-func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration, progress bool) (cluster.UpResult, error) {
+func up(ctx context.Context, g *globals, c *spec.Cluster, ssh sshFlags, timeout time.Duration, progress bool) (cluster.UpResult, error) {
 	say := func(format string, args ...any) {
 		if progress {
 			fmt.Fprintf(g.stdout, format+"\n", args...)
@@ -49,7 +51,7 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 	if os.Geteuid() != 0 {
 		return cluster.UpResult{Cluster: c.Name}, &exitError{code: 1, err: errors.New("weft up builds network namespaces and needs root; run it with sudo")}
 	}
-	p, err := cluster.NewProvider(c.Provider, g.stateRoot, g.logger())
+	p, err := cluster.NewProvider(c.Provider, ssh.options(g, say))
 	if err != nil {
 		return cluster.UpResult{Cluster: c.Name}, err
 	}
@@ -63,6 +65,7 @@ func up(ctx context.Context, g *globals, c *spec.Cluster, timeout time.Duration,
 
 func newDownCmd(g *globals) *cobra.Command {
 	var keepVolumes bool
+	var ssh sshFlags
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove everything of the cluster: namespaces, links, processes, mounts, state",
@@ -72,9 +75,9 @@ func newDownCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// --cluster names no provider, and this machine records none
-			// for a cluster: the lab is the only one there is.
-			p, err := cluster.NewProvider(spec.DefaultProvider, g.stateRoot, g.logger())
+			// --cluster names no provider: the one this machine recorded
+			// for the cluster (ssh keeps the record of its servers).
+			p, err := cluster.ProviderOf(name, ssh.options(g, nil))
 			if err != nil {
 				return err
 			}
@@ -87,6 +90,7 @@ func newDownCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&keepVolumes, "keep-volumes", false, "keep the volume directories")
+	ssh.register(cmd, false)
 	return cmd
 }
 

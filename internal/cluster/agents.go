@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/weft-dev/weft/internal/agent"
 	"github.com/weft-dev/weft/internal/api"
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/provider"
 	"github.com/weft-dev/weft/internal/spec"
 )
 
@@ -25,6 +27,11 @@ type Agent interface {
 func (e Env) agent(cluster, host string) Agent {
 	if e.Agent != nil {
 		return e.Agent(cluster, host)
+	}
+	if d, ok := e.Provider.(provider.AgentDialer); ok {
+		return api.NewClientDial(host+":agent.sock", func(ctx context.Context) (net.Conn, error) {
+			return d.DialAgent(ctx, cluster, host)
+		})
 	}
 	return api.NewClient(naming.AgentSocket(e.StateRoot, cluster, host))
 }

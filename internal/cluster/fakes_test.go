@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/weft-dev/weft/internal/agent"
 	"github.com/weft-dev/weft/internal/api"
@@ -65,4 +66,8 @@ func (f *fakeAgent) Apply(context.Context, *spec.Cluster) (api.ApplyResult, erro
 
 func (f *fakeAgent) Status(context.Context) (api.Status, error) {
 	return f.status, nil
+}
+
+func (f *fakeProvider) Run(_ context.Context, cluster, host string, argv []string, _ io.Reader) ([]byte, error) {
+	return nil, f.do(fmt.Sprintf("run %s %s %v", cluster, host, argv))
 }

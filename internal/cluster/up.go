@@ -25,9 +25,12 @@ type UpResult struct {
 	Created     bool          `json:"created"` // the cluster did not exist before
 	SpecChanged bool          `json:"spec_changed"`
 	Changes     model.Changes `json:"changes"`
-	Healthy     int           `json:"healthy"`
-	Expected    int           `json:"expected"`
-	Seconds     float64       `json:"seconds"`
+	// HostChanges counts what the provider changed on the hosts, where it
+	// counts them (ssh: files copied, units written, agents started).
+	HostChanges int     `json:"host_changes"`
+	Healthy     int     `json:"healthy"`
+	Expected    int     `json:"expected"`
+	Seconds     float64 `json:"seconds"`
 }
 
 // Env is what Up and Down work with.
@@ -60,7 +63,11 @@ func Up(ctx context.Context, env Env, c *spec.Cluster, timeout time.Duration) (U
 		return res, err
 	}
 	res.Created = !existed
-	env.say("cluster %s: underlay (router + %d hosts in %d subnets)", c.Name, len(c.Hosts), len(c.Network.Subnets))
+	if c.Provider == spec.ProviderSSH {
+		env.say("cluster %s: checking %d servers over ssh", c.Name, len(c.Hosts))
+	} else {
+		env.say("cluster %s: underlay (router + %d hosts in %d subnets)", c.Name, len(c.Hosts), len(c.Network.Subnets))
+	}
 	if _, err := p.Ensure(ctx, c); err != nil {
 		if !existed {
 			// Never leave half a cluster behind.
@@ -88,6 +95,10 @@ func Up(ctx context.Context, env Env, c *spec.Cluster, timeout time.Duration) (U
 		if _, err := p.StartAgent(ctx, c.Name, h.Name, exe, args); err != nil {
 			return res, fmt.Errorf("starting the agent of %s: %w", h.Name, err)
 		}
+	}
+	if cc, ok := p.(provider.ChangeCounter); ok {
+		res.HostChanges = cc.Changes()
+		env.say("hosts: %d changes", res.HostChanges)
 	}
 	env.say("agents: starting %d (etcd members on %s)", len(c.Hosts), strings.Join(managerNames(c), ", "))
 	client, err := waitAgents(ctx, env, c, 90*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,15 +64,44 @@ func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, 
 		return 0, fmt.Errorf("opening namespace %s: %w", nsName, err)
 	}
 	defer hostNs.Close()
+	// The supervisor is forked from a thread inside the host namespace and
+	// inherits it; so does every agent it starts.
+	inHost := func(fork func() error) error {
+		if err := nsthread.Do(hostNs, fork); err != nil {
+			return fmt.Errorf("in namespace %s: %w", nsName, err)
+		}
+		return nil
+	}
+	pid, _, err = startSupervised(ctx, l.log(), l.stateRoot(), cluster, host, exe, args, inHost)
+	return pid, err
+}
 
-	stateRoot, err := filepath.Abs(l.stateRoot())
+// StartAgentHere is StartAgent for a host that is this machine (a server
+// of provider ssh, where `weft host-start` runs it): the supervisor is
+// started in the caller's own network namespace, with the same files
+// under stateRoot.
+func StartAgentHere(ctx context.Context, log *slog.Logger, stateRoot, cluster, host, exe string, args []string) (pid int, started bool, err error) {
+	if err := validName("cluster", cluster); err != nil {
+		return 0, false, err
+	}
+	if err := validName("host", host); err != nil {
+		return 0, false, err
+	}
+	return startSupervised(ctx, log, stateRoot, cluster, host, exe, args, func(fork func() error) error { return fork() })
+}
+
+// startSupervised makes sure the host's supervisor runs (forked through
+// enter, which puts the fork in the host's network namespace) and returns
+// the pid of the agent it keeps, and whether it started the supervisor.
+func startSupervised(ctx context.Context, log *slog.Logger, stateRoot, cluster, host, exe string, args []string, enter func(fork func() error) error) (int, bool, error) {
+	stateRoot, err := filepath.Abs(stateRoot)
 	if err != nil {
-		return 0, fmt.Errorf("resolving state root %s: %w", l.stateRoot(), err)
+		return 0, false, fmt.Errorf("resolving state root %s: %w", stateRoot, err)
 	}
 	dir := naming.HostStateDir(stateRoot, cluster, host)
 	unlock, err := lockFile(ctx, filepath.Join(dir, agentLockFile))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer unlock()
 
@@ -79,30 +109,28 @@ func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, 
 	// a relative exe must still mean what the caller meant.
 	exePath, err := exec.LookPath(exe)
 	if err != nil {
-		return 0, fmt.Errorf("finding agent executable %q: %w", exe, err)
+		return 0, false, fmt.Errorf("finding agent executable %q: %w", exe, err)
 	}
 	if exePath, err = filepath.Abs(exePath); err != nil {
-		return 0, fmt.Errorf("resolving agent executable %q: %w", exe, err)
+		return 0, false, fmt.Errorf("resolving agent executable %q: %w", exe, err)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return 0, fmt.Errorf("finding this binary to run the host supervisor: %w", err)
+		return 0, false, fmt.Errorf("finding this binary to run the host supervisor: %w", err)
 	}
 	argv := append([]string{self, SupervisorCommand, "--cluster", cluster, "--host", host, "--state-root", stateRoot, "--", exePath}, args...)
 	var supPid int
 	var started bool
-	// The supervisor is forked from a thread inside the host namespace and
-	// inherits it; so does every agent it starts.
-	err = nsthread.Do(hostNs, func() error {
+	err = enter(func() error {
 		var err error
 		supPid, started, err = runtime.EnsureDaemon(dir, naming.CgroupRelPath(cluster, host, supervisorName), supervisorName, argv)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("starting the supervisor of host %s in namespace %s: %w", host, nsName, err)
+		return 0, false, fmt.Errorf("starting the supervisor of host %s: %w", host, err)
 	}
 	if started {
-		l.log().Info("started host supervisor", "cluster", cluster, "host", host, "pid", supPid, "netns", nsName,
+		log.Info("started host supervisor", "cluster", cluster, "host", host, "pid", supPid,
 			"log", filepath.Join(dir, supervisorName+".log"))
 	}
 
@@ -111,17 +139,17 @@ func (l *Lab) StartAgent(ctx context.Context, cluster, host string, exe string, 
 	defer deadline.Stop()
 	for {
 		if pid, alive := agentPid(dir); alive {
-			return pid, nil
+			return pid, started, nil
 		}
 		if _, alive := runtime.PidFile(filepath.Join(dir, supervisorName+".pid")).Read(); !alive {
-			return 0, fmt.Errorf("the supervisor of host %s exited before starting the agent; see %s",
+			return 0, false, fmt.Errorf("the supervisor of host %s exited before starting the agent; see %s",
 				host, filepath.Join(dir, supervisorName+".log"))
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("waiting for the agent of host %s: %w", host, ctx.Err())
+			return 0, false, fmt.Errorf("waiting for the agent of host %s: %w", host, ctx.Err())
 		case <-deadline.C:
-			return 0, fmt.Errorf("the supervisor of host %s did not start the agent within %s; see %s",
+			return 0, false, fmt.Errorf("the supervisor of host %s did not start the agent within %s; see %s",
 				host, agentStartTimeout, filepath.Join(dir, supervisorName+".log"))
 		case <-time.After(10 * time.Millisecond):
 		}

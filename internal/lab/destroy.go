@@ -41,38 +41,16 @@ func (l *Lab) Destroy(ctx context.Context, cluster string, keepVolumes bool) (Re
 	var problems []error
 
 	// Processes first: a namespace only goes away with its last process.
-	rel := naming.CgroupRelPath(cluster)
-	pids, err := cgroup.Pids(rel)
-	if err != nil {
-		problems = append(problems, err)
-	}
-	removed.Processes = len(pids)
-	if err := cgroup.KillAll(rel, killTimeout); err != nil {
-		problems = append(problems, fmt.Errorf("stopping processes of cluster %s: %w", cluster, err))
-	}
-	for _, controller := range naming.CgroupControllers() {
-		if controller == cgroup.Controller {
-			continue // KillAll removed it
-		}
-		if err := cgroup.RemoveFrom(controller, rel); err != nil {
-			problems = append(problems, err)
-		}
-	}
+	var killErrs []error
+	removed.Processes, killErrs = killCgroup(naming.CgroupRelPath(cluster), "cluster "+cluster)
+	problems = append(problems, killErrs...)
 
 	if err := ctx.Err(); err != nil {
 		return removed, errors.Join(append(problems, fmt.Errorf("destroying cluster %s: %w", cluster, err))...)
 	}
-	names, err := listNamedNetns(naming.NetnsPrefix(cluster))
-	if err != nil {
-		problems = append(problems, err)
-	}
-	for _, name := range names {
-		if err := deleteNamedNetns(name); err != nil {
-			problems = append(problems, err)
-			continue
-		}
-		removed.Namespaces = append(removed.Namespaces, name)
-	}
+	var nsErrs []error
+	removed.Namespaces, nsErrs = deleteNamespaces(naming.NetnsPrefix(cluster))
+	problems = append(problems, nsErrs...)
 
 	stateRemoved, err := removeStateDir(naming.StateDir(l.stateRoot(), cluster), keepVolumes)
 	if err != nil {
@@ -85,6 +63,48 @@ func (l *Lab) Destroy(ctx context.Context, cluster string, keepVolumes bool) (Re
 		return removed, fmt.Errorf("destroying cluster %s left something behind (run it again once the cause is fixed):\n%w", cluster, errors.Join(problems...))
 	}
 	return removed, nil
+}
+
+// killCgroup kills every process of the cgroup rel (what names it in
+// errors) and removes it from every controller; it returns how many
+// processes there were.
+func killCgroup(rel, what string) (int, []error) {
+	var problems []error
+	pids, err := cgroup.Pids(rel)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if err := cgroup.KillAll(rel, killTimeout); err != nil {
+		problems = append(problems, fmt.Errorf("stopping processes of %s: %w", what, err))
+	}
+	for _, controller := range naming.CgroupControllers() {
+		if controller == cgroup.Controller {
+			continue // KillAll removed it
+		}
+		if err := cgroup.RemoveFrom(controller, rel); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	return len(pids), problems
+}
+
+// deleteNamespaces deletes every named namespace starting with prefix and
+// returns those it deleted.
+func deleteNamespaces(prefix string) ([]string, []error) {
+	var problems []error
+	names, err := listNamedNetns(prefix)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	var deleted []string
+	for _, name := range names {
+		if err := deleteNamedNetns(name); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		deleted = append(deleted, name)
+	}
+	return deleted, problems
 }
 
 // Exists reports whether any namespace of the cluster exists.

@@ -125,3 +125,10 @@ func shortHash(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))
 	return strings.ToLower(hex.EncodeToString(sum[:]))[:n]
 }
+
+// HostSystemDirs are the host's directories shown read-only in every
+// container (runtime's root of a container without image): nothing secret
+// may live below them, e.g. provider ssh's install root.
+func HostSystemDirs() []string {
+	return []string{"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,4 +342,27 @@ func mutualServer(tb testing.TB, root string, c *spec.Cluster) net.Listener {
 		}
 	}()
 	return ln
+}
+
+func TestHostHandoverNeverTheCAKey(t *testing.T) {
+	root := t.TempDir()
+	c := testCluster("192.168.1.10")
+	if _, err := Ensure(root, c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range c.Hosts {
+		files := HostHandover(root, c.Name, h.Name)
+		want := 3 // ca.crt, client.crt, client.key
+		if h.IsManager() {
+			want = 7
+		}
+		if len(files) != want {
+			t.Errorf("%s: %d files, want %d: %v", h.Name, len(files), want, files)
+		}
+		for _, f := range files {
+			if f == caKey(root, c.Name) || !strings.HasPrefix(f, HostDir(root, c.Name, h.Name)) {
+				t.Errorf("%s: hands over %s, outside its own pki directory", h.Name, f)
+			}
+		}
+	}
 }

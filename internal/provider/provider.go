@@ -10,6 +10,8 @@ package provider
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/netip"
 
 	"github.com/weft-dev/weft/internal/spec"
@@ -25,9 +27,27 @@ type Provider interface {
 	// StartAgent makes sure the agent of host runs (exe with args), kept
 	// running after the caller exits; a running one is left alone.
 	StartAgent(ctx context.Context, cluster, host, exe string, args []string) (pid int, err error)
+	// Run runs argv on host (in its network namespace, as root) with
+	// stdin, and returns its combined output; a non-zero exit is an error
+	// that carries the output.
+	Run(ctx context.Context, cluster, host string, argv []string, stdin io.Reader) (output []byte, err error)
 	// Destroy removes everything of the cluster; it is safe when nothing
 	// exists and never touches another cluster.
 	Destroy(ctx context.Context, cluster string, keepVolumes bool) (Removed, error)
+}
+
+// AgentDialer is implemented by a provider whose agents' API sockets are
+// not on this machine (ssh: on the servers); the bring-up reaches an agent
+// through DialAgent instead of the socket under the local state root.
+type AgentDialer interface {
+	DialAgent(ctx context.Context, cluster, host string) (net.Conn, error)
+}
+
+// ChangeCounter is implemented by a provider that counts what it changed
+// on the hosts since it was made (ssh: files copied, units written, agents
+// started): a second `weft up` of an unchanged file reports 0.
+type ChangeCounter interface {
+	Changes() int
 }
 
 // HostInfo is one host as Ensure left it.

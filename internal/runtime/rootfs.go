@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weft-dev/weft/internal/naming"
 )
 
 // A container's private root. The init builds it in its own mount namespace
@@ -32,7 +34,7 @@ import (
 // built, so the container cannot add files outside its writable paths.
 
 // hostSystemDirs are shown read-only in every container.
-var hostSystemDirs = []string{"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"}
+var hostSystemDirs = naming.HostSystemDirs()
 
 // writableTmpfs are fresh, empty and writable in every container; their
 // pages count against the container's memory limit.

@@ -65,7 +65,17 @@ func (c *Cluster) ApplyDefaults() {
 	if c.Overlay.Bridge == "" {
 		c.Overlay.Bridge = DefaultBridge
 	}
-	c.defaultHostAddresses()
+	if c.Provider == ProviderSSH {
+		// A server's address is its own: never made up.
+		c.SSH.applyDefaults(c.Dir)
+		for i := range c.Hosts {
+			if c.Hosts[i].InstallRoot == "" {
+				c.Hosts[i].InstallRoot = c.SSH.InstallRoot
+			}
+		}
+	} else {
+		c.defaultHostAddresses()
+	}
 	c.defaultManagers()
 	if c.RescheduleAfter.Duration == 0 {
 		c.RescheduleAfter.Duration = DefaultRescheduleAfter

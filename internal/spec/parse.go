@@ -109,6 +109,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Cluster) {
 		"version":  func(v *yaml.Node, p string) { c.Version = d.integer(v, p) },
 		"name":     func(v *yaml.Node, p string) { c.Name = d.str(v, p) },
 		"provider": func(v *yaml.Node, p string) { c.Provider = d.str(v, p) },
+		"ssh":      func(v *yaml.Node, p string) { d.ssh(v, p, &c.SSH) },
 		"domain":   func(v *yaml.Node, p string) { c.Domain = d.str(v, p) },
 		"network":  func(v *yaml.Node, p string) { d.network(v, p, &c.Network) },
 		"overlay":  func(v *yaml.Node, p string) { d.overlay(v, p, &c.Overlay) },
@@ -177,6 +178,8 @@ func (d *decoder) host(n *yaml.Node, path string) Host {
 		"subnet":  func(v *yaml.Node, p string) { h.Subnet = d.str(v, p) },
 		"address": func(v *yaml.Node, p string) { h.Address = d.addr(v, p) },
 		"roles":   func(v *yaml.Node, p string) { h.Roles = d.strings(v, p, "[manager]") },
+
+		"install_root": func(v *yaml.Node, p string) { h.InstallRoot = d.str(v, p) },
 	})
 	return h
 }
@@ -225,6 +228,7 @@ func (d *decoder) service(name string, n *yaml.Node, path string) Service {
 				s.Update = d.update(v, p)
 			}
 		},
+		"artifacts": func(v *yaml.Node, p string) { s.Artifacts = d.artifacts(v, p) },
 		"volumes": func(v *yaml.Node, p string) {
 			for i, item := range d.list(v, p, "- {name: data, path: /data}") {
 				var vol Volume

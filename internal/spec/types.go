@@ -11,7 +11,8 @@ import (
 type Cluster struct {
 	Version  int       `yaml:"version" json:"version"`
 	Name     string    `yaml:"name" json:"name"`
-	Provider string    `yaml:"provider" json:"provider"` // only "lab" for now
+	Provider string    `yaml:"provider" json:"provider"` // "lab" (default) or "ssh"
+	SSH      SSH       `yaml:"ssh" json:"ssh"`           // how provider ssh reaches the servers (ssh.go)
 	Domain   string    `yaml:"domain" json:"domain"`     // DNS domain of the cluster, default "weft"
 	Network  Network   `yaml:"network" json:"network"`
 	Overlay  Overlay   `yaml:"overlay" json:"overlay"`
@@ -63,6 +64,9 @@ type Host struct {
 	Subnet  string     `yaml:"subnet" json:"subnet"`
 	Address netip.Addr `yaml:"address" json:"address"` // underlay address; default: the subnet's .10, .11, ... in file order
 	Roles   []string   `yaml:"roles" json:"roles"`     // "manager" carries an etcd member; default: the first three hosts
+	// InstallRoot is where provider ssh puts weft on this server; default
+	// ssh.install_root.
+	InstallRoot string `yaml:"install_root" json:"install_root,omitempty"`
 }
 
 // Service is one workload; it runs as Replicas containers.
@@ -88,6 +92,9 @@ type Service struct {
 	Health     *Health           `yaml:"health" json:"health,omitempty"`
 	Restart    string            `yaml:"restart" json:"restart"` // always (default) | on-failure | never
 	Volumes    []Volume          `yaml:"volumes" json:"volumes,omitempty"`
+	// Artifacts are files of this machine that provider ssh puts on every
+	// host that may run the service (artifact.go).
+	Artifacts []Artifact `yaml:"artifacts" json:"artifacts,omitempty"`
 
 	// Reschedule says whether the service's containers move to a live host
 	// when theirs is down; default true, false when the service has volumes.

@@ -60,9 +60,13 @@ func (c *Cluster) validateTop(ps *Problems) {
 	if c.Version != DefaultVersion {
 		ps.add("version", c.Version, "unsupported version; this weft reads version 1", "write `version: 1`")
 	}
-	if c.Provider != DefaultProvider {
-		ps.add("provider", c.Provider, "unknown provider; only `lab` is supported", "write `provider: lab` or leave it out")
+	switch c.Provider {
+	case DefaultProvider, ProviderSSH:
+	default:
+		ps.add("provider", c.Provider, "unknown provider; weft knows `lab` (namespaces of this machine) and `ssh` (your own servers)",
+			"write `provider: lab` (or leave it out), or `provider: ssh` with an `ssh:` section")
 	}
+	c.validateSSH(ps)
 	switch {
 	case c.Name == "":
 		ps.add("name", nil, "missing; the cluster name prefixes every namespace and file weft creates",
@@ -228,6 +232,9 @@ func (c *Cluster) validateHostAddress(ps *Problems, field string, h Host, subnet
 	switch {
 	case !known || !isIPv4Prefix(subnet.CIDR):
 		// The subnet problem is already reported.
+	case !a.IsValid() && c.Provider == ProviderSSH:
+		ps.add(field+".address", nil, "missing; provider ssh connects to each server at its own underlay address",
+			"add `address:` with the server's address inside "+subnet.CIDR.String())
 	case !a.IsValid():
 		ps.add(field+".address", nil, fmt.Sprintf("subnet %s (%s) has no free address left from .%d up", subnet.Name, subnet.CIDR, firstHostOctet),
 			"set an address for this host, or use a larger subnet")
@@ -367,6 +374,7 @@ func (c *Cluster) validateService(ps *Problems, field string, s Service) {
 		validateHealth(ps, field+".health", *s.Health, s.Port)
 	}
 	validateVolumes(ps, field+".volumes", s.Volumes)
+	validateArtifacts(ps, field+".artifacts", s.Artifacts)
 	validateUpdate(ps, field, s)
 }
 

@@ -135,6 +135,15 @@ func (o *dnsObserver) answering() error {
 // container owns.
 func checkNoFlooding(t *testing.T, c cluster) {
 	st := c.status(t)
+	checkNoFloodingIn(t, naming.RouterNetns(c.name), 3, knownMACs(st), func() {
+		for _, ct := range st.Containers {
+			c.exec(t, ct.Container, "ip", "neigh", "flush", "all")
+		}
+	}, func() { checkReachability(t, c) })
+}
+
+// knownMACs are the MACs of a cluster's containers and host bridges.
+func knownMACs(st api.Status) map[string]bool {
 	known := map[string]bool{}
 	for _, ct := range st.Containers {
 		known[strings.ToLower(ct.MAC)] = true
@@ -142,10 +151,17 @@ func checkNoFlooding(t *testing.T, c cluster) {
 	for _, h := range st.Hosts {
 		known[strings.ToLower(naming.MACFromIP(netip.MustParseAddr(h.OverlayAddr)).String())] = true
 	}
-	router := naming.RouterNetns(c.name)
+	return known
+}
+
+// checkNoFloodingIn is checkNoFlooding for any lab router namespace with
+// wantBridges subnet bridges: flush empties the neighbor caches, traffic
+// makes every container reach every other.
+func checkNoFloodingIn(t *testing.T, router string, wantBridges int, known map[string]bool, flush, traffic func()) {
+	t.Helper()
 	links := strings.Fields(run(t, inNetns(router, "sh", "-c", "ip -o link show type bridge | awk -F': ' '{print $2}'")))
-	if len(links) != 3 {
-		t.Fatalf("want 3 subnet bridges in the router, got %v", links)
+	if len(links) != wantBridges {
+		t.Fatalf("want %d subnet bridges in the router, got %v", wantBridges, links)
 	}
 	dir := t.TempDir()
 	var caps []*exec.Cmd
@@ -166,10 +182,8 @@ func checkNoFlooding(t *testing.T, c cluster) {
 		}
 		go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	}
-	for _, ct := range st.Containers {
-		c.exec(t, ct.Container, "ip", "neigh", "flush", "all")
-	}
-	checkReachability(t, c)
+	flush()
+	traffic()
 	for _, cmd := range caps {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
