@@ -59,6 +59,12 @@ func newFakeKernel(log *opLog, nsPrefix string) *fakeKernel {
 	return &fakeKernel{log: log, nsPrefix: nsPrefix, peers: map[netip.Addr]overlay.Peer{}, netns: map[string]bool{}}
 }
 
+// Underlay is not known to the fake: the agent falls back to the lab's eth0
+// with the file's MTU, as it does where the lookup fails.
+func (k *fakeKernel) Underlay(addr netip.Addr) (underlayLink, error) {
+	return underlayLink{}, fmt.Errorf("the fake kernel has no interfaces (asked for %s)", addr)
+}
+
 func (k *fakeKernel) EnsureHost(hc overlay.HostConfig) error {
 	k.log.add("ensure-host vni=%d mtu=%d %s %s", hc.VNI, hc.MTU, hc.Bridge, hc.BridgeAddr)
 	return nil

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"net/netip"
+
 	"github.com/vishvananda/netns"
 
 	"github.com/weft-dev/weft/internal/overlay"
@@ -23,6 +25,8 @@ type kernel interface {
 	AttachContainer(hc overlay.HostConfig, link overlay.ContainerLink) error
 	// DetachContainer removes the container's link and its namespace.
 	DetachContainer(container, netns string) error
+	// Underlay is the interface holding the host's underlay address.
+	Underlay(addr netip.Addr) (underlayLink, error)
 }
 
 // overlayKernel is kernel in the host's network namespace, through
@@ -50,4 +54,8 @@ func (k overlayKernel) AttachContainer(hc overlay.HostConfig, link overlay.Conta
 
 func (k overlayKernel) DetachContainer(container, netns string) error {
 	return overlay.DetachContainer(k.host, container, netns)
+}
+
+func (k overlayKernel) Underlay(addr netip.Addr) (underlayLink, error) {
+	return findUnderlay(k.host, addr)
 }

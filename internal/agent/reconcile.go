@@ -9,7 +9,6 @@ import (
 
 	"github.com/weft-dev/weft/internal/firewall"
 	"github.com/weft-dev/weft/internal/model"
-	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/overlay"
 	"github.com/weft-dev/weft/internal/spec"
 	"github.com/weft-dev/weft/internal/store"

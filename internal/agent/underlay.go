@@ -49,7 +49,7 @@ func findUnderlay(ns netns.NsHandle, addr netip.Addr) (underlayLink, error) {
 // found (or when it cannot be), the lab's eth0 with the file's MTU.
 func (a *Agent) underlay(c *spec.Cluster) underlayLink {
 	a.underlayOnce.Do(func() {
-		link, err := findUnderlay(a.hostNS, a.self.Address)
+		link, err := a.kernel.Underlay(a.self.Address)
 		if err != nil {
 			a.log.Warn("finding the underlay interface; using "+naming.HostUnderlayIface, "err", err)
 			return
