@@ -159,9 +159,22 @@ func knownMACs(st api.Status) map[string]bool {
 // makes every container reach every other.
 func checkNoFloodingIn(t *testing.T, router string, wantBridges int, known map[string]bool, flush, traffic func()) {
 	t.Helper()
-	links := strings.Fields(run(t, inNetns(router, "sh", "-c", "ip -o link show type bridge | awk -F': ' '{print $2}'")))
-	if len(links) != wantBridges {
-		t.Fatalf("want %d subnet bridges in the router, got %v", wantBridges, links)
+	bridges := strings.Fields(run(t, inNetns(router, "sh", "-c", "ip -o link show type bridge | awk -F': ' '{print $2}'")))
+	if len(bridges) != wantBridges {
+		t.Fatalf("want %d subnet bridges in the router, got %v", wantBridges, bridges)
+	}
+	// Every host's leg (h-*, a port of its subnet's bridge): each frame to
+	// or from a host crosses its leg, routed or bridged. (The bridge
+	// devices themselves see only what is routed through them, which is
+	// nothing since the router's address moved to the g-* veths.)
+	var links []string
+	for _, l := range strings.Fields(run(t, inNetns(router, "sh", "-c", "ip -o link show type veth | awk -F': ' '{print $2}'"))) {
+		if name, _, _ := strings.Cut(l, "@"); strings.HasPrefix(name, "h-") {
+			links = append(links, name)
+		}
+	}
+	if len(links) == 0 {
+		t.Fatalf("no host legs (h-*) in the router namespace %s", router)
 	}
 	dir := t.TempDir()
 	var caps []*exec.Cmd
