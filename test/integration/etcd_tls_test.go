@@ -78,10 +78,7 @@ func TestEtcdRefusesClientsWithoutCertificate(t *testing.T) {
 	}
 	// put writes a key with an etcd client made from the worker's namespace.
 	put := func(endpoint string, cfg *tls.Config) error {
-		cli, err := clientv3.New(clientv3.Config{
-			Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
-			DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
-		})
+		cli, err := rawEtcd(endpoint, cfg, dial)
 		if err != nil {
 			return err
 		}
@@ -179,12 +176,18 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 	router := naming.RouterNetns(c.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := store.ConnectVia(ctx, func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) },
-		[]string{"https://192.168.1.10:2379"}, creds, c.name)
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) }
+	st, err := store.ConnectVia(ctx, dial, []string{"https://192.168.1.10:2379"}, creds, c.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// The garbage goes in behind weft's back, with a client of etcd's own.
+	raw, err := rawEtcd("https://192.168.1.10:2379", creds, dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
 	assign, _, err := st.Assignments(ctx)
 	if err != nil || len(assign) != 1 {
 		t.Fatalf("assignments %v, %v", assign, err)
@@ -197,7 +200,7 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 		"status/zzz-1":  `{"container": 5`,
 		"hosts/ghost-1": `[]`,
 	} {
-		if _, err := st.Client().Put(ctx, root+key, value); err != nil {
+		if _, err := raw.Put(ctx, root+key, value); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -247,4 +250,13 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 			t.Errorf("%s shows a panic", l)
 		}
 	}
+}
+
+// rawEtcd is a plain etcd client of endpoint that dials through dial (from
+// inside a lab namespace), for what weft's store never does on its own.
+func rawEtcd(endpoint string, cfg *tls.Config, dial func(context.Context, string) (net.Conn, error)) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
+	})
 }
