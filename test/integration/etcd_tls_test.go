@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestEtcdRefusesClientsWithoutCertificate(t *testing.T) {
 	upCluster(t, c)
 	worker := hostNetns(c, "host2")
 	dial := func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, worker, addr) }
-	clientAddr, peerAddr := "192.168.1.10:2379", "192.168.1.10:2380"
+	clientAddr, peerAddr := etcdClientAddr("192.168.1.10"), etcdPeerAddr("192.168.1.10")
 	agentCreds, err := pki.ClientFiles(naming.DefaultStateRoot, c.name, "host2").ClientConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -177,13 +178,14 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dial := func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) }
-	st, err := store.ConnectVia(ctx, dial, []string{"https://192.168.1.10:2379"}, creds, c.name)
+	endpoint := "https://" + etcdClientAddr("192.168.1.10")
+	st, err := store.ConnectVia(ctx, dial, []string{endpoint}, creds, c.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	// The garbage goes in behind weft's back, with a client of etcd's own.
-	raw, err := rawEtcd("https://192.168.1.10:2379", creds, dial)
+	raw, err := rawEtcd(endpoint, creds, dial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,3 +262,11 @@ func rawEtcd(endpoint string, cfg *tls.Config, dial func(context.Context, string
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
 	})
 }
+
+// etcdClientAddr and etcdPeerAddr are the etcd ports of a manager's
+// underlay address, as the agents listen on them.
+func etcdClientAddr(addr string) string {
+	return net.JoinHostPort(addr, strconv.Itoa(store.ClientPort))
+}
+
+func etcdPeerAddr(addr string) string { return net.JoinHostPort(addr, strconv.Itoa(store.PeerPort)) }
