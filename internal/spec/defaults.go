@@ -16,7 +16,6 @@ const (
 	DefaultMTU          = 1500
 	DefaultOverlayPort  = 4789
 	DefaultBridge       = "br-vxlan"
-	VXLANOverhead       = 50 // bytes of outer headers; overlay MTU = underlay MTU - 50
 	DefaultManagers     = 3
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMetricsPort  = 9100
