@@ -474,7 +474,7 @@ func validateHealth(ps *Problems, field string, h Health, servicePort int) {
 		ps.add(field+".start_period", h.StartPeriod.Duration, "negative", "write it like 5s, or leave it out")
 	}
 	if h.Retries < 1 {
-		ps.add(field+".retries", h.Retries, "must be at least 1", "leave it out (3) or write a positive count")
+		ps.add(field+".retries", h.Retries, "must be at least 1", fmt.Sprintf("leave it out (%d) or write a positive count", DefaultHealthRetries))
 	}
 }
 
