@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 GO        ?= go
 EXAMPLE   ?= examples/shop/weft.yaml
+# The shop is an application on weft, a Go module of its own.
+SHOP      := apps/shop
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
@@ -15,7 +17,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/weft ./cmd/weft
 	$(GO) build -o bin/weft-bench ./cmd/weft-bench
 	$(GO) build -o bin/hello ./examples/hello
-	$(GO) build -o bin/shop ./apps/shop/cmd/shop
+	$(GO) -C $(SHOP) build -o $(CURDIR)/bin/shop ./cmd/shop
 	GO=$(GO) scripts/build-images.sh bin
 
 # Installs what the lab and the tests need when it is missing (Debian).
@@ -40,15 +42,18 @@ down: build
 
 vet:
 	$(GO) vet ./...
+	$(GO) -C $(SHOP) vet ./...
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+	cd $(SHOP) && $(STATICCHECK) ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
+	$(GO) -C $(SHOP) test -race -count=1 ./...
 
 integration: build
 	$(GO) test -count=1 -p 1 -timeout 30m -v ./test/... 2>&1 | tee /tmp/weft-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}

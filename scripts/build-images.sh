@@ -10,7 +10,9 @@
 set -euo pipefail
 bin=${1:-bin}
 go=${GO:-go}
-CGO_ENABLED=0 "$go" build -o "$bin/shop-static" ./apps/shop/cmd/shop
+repo=$(cd "$(dirname "$0")/.." && pwd)
+# The shop is a module of its own (apps/shop/go.mod): built from there.
+CGO_ENABLED=0 "$go" -C "$repo/apps/shop" build -o "$(cd "$bin" && pwd)/shop-static" ./cmd/shop
 "$bin/weft" image build --tag shop/shop:v1 \
   --add "$bin/shop-static:/app/shop" --add /bin/busybox:/bin/sh --entrypoint /app/shop \
   --user 65534:65534 -o "$bin/images/shop.tar" >/dev/null

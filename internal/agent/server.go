@@ -263,15 +263,15 @@ func (a *Agent) memberStates(ctx context.Context, c *spec.Cluster) map[string]st
 		wg.Go(func() {
 			ep := store.ClientURL(h)
 			mctx, cancel := context.WithTimeout(ctx, memberTimeout)
-			resp, err := st.Client().Status(mctx, ep)
+			ms, err := st.MemberStatus(mctx, ep)
 			cancel()
 			state := "follower"
 			switch {
 			case err != nil:
 				state = "down"
-			case resp.Leader == 0:
+			case !ms.HasLeader:
 				state = "no-leader"
-			case resp.Leader == resp.Header.MemberId:
+			case ms.IsLeader:
 				state = "leader"
 			}
 			mu.Lock()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -25,19 +26,26 @@ func newBenchCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("finding this binary: %w", err)
 			}
-			bin := filepath.Join(filepath.Dir(self), benchBinary)
-			if _, err := os.Stat(bin); err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("weft bench runs %s, and there is none beside weft: run make build (it builds bin/%s)", bin, benchBinary)}
-			}
-			run := exec.CommandContext(cmd.Context(), bin, append([]string{"--weft", self}, args...)...)
-			run.Stdin, run.Stdout, run.Stderr = os.Stdin, g.stdout, g.stderr
-			run.Env = append(os.Environ(), "WEFT_STATE_ROOT="+g.stateRoot)
-			err = run.Run()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return &exitError{code: ee.ExitCode()}
-			}
-			return err
+			return runBench(cmd.Context(), g, self, args)
 		},
 	}
+}
+
+// runBench runs the weft-bench beside self (the weft binary) with args,
+// telling it which weft to drive and the state root, and exits with its
+// status.
+func runBench(ctx context.Context, g *globals, self string, args []string) error {
+	bin := filepath.Join(filepath.Dir(self), benchBinary)
+	if _, err := os.Stat(bin); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("weft bench runs %s, and there is none beside weft: run make build (it builds bin/%s)", bin, benchBinary)}
+	}
+	run := exec.CommandContext(ctx, bin, append([]string{"--weft", self}, args...)...)
+	run.Stdin, run.Stdout, run.Stderr = os.Stdin, g.stdout, g.stderr
+	run.Env = append(os.Environ(), "WEFT_STATE_ROOT="+g.stateRoot)
+	err := run.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.ExitCode()}
+	}
+	return err
 }

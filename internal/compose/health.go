@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -48,7 +49,7 @@ func (t *translation) health(path string, h *types.HealthCheckConfig) *spec.Heal
 	out.StartPeriod.Duration = duration(h.StartPeriod)
 	if h.Retries != nil {
 		if *h.Retries == 0 {
-			t.add(field+".retries", "0", "must be at least 1", "leave it out (3) or write a positive count")
+			t.add(field+".retries", "0", "must be at least 1", fmt.Sprintf("leave it out (%d) or write a positive count", spec.DefaultHealthRetries))
 		}
 		out.Retries = int(min(*h.Retries, 1<<20))
 	}

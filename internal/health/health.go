@@ -23,39 +23,11 @@ import (
 	"github.com/weft-dev/weft/internal/spec"
 )
 
-// Defaults for unset (zero) fields of spec.Health.
-const (
-	DefaultInterval = time.Second
-	DefaultTimeout  = time.Second
-	DefaultRetries  = 3
-)
-
 // maxBodyDrain bounds how much of a health response is read before closing.
 const maxBodyDrain = 64 << 10
 
-func interval(h spec.Health) time.Duration {
-	if h.Interval.Duration > 0 {
-		return h.Interval.Duration
-	}
-	return DefaultInterval
-}
-
-func timeout(h spec.Health) time.Duration {
-	if h.Timeout.Duration > 0 {
-		return h.Timeout.Duration
-	}
-	return DefaultTimeout
-}
-
-func retries(h spec.Health) int {
-	if h.Retries > 0 {
-		return h.Retries
-	}
-	return DefaultRetries
-}
-
 // Probe runs one check of h against the container at addr, bounded by
-// h.Timeout (default 1s):
+// h.Timeout (fields left zero take spec's defaults, spec.Health.Defaulted):
 //   - HTTP: GET http://addr:port<path>, healthy on 2xx or 3xx (redirects are
 //     not followed); port is h.Port, else defaultPort;
 //   - TCP: a connection to addr:h.TCP is accepted;
@@ -65,7 +37,8 @@ func retries(h spec.Health) int {
 // It returns nil when healthy, else an error saying what failed, e.g.
 // "GET http://10.10.0.5:8080/health: status 503".
 func Probe(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, execFn func(ctx context.Context, argv []string) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout(h))
+	h = h.Defaulted()
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout.Duration)
 	defer cancel()
 	switch {
 	case h.HTTP != "":
@@ -73,16 +46,16 @@ func Probe(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int,
 		if port == 0 {
 			port = defaultPort
 		}
-		return probeHTTP(ctx, h.HTTP, addr, port, timeout(h))
+		return probeHTTP(ctx, h.HTTP, addr, port, h.Timeout.Duration)
 	case h.TCP != 0:
-		return probeTCP(ctx, netip.AddrPortFrom(addr, uint16(h.TCP)), timeout(h))
+		return probeTCP(ctx, netip.AddrPortFrom(addr, uint16(h.TCP)), h.Timeout.Duration)
 	case len(h.Exec) > 0:
 		if execFn == nil {
 			return fmt.Errorf("exec %q: no way to run commands in the container", h.Exec)
 		}
 		if err := execFn(ctx, h.Exec); err != nil {
 			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("exec %q: timed out after %s", h.Exec, timeout(h))
+				return fmt.Errorf("exec %q: timed out after %s", h.Exec, h.Timeout.Duration)
 			}
 			return fmt.Errorf("exec %q: %w", h.Exec, err)
 		}
@@ -149,7 +122,8 @@ func probeTCP(ctx context.Context, target netip.AddrPort, limit time.Duration) e
 //   - model.HealthStarting until the first success; failures during
 //     StartPeriod (counted from started) do not count while still starting;
 //   - model.HealthHealthy after a success;
-//   - model.HealthUnhealthy after Retries (default 3) consecutive counted
+//   - model.HealthUnhealthy after Retries (spec.DefaultHealthRetries when
+//     zero) consecutive counted
 //     failures; a later success makes it healthy again.
 //
 // A Tracker is not safe for concurrent use; Run owns one per container.
@@ -164,7 +138,7 @@ type Tracker struct {
 
 // NewTracker makes a tracker for a container started at started.
 func NewTracker(h spec.Health, started time.Time) *Tracker {
-	t := &Tracker{startPeriod: h.StartPeriod.Duration, retries: retries(h)}
+	t := &Tracker{startPeriod: h.StartPeriod.Duration, retries: h.Defaulted().Retries}
 	t.Reset(started)
 	return t
 }
@@ -198,15 +172,17 @@ func (t *Tracker) Observe(err error, now time.Time) (health string, changed bool
 	return t.health, t.health != previous
 }
 
-// Run probes the container every h.Interval (default 1s) until ctx is done,
+// Run probes the container every h.Interval (spec.DefaultHealthInterval when
+// zero) until ctx is done,
 // the first probe immediately so a fresh container can be healthy within
 // milliseconds, and calls onChange(health, lastErr) whenever the health value
 // changes (lastErr is the probe's error, nil on success). started is when
 // the container started (for StartPeriod). A probe that outlasts the
 // interval delays the next one rather than overlapping it.
 func Run(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int, execFn func(context.Context, []string) error, started time.Time, onChange func(health string, lastErr error)) {
+	h = h.Defaulted()
 	tracker := NewTracker(h, started)
-	every := interval(h)
+	every := h.Interval.Duration
 	quick := startingInterval
 	for {
 		err := Probe(ctx, h, addr, defaultPort, execFn)

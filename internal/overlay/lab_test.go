@@ -31,6 +31,7 @@ import (
 
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/nsthread"
+	"github.com/weft-dev/weft/internal/spec"
 )
 
 const testVNI = 444
@@ -108,7 +109,7 @@ func newTestLab(t *testing.T, underlayMTU int) *testLab {
 		t.Cleanup(func() { ns.Close() })
 		local := netip.AddrFrom4([4]byte{192, 168, 77, byte(i + 1)})
 		lab.hosts[i] = &testHost{netns: name, ns: ns, cfg: HostConfig{
-			VNI: testVNI, Port: 4789, MTU: underlayMTU - VXLANOverhead,
+			VNI: testVNI, Port: 4789, MTU: underlayMTU - spec.VXLANOverhead,
 			Bridge:        "br-vxlan",
 			BridgeAddr:    netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 10, 255, byte(i + 1)}), 16),
 			LocalAddr:     local,

@@ -26,11 +26,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weft-dev/weft/internal/naming"
+	"github.com/weft-dev/weft/internal/spec"
 )
-
-// VXLANOverhead is what VXLAN over IPv4 adds to every frame (outer IPv4 20,
-// UDP 8, VXLAN 8, inner Ethernet 14): overlay MTU = underlay MTU - 50.
-const VXLANOverhead = 50
 
 // minIPv4MTU is the smallest MTU IPv4 allows on a link.
 const minIPv4MTU = 68
@@ -49,14 +46,14 @@ func (cfg HostConfig) VXLANDevice() string { return naming.VXLANDevice(cfg.VNI) 
 
 func (cfg HostConfig) validate() error {
 	var problems []error
-	if cfg.VNI < 1 || cfg.VNI > 1<<24-1 {
-		problems = append(problems, fmt.Errorf("overlay VNI %d is out of range: use 1..16777215", cfg.VNI))
+	if !spec.VNIInRange(cfg.VNI) {
+		problems = append(problems, fmt.Errorf("overlay VNI %d is out of range: use %d..%d", cfg.VNI, spec.MinVNI, spec.MaxVNI))
 	}
 	if cfg.Port < 1 || cfg.Port > 65535 {
 		problems = append(problems, fmt.Errorf("overlay UDP port %d is out of range: use 1..65535 (4789 is the standard)", cfg.Port))
 	}
 	if cfg.MTU < minIPv4MTU {
-		problems = append(problems, fmt.Errorf("overlay MTU %d is below the IPv4 minimum %d: use the underlay MTU - %d", cfg.MTU, minIPv4MTU, VXLANOverhead))
+		problems = append(problems, fmt.Errorf("overlay MTU %d is below the IPv4 minimum %d: use the underlay MTU - %d", cfg.MTU, minIPv4MTU, spec.VXLANOverhead))
 	}
 	if cfg.Bridge == "" || len(cfg.Bridge) >= unix.IFNAMSIZ {
 		problems = append(problems, fmt.Errorf("bridge name %q is invalid: use 1..%d bytes", cfg.Bridge, unix.IFNAMSIZ-1))
@@ -90,9 +87,9 @@ func EnsureHost(host netns.NsHandle, cfg HostConfig) (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("finding underlay interface %s in the host namespace: %w (set the host's underlay interface to an existing device)", cfg.UnderlayIface, err)
 	}
-	if maxMTU := underlay.Attrs().MTU - VXLANOverhead; cfg.MTU > maxMTU {
+	if maxMTU := underlay.Attrs().MTU - spec.VXLANOverhead; cfg.MTU > maxMTU {
 		return false, fmt.Errorf("overlay MTU %d does not fit underlay %s (MTU %d): use at most %d (underlay MTU - %d)",
-			cfg.MTU, cfg.UnderlayIface, underlay.Attrs().MTU, maxMTU, VXLANOverhead)
+			cfg.MTU, cfg.UnderlayIface, underlay.Attrs().MTU, maxMTU, spec.VXLANOverhead)
 	}
 
 	bridge, bridgeChanged, err := ensureBridge(h, cfg)

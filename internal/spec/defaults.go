@@ -16,24 +16,18 @@ const (
 	DefaultMTU          = 1500
 	DefaultOverlayPort  = 4789
 	DefaultBridge       = "br-vxlan"
-	VXLANOverhead       = 50 // bytes of outer headers; overlay MTU = underlay MTU - 50
 	DefaultManagers     = 3
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMetricsPort  = 9100
 	DefaultGatewayName  = "api-gateway"
 	defaultRouteRetries = 2
-	defaultHealthTries  = 3
 	firstHostOctet      = 10 // hosts get .10, .11, ... of their subnet
 )
 
 // DefaultOverlayCIDR is the overlay network when the file names none.
 var DefaultOverlayCIDR = netip.MustParsePrefix("10.10.0.0/16")
 
-const (
-	defaultHealthInterval = time.Second
-	defaultHealthTimeout  = time.Second
-	defaultRouteTimeout   = 10 * time.Second
-)
+const defaultRouteTimeout = 10 * time.Second
 
 // ApplyDefaults fills every field the file left out. It is idempotent.
 //
@@ -123,15 +117,7 @@ func (s *Service) applyDefaults(dir string) {
 		s.Command[0] = filepath.Join(dir, s.Command[0])
 	}
 	if h := s.Health; h != nil {
-		if h.Interval.Duration == 0 {
-			h.Interval.Duration = defaultHealthInterval
-		}
-		if h.Timeout.Duration == 0 {
-			h.Timeout.Duration = defaultHealthTimeout
-		}
-		if h.Retries == 0 {
-			h.Retries = defaultHealthTries
-		}
+		*h = h.Defaulted()
 		if h.Port == 0 {
 			h.Port = s.Port
 		}

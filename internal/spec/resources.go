@@ -13,9 +13,9 @@ import (
 // the host (memory, cpu, pids). A left-out field means no limit, except
 // Pids, which defaults to DefaultPids so that a fork bomb stops by default.
 type Resources struct {
-	Memory int64   `yaml:"memory" json:"memory,omitempty"` // bytes; written as 256Mi, 1Gi, 512M or a plain number of bytes
-	CPU    float64 `yaml:"cpu" json:"cpu,omitempty"`       // cores (0.5 is half of one core), enforced as a CFS quota
-	Pids   int     `yaml:"pids" json:"pids,omitempty"`     // processes and threads at once; DefaultPids when left out
+	Memory int64   `json:"memory,omitempty"` // bytes; written as 256Mi, 1Gi, 512M or a plain number of bytes
+	CPU    float64 `json:"cpu,omitempty"`    // cores (0.5 is half of one core), enforced as a CFS quota
+	Pids   int     `json:"pids,omitempty"`   // processes and threads at once; DefaultPids when left out
 }
 
 const (

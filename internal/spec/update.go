@@ -36,16 +36,16 @@ const (
 // Update is a service's `update:` section. ApplyDefaults fills it, so a
 // parsed service always has one.
 type Update struct {
-	Parallelism int      `yaml:"parallelism" json:"parallelism"` // instances replaced at a time, default 1
-	Delay       Duration `yaml:"delay" json:"delay"`             // wait between batches, default 0
+	Parallelism int      `json:"parallelism"` // instances replaced at a time, default 1
+	Delay       Duration `json:"delay"`       // wait between batches, default 0
 	// Order: start-first (default) or stop-first (the default, and the only
 	// choice, for a service with a pinned ip; the default with volumes).
-	Order string `yaml:"order" json:"order"`
+	Order string `json:"order"`
 	// Monitor is how long a new instance must stay healthy before it counts
 	// as updated, default 5s.
-	Monitor         Duration `yaml:"monitor" json:"monitor"`
-	FailureAction   string   `yaml:"failure_action" json:"failure_action"`       // rollback (default) | pause | continue
-	MaxFailureRatio float64  `yaml:"max_failure_ratio" json:"max_failure_ratio"` // fraction of instances that may fail before failure_action, default 0
+	Monitor         Duration `json:"monitor"`
+	FailureAction   string   `json:"failure_action"`    // rollback (default) | pause | continue
+	MaxFailureRatio float64  `json:"max_failure_ratio"` // fraction of instances that may fail before failure_action, default 0
 }
 
 func (d *decoder) update(n *yaml.Node, path string) *Update {

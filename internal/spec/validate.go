@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/weft-dev/weft/internal/naming"
 )
 
 var (
@@ -26,7 +28,6 @@ const (
 	maxIfaceNameLen   = 15
 	minMTU            = 576
 	maxMTU            = 9000
-	maxVNI            = 1<<24 - 1
 	maxOverlayBits    = 22 // the reserved block must stay a small part of the overlay
 	minSubnetHosts    = 28 // a /28 still holds the router (.1) and hosts from .10
 )
@@ -138,9 +139,9 @@ func (c *Cluster) validateOverlay(ps *Problems) {
 	o := c.Overlay
 	switch {
 	case o.VNI == 0:
-		ps.add("overlay.vni", nil, "missing; every host must join the same VXLAN network identifier", "add `vni: 444` (any number from 1 to 16777215) under overlay")
-	case o.VNI < 1 || o.VNI > maxVNI:
-		ps.add("overlay.vni", o.VNI, "outside 1..16777215", "pick a VNI from 1 to 16777215")
+		ps.add("overlay.vni", nil, "missing; every host must join the same VXLAN network identifier", fmt.Sprintf("add `vni: 444` (any number from %d to %d) under overlay", MinVNI, MaxVNI))
+	case !VNIInRange(o.VNI):
+		ps.add("overlay.vni", o.VNI, fmt.Sprintf("outside %d..%d", MinVNI, MaxVNI), fmt.Sprintf("pick a VNI from %d to %d", MinVNI, MaxVNI))
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		ps.add("overlay.port", o.Port, "not a UDP port (1..65535)", "use 4789 (the VXLAN port) or leave it out")
@@ -166,7 +167,7 @@ func (c *Cluster) validateOverlay(ps *Problems) {
 	}
 	if problem := ifaceNameProblem(o.Bridge); problem != "" {
 		ps.add("overlay.bridge", o.Bridge, problem, "use a short name like `br-vxlan` (at most 15 bytes, no '/', ':' or spaces)")
-	} else if o.Bridge == fmt.Sprintf("vxlan%d", o.VNI) {
+	} else if o.Bridge == naming.VXLANDevice(o.VNI) {
 		ps.add("overlay.bridge", o.Bridge, "same name as the vxlan device", "use another name, e.g. `br-vxlan`")
 	}
 }
@@ -481,7 +482,7 @@ func validateHealth(ps *Problems, field string, h Health, servicePort int) {
 		ps.add(field+".start_period", h.StartPeriod.Duration, "negative", "write it like 5s, or leave it out")
 	}
 	if h.Retries < 1 {
-		ps.add(field+".retries", h.Retries, "must be at least 1", "leave it out (3) or write a positive count")
+		ps.add(field+".retries", h.Retries, "must be at least 1", fmt.Sprintf("leave it out (%d) or write a positive count", DefaultHealthRetries))
 	}
 }
 

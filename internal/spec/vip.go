@@ -17,14 +17,14 @@ const (
 // one host that runs a healthy instance of one of Services (seed 001's
 // overlay IP moved by a route at the VPC edge).
 type VIP struct {
-	Name     string     `yaml:"name" json:"name"`
-	Address  netip.Addr `yaml:"address" json:"address"`   // inside network.cidr, outside every subnet
-	Port     int        `yaml:"port" json:"port"`         // the TCP port served on the VIP
-	Services []string   `yaml:"services" json:"services"` // candidates: hosts running a healthy instance of one of them
+	Name     string     `json:"name"`
+	Address  netip.Addr `json:"address"`  // inside network.cidr, outside every subnet
+	Port     int        `json:"port"`     // the TCP port served on the VIP
+	Services []string   `json:"services"` // candidates: hosts running a healthy instance of one of them
 	// TargetPort is the instances' port VIP:Port is delivered to; default:
 	// the services' common port.
-	TargetPort int    `yaml:"target_port" json:"target_port,omitempty"`
-	Mode       string `yaml:"mode" json:"mode"` // active-standby (default) | active-active
+	TargetPort int    `json:"target_port,omitempty"`
+	Mode       string `json:"mode"` // active-standby (default) | active-active
 }
 
 // VIPByName returns the VIP called name.

@@ -105,7 +105,7 @@ func (s *Store) DownSince(ctx context.Context) (map[string]time.Time, error) {
 // ReplaceDown turns the down-since times prev (what the caller read) into
 // next in one transaction that applies only while guard holds (the
 // leadership's Guard); a failed guard returns ErrNotLeader.
-func (s *Store) ReplaceDown(ctx context.Context, prev, next map[string]time.Time, guard []clientv3.Cmp) error {
+func (s *Store) ReplaceDown(ctx context.Context, prev, next map[string]time.Time, guard Guard) error {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	var ops []clientv3.Op
@@ -123,14 +123,7 @@ func (s *Store) ReplaceDown(ctx context.Context, prev, next map[string]time.Time
 	if len(ops) == 0 {
 		return nil
 	}
-	resp, err := s.client.Txn(ctx).If(guard...).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("writing %d down-since changes: %w", len(ops), err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("writing %d down-since changes: %w", len(ops), ErrNotLeader)
-	}
-	return nil
+	return s.commitGuarded(ctx, guard, ops, fmt.Sprintf("%d down-since changes", len(ops)))
 }
 
 // ErrNotAssignedHere is returned by PutStatusAssigned when the container is

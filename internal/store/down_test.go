@@ -72,7 +72,7 @@ func TestPutStatusAssignedRefusesStaleHost(t *testing.T) {
 	if err := report("host1", model.StateRunning); !errors.Is(err, ErrNotAssignedHere) {
 		t.Fatalf("report before any assignment = %v, want ErrNotAssignedHere", err)
 	}
-	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"api-1": as}, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"api-1": as}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := report("host1", model.StateRunning); err != nil {
@@ -80,7 +80,7 @@ func TestPutStatusAssignedRefusesStaleHost(t *testing.T) {
 	}
 	moved := as
 	moved.Host, moved.Home = "host2", "host1"
-	if err := s.ReplaceAssignments(ctx, map[string]model.Assignment{"api-1": as}, map[string]model.Assignment{"api-1": moved}, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, map[string]model.Assignment{"api-1": as}, map[string]model.Assignment{"api-1": moved}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := report("host2", model.StateStarting); err != nil {
@@ -100,7 +100,7 @@ func TestPutStatusAssignedRefusesStaleHost(t *testing.T) {
 	if st, _ := s.Statuses(ctx); st["api-1"].Host != "host2" {
 		t.Fatalf("a moved container's status was deleted: %+v", st)
 	}
-	if err := s.ReplaceAssignments(ctx, map[string]model.Assignment{"api-1": moved}, nil, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, map[string]model.Assignment{"api-1": moved}, nil, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteStatusUnassigned(ctx, "api-1"); err != nil {

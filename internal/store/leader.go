@@ -71,10 +71,11 @@ func (s *Store) Lead(ctx context.Context, id string) (*Leadership, error) {
 // Context is cancelled when the term ends.
 func (l *Leadership) Context() context.Context { return l.ctx }
 
-// Guard holds while this term lasts: pass it to ReplaceAssignments so a
-// deposed leader's late write fails instead of overwriting its successor's.
-func (l *Leadership) Guard() []clientv3.Cmp {
-	return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)}
+// Guard holds while this term lasts: pass it to ReplacePlacement,
+// ReplaceDown or PutShift so a deposed leader's late write fails instead of
+// overwriting its successor's.
+func (l *Leadership) Guard() Guard {
+	return Guard{cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)}}
 }
 
 // Resign ends the term now, letting another candidate lead.

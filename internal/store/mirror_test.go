@@ -37,7 +37,7 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := model.Assignment{Container: "web-1", Service: "web", Index: 1, Host: "host1", IP: netip.MustParseAddr("10.10.0.5")}
-	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": a}, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": a}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutStatus(ctx, model.ContainerStatus{Container: "web-1", State: model.StateRunning}); err != nil {
@@ -50,7 +50,7 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 		t.Fatal("no change signalled")
 	}
 
-	if err := s.ReplaceAssignments(ctx, map[string]model.Assignment{"web-1": a}, nil, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, map[string]model.Assignment{"web-1": a}, nil, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteStatus(ctx, "web-1"); err != nil {
@@ -78,12 +78,12 @@ func TestBadValuesAreSkippedAndReported(t *testing.T) {
 
 	put := func(key, value string) {
 		t.Helper()
-		if _, err := s.Client().Put(ctx, key, value); err != nil {
+		if _, err := s.client.Put(ctx, key, value); err != nil {
 			t.Fatal(err)
 		}
 	}
 	good := model.Assignment{Container: "web-1", Service: "web", Index: 1, Host: "host1", IP: netip.MustParseAddr("10.10.0.5")}
-	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": good}, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": good}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	badKeys := []string{s.specKey(), s.assignKey("api-1"), s.hostKey("host9"), s.statusKey("web-1"), s.downKey("host2")}
@@ -93,7 +93,7 @@ func TestBadValuesAreSkippedAndReported(t *testing.T) {
 	// A change after the bad values must still reach the mirror.
 	later := good
 	later.Container, later.IP = "web-2", netip.MustParseAddr("10.10.0.6")
-	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-2": later}, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-2": later}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -139,7 +139,7 @@ func TestBadValuesAreSkippedAndReported(t *testing.T) {
 		// A good value for a bad key clears its report; the mirror still
 		// equals a fresh read.
 		put(s.statusKey("web-1"), `{"container":"web-1","state":"running"}`)
-		if _, err := s.Client().Delete(ctx, s.assignKey("api-1")); err != nil {
+		if _, err := s.client.Delete(ctx, s.assignKey("api-1")); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 5*time.Second, "reports cleared", func() bool {
@@ -150,7 +150,7 @@ func TestBadValuesAreSkippedAndReported(t *testing.T) {
 		})
 	})
 	for _, k := range []string{s.specKey(), s.hostKey("host9")} {
-		if _, err := s.Client().Delete(ctx, k); err != nil {
+		if _, err := s.client.Delete(ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -37,7 +37,7 @@ func (s *Store) Rollouts(ctx context.Context) (map[string]model.Rollout, error) 
 // decisions about instances and about the update driving them land
 // together or not at all.
 func (s *Store) ReplacePlacement(ctx context.Context, prevAssign, nextAssign map[string]model.Assignment,
-	prevRoll, nextRoll map[string]model.Rollout, guard []clientv3.Cmp) error {
+	prevRoll, nextRoll map[string]model.Rollout, guard Guard) error {
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
 	ops, err := s.assignmentOps(prevAssign, nextAssign)
@@ -63,14 +63,7 @@ func (s *Store) ReplacePlacement(ctx context.Context, prevAssign, nextAssign map
 	if len(ops) == 0 {
 		return nil
 	}
-	resp, err := s.client.Txn(ctx).If(guard...).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("writing %d placement changes: %w", len(ops), err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("writing %d placement changes: %w", len(ops), ErrNotLeader)
-	}
-	return nil
+	return s.commitGuarded(ctx, guard, ops, fmt.Sprintf("%d placement changes", len(ops)))
 }
 
 // PutScales records who changed which services' replicas.

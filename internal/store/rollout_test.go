@@ -67,7 +67,7 @@ func TestPlacementAndRolloutsLandTogether(t *testing.T) {
 		t.Fatalf("a failed guarded write changed the store")
 	}
 	// Deleting a service's record with its assignments.
-	if err := a.ReplacePlacement(ctx, assign, nil, rolls, nil, nil); err != nil {
+	if err := a.ReplacePlacement(ctx, assign, nil, rolls, nil, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if snap, _ := a.Snapshot(ctx); len(snap.Assign) != 0 || len(snap.Rollouts) != 0 {

@@ -112,7 +112,7 @@ func getAll[T any](ctx context.Context, s *Store, prefix, what string) (map[stri
 // weights that follow from it, together, only while guard holds (the
 // writer still leads). weights nil deletes the route's record: the file's
 // weights apply again.
-func (s *Store) PutShift(ctx context.Context, sh model.Shift, weights *model.RouteWeights, guard []clientv3.Cmp) error {
+func (s *Store) PutShift(ctx context.Context, sh model.Shift, weights *model.RouteWeights, guard Guard) error {
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
 	body, err := json.Marshal(sh)
@@ -130,14 +130,7 @@ func (s *Store) PutShift(ctx context.Context, sh model.Shift, weights *model.Rou
 		}
 		ops = append(ops, clientv3.OpPut(wkey, string(wb)))
 	}
-	resp, err := s.client.Txn(ctx).If(guard...).Then(ops...).Commit()
-	if err != nil {
-		return fmt.Errorf("writing shift of %s: %w", sh.Route, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("writing shift of %s: %w", sh.Route, ErrNotLeader)
-	}
-	return nil
+	return s.commitGuarded(ctx, guard, ops, "shift of "+sh.Route)
 }
 
 // DeleteRouteWeights removes routes' live-weights records: the file's

@@ -63,7 +63,7 @@ func TestShiftRecords(t *testing.T) {
 		t.Fatalf("a deposed leader's PutShift: %v, want ErrNotLeader", err)
 	}
 	sh.State = model.ShiftPromoted
-	if err := a.PutShift(ctx, sh, nil, nil); err != nil {
+	if err := a.PutShift(ctx, sh, nil, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	if ws, _ := a.RouteWeights(ctx); len(ws) != 0 {

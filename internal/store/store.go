@@ -56,10 +56,6 @@ const (
 	statusRefresh = time.Minute
 )
 
-// ErrNotLeader is returned by ReplaceAssignments when its guard no longer
-// holds: another agent has become leader since the guard was taken.
-var ErrNotLeader = errors.New("not the leader any more: the leadership guard failed")
-
 // Store is one agent's (or the CLI's) connection to a cluster's etcd. It is
 // safe for concurrent use.
 type Store struct {
@@ -206,10 +202,6 @@ func (s *Store) Close() error { return s.client.Close() }
 // closed reports whether Close was called, which ends every background loop.
 func (s *Store) closed() bool { return s.client.Ctx().Err() != nil }
 
-// Client is the underlying etcd client, for callers that need etcd
-// directly (tests, diagnostics).
-func (s *Store) Client() *clientv3.Client { return s.client }
-
 func (s *Store) specKey() string              { return s.root + "spec" }
 func (s *Store) hostsPrefix() string          { return s.root + "hosts/" }
 func (s *Store) assignPrefix() string         { return s.root + "assign/" }
@@ -312,10 +304,10 @@ func (s *Store) Assignments(ctx context.Context) (map[string]model.Assignment, i
 
 // ReplaceAssignments turns prev (what the caller read) into next: it puts
 // the assignments that are new or differ and deletes those gone, in one
-// transaction that applies only if every guard comparison holds (pass
-// Leadership.Guard(), or nil for none). A failed guard returns ErrNotLeader
-// and changes nothing.
-func (s *Store) ReplaceAssignments(ctx context.Context, prev, next map[string]model.Assignment, guard []clientv3.Cmp) error {
+// transaction that applies only while guard holds (pass Leadership.Guard(),
+// or the zero Guard for none). A failed guard returns ErrNotLeader and
+// changes nothing.
+func (s *Store) ReplaceAssignments(ctx context.Context, prev, next map[string]model.Assignment, guard Guard) error {
 	return s.ReplacePlacement(ctx, prev, next, nil, nil, guard)
 }
 

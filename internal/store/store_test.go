@@ -166,7 +166,7 @@ func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 	// Every member agrees on one leader.
 	var leader uint64
 	for _, ep := range tc.endpoints() {
-		st, err := s.Client().Status(ctx, ep)
+		st, err := s.client.Status(ctx, ep)
 		if err != nil {
 			t.Fatalf("status of %s: %v", ep, err)
 		}
@@ -175,7 +175,20 @@ func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 		}
 		leader = st.Leader
 	}
-	if _, err := s.Client().Put(ctx, s.root+"probe", "1"); err != nil {
+	leaders := 0
+	for _, ep := range tc.endpoints() {
+		st, err := s.MemberStatus(ctx, ep)
+		if err != nil || !st.HasLeader {
+			t.Fatalf("MemberStatus of %s = %+v, %v; want a member that knows the leader", ep, st, err)
+		}
+		if st.IsLeader {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d members say they lead, want 1", leaders)
+	}
+	if _, err := s.client.Put(ctx, s.root+"probe", "1"); err != nil {
 		t.Fatalf("put on a fresh cluster: %v", err)
 	}
 
@@ -191,13 +204,18 @@ func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 	}
 	tc.members[down].Close()
 	tc.members[down] = nil
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+	if st, err := s.MemberStatus(dctx, tc.configs[down].ClientURL); err == nil {
+		t.Errorf("MemberStatus of the stopped member = %+v, want an error", st)
+	}
+	dcancel()
 	eventually(t, 15*time.Second, "a put with one of three members down", func() bool {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		_, err := s.Client().Put(pctx, s.root+"probe", "2")
+		_, err := s.client.Put(pctx, s.root+"probe", "2")
 		return err == nil
 	})
-	resp, err := s.Client().Get(ctx, s.root+"probe")
+	resp, err := s.client.Get(ctx, s.root+"probe")
 	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "2" {
 		t.Fatalf("get with one member down = %v, %v; want probe=2", resp, err)
 	}
@@ -212,14 +230,14 @@ func TestThreeMembersElectLeaderSurviveLossAndRejoin(t *testing.T) {
 	tc.members[down] = m
 	only := tc.connect(t, []string{tc.configs[down].ClientURL}, "unused")
 	eventually(t, 10*time.Second, "the restarted member to serve the latest value", func() bool {
-		r, err := only.Client().Get(ctx, s.root+"probe", clientv3.WithSerializable())
+		r, err := only.client.Get(ctx, s.root+"probe", clientv3.WithSerializable())
 		return err == nil && len(r.Kvs) == 1 && string(r.Kvs[0].Value) == "2"
 	})
-	members, err := only.Client().MemberList(ctx)
+	members, err := only.client.MemberList(ctx)
 	if err != nil || len(members.Members) != 3 {
 		t.Fatalf("member list after rejoin = %v, %v; want 3 members", members, err)
 	}
-	st, err := only.Client().Status(ctx, tc.configs[down].ClientURL)
+	st, err := only.client.Status(ctx, tc.configs[down].ClientURL)
 	if err != nil || st.Leader == 0 {
 		t.Fatalf("restarted member status = %v, %v; want a leader", st, err)
 	}
@@ -344,7 +362,7 @@ func TestAssignmentsReplaceAndStaleGuard(t *testing.T) {
 		"web-1": assign("web-1", "host1", "10.10.0.5"),
 		"db-1":  assign("db-1", "host2", "10.10.0.6"),
 	}
-	if err := a.ReplaceAssignments(ctx, nil, first, nil); err != nil {
+	if err := a.ReplaceAssignments(ctx, nil, first, Guard{}); err != nil {
 		t.Fatalf("ReplaceAssignments without guard: %v", err)
 	}
 	got, rev, err := a.Assignments(ctx)
@@ -509,7 +527,7 @@ func TestChangesFiresOnPutAndClosesWithContext(t *testing.T) {
 	}
 	// Many puts coalesce into at most one pending signal.
 	for i := range 20 {
-		if _, err := s.Client().Put(ctx, s.root+"burst", strconv.Itoa(i)); err != nil {
+		if _, err := s.client.Put(ctx, s.root+"burst", strconv.Itoa(i)); err != nil {
 			t.Fatalf("put: %v", err)
 		}
 	}
@@ -531,7 +549,7 @@ func TestStatusesWrittenOnlyWhenChanged(t *testing.T) {
 	s := tc.connect(t, tc.endpoints(), uniqueName("c"))
 	ctx := testContext(t)
 	modRevision := func() int64 {
-		resp, err := s.Client().Get(ctx, s.statusKey("web-1"))
+		resp, err := s.client.Get(ctx, s.statusKey("web-1"))
 		if err != nil || len(resp.Kvs) != 1 {
 			t.Fatalf("get status key = %v, %v", resp, err)
 		}
@@ -595,7 +613,7 @@ func TestSnapshotReadsEverythingAtOneRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := model.Assignment{Container: "web-1", Service: "web", Index: 1, Host: "host1", IP: netip.MustParseAddr("10.10.0.5")}
-	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": a}, nil); err != nil {
+	if err := s.ReplaceAssignments(ctx, nil, map[string]model.Assignment{"web-1": a}, Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	st := model.ContainerStatus{Container: "web-1", State: model.StateRunning}
@@ -618,7 +636,7 @@ func TestSnapshotReadsEverythingAtOneRevision(t *testing.T) {
 	if err := s.DeleteAll(ctx); err != nil {
 		t.Fatalf("DeleteAll: %v", err)
 	}
-	resp, err := s.Client().Get(ctx, s.root, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.client.Get(ctx, s.root, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 0 {
 		t.Fatalf("keys left after DeleteAll = %d, %v", resp.Count, err)
 	}
@@ -731,15 +749,15 @@ func TestChangesResumesAfterRestartAndCompaction(t *testing.T) {
 		// Changes made while the watcher's member is down, then compacted
 		// away, can only be reported as "something changed".
 		for i := range 5 {
-			if _, err := writer.Client().Put(ctx, writer.root+"k", strconv.Itoa(i)); err != nil {
+			if _, err := writer.client.Put(ctx, writer.root+"k", strconv.Itoa(i)); err != nil {
 				t.Fatalf("put while member 0 is down: %v", err)
 			}
 		}
-		resp, err := writer.Client().Get(ctx, writer.root+"k")
+		resp, err := writer.client.Get(ctx, writer.root+"k")
 		if err != nil {
 			t.Fatalf("get: %v", err)
 		}
-		if _, err := writer.Client().Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		if _, err := writer.client.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 			t.Fatalf("compact: %v", err)
 		}
 	})
@@ -750,7 +768,7 @@ func TestChangesResumesAfterRestartAndCompaction(t *testing.T) {
 	}
 	// And the watch works again afterwards.
 	eventually(t, 15*time.Second, "a signal for a put after the restart", func() bool {
-		if _, err := writer.Client().Put(ctx, writer.root+"after", "1"); err != nil {
+		if _, err := writer.client.Put(ctx, writer.root+"after", "1"); err != nil {
 			t.Fatalf("put after restart: %v", err)
 		}
 		select {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestEtcdRefusesClientsWithoutCertificate(t *testing.T) {
 	upCluster(t, c)
 	worker := hostNetns(c, "host2")
 	dial := func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, worker, addr) }
-	clientAddr, peerAddr := "192.168.1.10:2379", "192.168.1.10:2380"
+	clientAddr, peerAddr := etcdClientAddr("192.168.1.10"), etcdPeerAddr("192.168.1.10")
 	agentCreds, err := pki.ClientFiles(naming.DefaultStateRoot, c.name, "host2").ClientConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -78,10 +79,7 @@ func TestEtcdRefusesClientsWithoutCertificate(t *testing.T) {
 	}
 	// put writes a key with an etcd client made from the worker's namespace.
 	put := func(endpoint string, cfg *tls.Config) error {
-		cli, err := clientv3.New(clientv3.Config{
-			Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
-			DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
-		})
+		cli, err := rawEtcd(endpoint, cfg, dial)
 		if err != nil {
 			return err
 		}
@@ -179,12 +177,19 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 	router := naming.RouterNetns(c.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := store.ConnectVia(ctx, func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) },
-		[]string{"https://192.168.1.10:2379"}, creds, c.name)
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return native.DialIn(ctx, router, addr) }
+	endpoint := "https://" + etcdClientAddr("192.168.1.10")
+	st, err := store.ConnectVia(ctx, dial, []string{endpoint}, creds, c.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// The garbage goes in behind weft's back, with a client of etcd's own.
+	raw, err := rawEtcd(endpoint, creds, dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
 	assign, _, err := st.Assignments(ctx)
 	if err != nil || len(assign) != 1 {
 		t.Fatalf("assignments %v, %v", assign, err)
@@ -197,7 +202,7 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 		"status/zzz-1":  `{"container": 5`,
 		"hosts/ghost-1": `[]`,
 	} {
-		if _, err := st.Client().Put(ctx, root+key, value); err != nil {
+		if _, err := raw.Put(ctx, root+key, value); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,3 +253,20 @@ func TestBadStoreValuesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// rawEtcd is a plain etcd client of endpoint that dials through dial (from
+// inside a lab namespace), for what weft's store never does on its own.
+func rawEtcd(endpoint string, cfg *tls.Config, dial func(context.Context, string) (net.Conn, error)) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
+	})
+}
+
+// etcdClientAddr and etcdPeerAddr are the etcd ports of a manager's
+// underlay address, as the agents listen on them.
+func etcdClientAddr(addr string) string {
+	return net.JoinHostPort(addr, strconv.Itoa(store.ClientPort))
+}
+
+func etcdPeerAddr(addr string) string { return net.JoinHostPort(addr, strconv.Itoa(store.PeerPort)) }

@@ -343,11 +343,11 @@ func checkVXLANInjection(t *testing.T, c cluster, sink *udpSink) {
 
 	// etcd: the stranger is refused, the lab router (where the chaos
 	// runner reads the store) is not.
-	if err := dialIn(naming.RouterNetns(c.name), "192.168.1.10:2379"); err != nil {
+	if err := dialIn(naming.RouterNetns(c.name), etcdClientAddr("192.168.1.10")); err != nil {
 		t.Fatalf("the lab router cannot reach host1's etcd: %v", err)
 	}
 	before = dropped(t, c, "host1", firewall.CounterControl)
-	for _, addr := range []string{"192.168.1.10:2379", "192.168.1.10:2380"} {
+	for _, addr := range []string{etcdClientAddr("192.168.1.10"), etcdPeerAddr("192.168.1.10")} {
 		if err := dialIn(ns, addr); err == nil {
 			t.Errorf("the stranger reached etcd at %s", addr)
 		}
@@ -416,12 +416,12 @@ func checkContainerToControl(t *testing.T, c cluster) {
 		t.Fatalf("adding a route in left-1: %v %s", err, out)
 	}
 	// The agents reach etcd there: the addresses and ports are right.
-	if err := dialIn(hostNetns(c, "host1"), "192.168.2.10:2379"); err != nil {
+	if err := dialIn(hostNetns(c, "host1"), etcdClientAddr("192.168.2.10")); err != nil {
 		t.Fatalf("host1 cannot reach host2's etcd (the test's premise): %v", err)
 	}
 	toHost := dropped(t, c, "host1", firewall.CounterToHost)
 	routed := dropped(t, c, "host1", firewall.CounterRouted)
-	for _, addr := range []string{"192.168.1.10:2379", "192.168.1.10:2380", bridge1 + ":2379", "192.168.2.10:2379", "192.168.2.10:2380"} {
+	for _, addr := range []string{etcdClientAddr("192.168.1.10"), etcdPeerAddr("192.168.1.10"), etcdClientAddr(bridge1), etcdClientAddr("192.168.2.10"), etcdPeerAddr("192.168.2.10")} {
 		if err := dialIn(nsLeft, addr); err == nil {
 			t.Errorf("left-1 reached %s", addr)
 		}

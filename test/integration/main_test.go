@@ -55,16 +55,20 @@ func TestMain(m *testing.M) {
 	weftBin = filepath.Join(dir, "weft")
 	helloBin = filepath.Join(dir, "hello")
 	shopBin = filepath.Join(dir, "shop")
-	for bin, pkg := range map[string]string{weftBin: "./cmd/weft", helloBin: "./examples/hello", shopBin: "./apps/shop/cmd/shop"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Dir = modDir
-		if bin == weftBin {
+	for _, b := range []struct{ bin, dir, pkg string }{
+		{weftBin, modDir, "./cmd/weft"},
+		{helloBin, modDir, "./examples/hello"},
+		{shopBin, filepath.Join(modDir, "apps/shop"), "./cmd/shop"}, // a module of its own
+	} {
+		cmd := exec.Command("go", "build", "-o", b.bin, b.pkg)
+		cmd.Dir = b.dir
+		if b.bin == weftBin {
 			// Static, as make build builds it: the userns stage runs
 			// weft again inside an image's root, which has no libc.
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Printf("building %s: %v\n%s", pkg, err, out)
+			fmt.Printf("building %s: %v\n%s", b.pkg, err, out)
 			os.Exit(1)
 		}
 	}

@@ -182,7 +182,7 @@ func (p *Provider) quorum(ctx context.Context) (any, error) {
 	up := 0
 	for _, ep := range eps {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		if _, err := st.Client().Status(cctx, ep); err == nil {
+		if _, err := st.MemberStatus(cctx, ep); err == nil {
 			up++
 		}
 		cancel()

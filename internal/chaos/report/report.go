@@ -3,17 +3,10 @@ package report
 import (
 	"encoding/json"
 	"fmt"
-	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/weft-dev/weft/internal/chaos"
 )
@@ -143,96 +136,4 @@ func summaryText(title string, j *chaos.Journal, s Summary, windows []Window, st
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func drawTimeline(path, title string, secs []Second, windows []Window, start time.Time, verdict string) error {
-	n := len(secs)
-	xMax := float64(max(n, 1))
-	for _, w := range windows {
-		xMax = max(xMax, w.End.Sub(start).Seconds()+1)
-	}
-	panels := []struct {
-		label string
-		col   color.Color
-		value func(Second) float64
-	}{
-		{"requests/s", color.RGBA{R: 30, G: 90, B: 200, A: 255}, func(s Second) float64 { return float64(s.Requests) }},
-		{"errors/s", color.RGBA{R: 210, G: 30, B: 30, A: 255}, func(s Second) float64 { return float64(s.Errors) }},
-		{"p99 latency (ms)", color.RGBA{R: 120, G: 60, B: 160, A: 255}, func(s Second) float64 { return float64(s.P99) / float64(time.Millisecond) }},
-	}
-	plots := make([][]*plot.Plot, len(panels))
-	for i, pn := range panels {
-		p := plot.New()
-		if i == 0 {
-			p.Title.Text = title + "\n" + shortVerdict(verdict)
-			p.Title.TextStyle.Color = color.RGBA{G: 120, A: 255}
-			if strings.Contains(verdict, "FAILED") {
-				p.Title.TextStyle.Color = color.RGBA{R: 190, A: 255}
-			}
-		}
-		p.Y.Label.Text = pn.label
-		if i == len(panels)-1 {
-			p.X.Label.Text = "seconds since the start (shaded: fault in effect)"
-		}
-		p.X.Min, p.X.Max, p.Y.Min = 0, xMax, 0
-		yMax := 1.0
-		xys := make(plotter.XYs, n)
-		for k, s := range secs {
-			v := pn.value(s)
-			xys[k] = plotter.XY{X: s.T + 0.5, Y: v}
-			yMax = max(yMax, v)
-		}
-		p.Y.Max = yMax * 1.15
-		p.Add(plotter.NewGrid())
-		for wi, w := range windows {
-			x0, x1 := w.Start.Sub(start).Seconds(), w.End.Sub(start).Seconds()
-			x1 = max(x1, x0+0.25) // an instant fault (a kill) still shows
-			poly, err := plotter.NewPolygon(plotter.XYs{{X: x0, Y: 0}, {X: x1, Y: 0}, {X: x1, Y: p.Y.Max}, {X: x0, Y: p.Y.Max}})
-			if err != nil {
-				return err
-			}
-			poly.Color = color.NRGBA{R: 255, G: 160, B: 0, A: 60}
-			poly.LineStyle.Width = 0
-			p.Add(poly)
-			if i == 0 {
-				labels, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x0, Y: p.Y.Max * (0.95 - 0.1*float64(wi%3))}}, Labels: []string{" " + w.Label}})
-				if err == nil {
-					p.Add(labels)
-				}
-			}
-		}
-		if n > 0 {
-			line, err := plotter.NewLine(xys)
-			if err != nil {
-				return err
-			}
-			line.Color = pn.col
-			line.Width = vg.Points(1.5)
-			p.Add(line)
-		}
-		plots[i] = []*plot.Plot{p}
-	}
-	img := vgimg.New(24*vg.Centimeter, 18*vg.Centimeter)
-	dc := draw.New(img)
-	t := draw.Tiles{Rows: len(panels), Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8), PadY: vg.Points(6)}
-	canvases := plot.Align(plots, t, dc)
-	for i := range plots {
-		plots[i][0].Draw(canvases[i][0])
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer f.Close()
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
-func shortVerdict(v string) string {
-	if i := strings.Index(v, " — "); i > 0 {
-		return v[:i]
-	}
-	return v
 }
