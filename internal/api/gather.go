@@ -24,14 +24,24 @@ type AgentAnswer struct {
 // each with its own deadline, and returns every answer in host order. It
 // returns within timeout whatever the agents do.
 func AskAll(ctx context.Context, sockets map[string]string, timeout time.Duration) []AgentAnswer {
-	hosts := slices.Sorted(maps.Keys(sockets))
+	clients := make(map[string]*Client, len(sockets))
+	for h, s := range sockets {
+		clients[h] = NewClient(s)
+	}
+	return AskClients(ctx, clients, timeout)
+}
+
+// AskClients is AskAll for agents reached through clients (host -> client):
+// those on other machines (provider ssh).
+func AskClients(ctx context.Context, clients map[string]*Client, timeout time.Duration) []AgentAnswer {
+	hosts := slices.Sorted(maps.Keys(clients))
 	out := make([]AgentAnswer, len(hosts))
 	var wg sync.WaitGroup
 	for i, h := range hosts {
 		wg.Go(func() {
 			actx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			st, err := NewClient(sockets[h]).Status(actx)
+			st, err := clients[h].Status(actx)
 			out[i] = AgentAnswer{Host: h, Status: st, Err: err}
 		})
 	}

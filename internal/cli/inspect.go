@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weft-dev/weft/internal/api"
+	"github.com/weft-dev/weft/internal/cluster"
 	"github.com/weft-dev/weft/internal/model"
 	"github.com/weft-dev/weft/internal/naming"
 	"github.com/weft-dev/weft/internal/runtime"
@@ -30,13 +31,14 @@ func agentSockets(g *globals, cluster string) (map[string]string, error) {
 	return socks, nil
 }
 
-// clusterStatus is api.ClusterStatus of the cluster named by the flags.
+// clusterStatus is the status of the cluster named by the flags, from its
+// agents on this machine or, for provider ssh, on its servers.
 func clusterStatus(ctx context.Context, g *globals) (api.Status, error) {
 	name, err := g.clusterName()
 	if err != nil {
 		return api.Status{}, err
 	}
-	st, err := api.ClusterStatus(ctx, g.stateRoot, name)
+	st, err := cluster.Status(ctx, name, g.ssh.options(g, nil))
 	var none *api.NoClusterError
 	if errors.As(err, &none) {
 		return api.Status{}, &exitError{code: 1, err: err}
@@ -80,6 +82,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	g.ssh.register(cmd, false)
 	return cmd
 }
 
@@ -153,6 +156,7 @@ func newPsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	g.ssh.register(cmd, false)
 	return cmd
 }
 

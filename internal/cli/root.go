@@ -45,6 +45,9 @@ type globals struct {
 	verbose   bool
 	stdout    io.Writer
 	stderr    io.Writer
+	// ssh is how the reading commands (status, ps) reach the agents of a
+	// cluster of provider ssh; up and down have flags of their own.
+	ssh sshFlags
 }
 
 func (g *globals) logger() *slog.Logger {

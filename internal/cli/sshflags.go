@@ -10,7 +10,8 @@ import (
 	"github.com/weft-dev/weft/internal/nsthread"
 )
 
-// sshFlags are the flags of provider ssh on up and down.
+// sshFlags are the flags of provider ssh on up and down (and, for
+// reaching the agents, on status and ps).
 type sshFlags struct {
 	acceptNewHostKeys bool
 	// fromNetns makes the ssh connections from inside a named network

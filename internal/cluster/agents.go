@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -29,9 +28,7 @@ func (e Env) agent(cluster, host string) Agent {
 		return e.Agent(cluster, host)
 	}
 	if d, ok := e.Provider.(provider.AgentDialer); ok {
-		return api.NewClientDial(host+":agent.sock", func(ctx context.Context) (net.Conn, error) {
-			return d.DialAgent(ctx, cluster, host)
-		})
+		return dialAgent(d, cluster, host)
 	}
 	return api.NewClient(naming.AgentSocket(e.StateRoot, cluster, host))
 }

@@ -48,9 +48,9 @@ type topology struct {
 // A subnet is a bridge in the router namespace, whose ports are the hosts'
 // legs and one end of the gateway veth pair; the other end of that pair
 // carries the router's address. The address is not on the bridge itself:
-// a bridge device has no offloads for encapsulated packets, so every VXLAN
-// segment the router forwarded out of it was split and checksummed in
-// software (half the overlay's throughput); a veth keeps them whole.
+// every VXLAN segment the router forwarded out of a bridge device was split
+// and checksummed in software (half the overlay's throughput, see
+// BENCHMARKS.md); out of a veth the segments stay whole.
 type subnetPlan struct {
 	name       string
 	bridge     string       // bridge in the router namespace

@@ -41,6 +41,8 @@ type Provider interface {
 // through DialAgent instead of the socket under the local state root.
 type AgentDialer interface {
 	DialAgent(ctx context.Context, cluster, host string) (net.Conn, error)
+	// AgentHosts lists the hosts of a cluster this machine brought up.
+	AgentHosts(cluster string) ([]string, error)
 }
 
 // ChangeCounter is implemented by a provider that counts what it changed

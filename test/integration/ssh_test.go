@@ -89,6 +89,26 @@ func TestSSHProvider(t *testing.T) {
 		t.Errorf("known_hosts after accepting: %q (err %v), want one line per server", b, err)
 	}
 	all, macs := sshContainers(t, name, root)
+
+	// The operator's `weft status` reaches the agents on the servers through
+	// ssh, as up does: every server's agent up, every container ready.
+	var st api.Status
+	if err := json.Unmarshal([]byte(mustWeft(t, "status", "--cluster", name, "--json", via)), &st); err != nil {
+		t.Fatalf("decoding weft status --json: %v", err)
+	}
+	if len(st.Unreachable) > 0 || len(st.Hosts) != 2 || len(st.Containers) != len(all) {
+		t.Errorf("weft status from this machine: hosts %+v, containers %+v, unreachable %v; want both servers and %d containers", st.Hosts, st.Containers, st.Unreachable, len(all))
+	}
+	for _, h := range st.Hosts {
+		if h.Agent != "up" {
+			t.Errorf("weft status from this machine: host %s agent %s, want up", h.Name, h.Agent)
+		}
+	}
+	for _, c := range st.Containers {
+		if !c.Ready() {
+			t.Errorf("weft status from this machine: %s is %s/%s, want ready", c.Container, c.State, c.Health)
+		}
+	}
 	checkNoFloodingIn(t, rig.router, len(rig.hosts), macs, func() {
 		// As checkNoFlooding: best effort (a container may lack the right).
 		for _, c := range all {

@@ -135,7 +135,7 @@ func TestRunThreeHosts(t *testing.T) {
 // and every ratio is the quotient of the figures it names.
 func checkReport(t *testing.T, r *report.Report, streams []int) {
 	t.Helper()
-	if want := []string{"metric", "overlay", "underlay", "reference", "overlay-nofw", "overlay/underlay", "overlay/reference", "reference/underlay", "overlay/overlay-nofw"}; !slices.Equal(r.Columns, want) {
+	if want := []string{"metric", "overlay", "underlay", "reference", "fastest", "overlay-nofw", "overlay/underlay", "overlay/fastest", "overlay/reference", "fastest/underlay", "reference/underlay", "overlay/overlay-nofw"}; !slices.Equal(r.Columns, want) {
 		t.Fatalf("columns = %v, want %v", r.Columns, want)
 	}
 	wantRows := []string{"TCP throughput, 1 stream (Gbit/s)", "TCP throughput, 4 streams (Gbit/s)",
@@ -179,10 +179,10 @@ func checkReport(t *testing.T, r *report.Report, streams []int) {
 		}
 	}
 	mtu := r.Rows[len(r.Rows)-2]
-	if mtu[1] != "1450" || mtu[2] != "1500" || mtu[3] != "1450" || mtu[4] != "1450" {
-		t.Errorf("MTUs overlay/underlay/reference/overlay-nofw = %v, want 1450 1500 1450 1450", mtu[1:5])
+	if want := []string{"1450", "1500", "1450", "1450", "1450"}; !slices.Equal(mtu[1:1+numPaths], want) {
+		t.Errorf("MTUs overlay/underlay/reference/fastest/overlay-nofw = %v, want %v", mtu[1:1+numPaths], want)
 	}
-	for i, cell := range r.Rows[len(r.Rows)-1][1:5] {
+	for i, cell := range r.Rows[len(r.Rows)-1][1 : 1+numPaths] {
 		if cell != dfOK {
 			t.Errorf("DF probe on %s = %q, want %q", Paths()[i], cell, dfOK)
 		}

@@ -184,6 +184,19 @@ func (p *Provider) Run(ctx context.Context, cluster, host string, argv []string,
 	return run(ctx, cl, shellJoin(argv), stdin)
 }
 
+// AgentHosts lists the servers of a cluster from this machine's record.
+func (p *Provider) AgentHosts(cluster string) ([]string, error) {
+	rec, err := p.record(cluster)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]string, 0, len(rec.Hosts))
+	for _, h := range rec.Hosts {
+		hosts = append(hosts, h.Name)
+	}
+	return hosts, nil
+}
+
 // DialAgent connects to the API socket of the host's agent on its server,
 // through the ssh connection (a streamlocal channel: the socket never
 // leaves the server).
