@@ -217,6 +217,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep printing new output")
+	g.ssh.register(cmd, false)
 	// -f is the cluster file everywhere; accept --follow and -F.
 	return cmd
 }
@@ -235,18 +236,34 @@ func newExecCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if st.Stale {
-				c = withRecordedPid(g, st.Cluster, c)
-			}
-			if c.Pid <= 0 || c.State != model.StateRunning {
-				return &exitError{code: 1, err: fmt.Errorf("container %s is %s, not running: %s", c.Container, c.State, c.Message)}
-			}
 			argv := args[1:]
 			if len(argv) > 0 && argv[0] == "--" {
 				argv = argv[1:]
 			}
 			if len(argv) == 0 {
 				return &exitError{code: exitBadInput, err: fmt.Errorf("no command given: weft exec %s -- CMD [ARGS...]", args[0])}
+			}
+			agents, err := g.agents(st.Cluster)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer agents.Close()
+			if agents.Remote() {
+				// The container's server enters it, with its own weft.
+				code, err := agents.Weft(cmd.Context(), c.Host, append([]string{"exec", c.Container, "--"}, argv...), os.Stdin, g.stdout, g.stderr)
+				if err != nil {
+					return &exitError{code: 1, err: fmt.Errorf("running weft exec on %s: %w", c.Host, err)}
+				}
+				if code != 0 {
+					return &exitError{code: code}
+				}
+				return nil
+			}
+			if st.Stale {
+				c = withRecordedPid(g, st.Cluster, c)
+			}
+			if c.Pid <= 0 || c.State != model.StateRunning {
+				return &exitError{code: 1, err: fmt.Errorf("container %s is %s, not running: %s", c.Container, c.State, c.Message)}
 			}
 			x := runtime.ExecCommand(cmd.Context(), c.Pid, argv)
 			x.Stdin, x.Stdout, x.Stderr = os.Stdin, g.stdout, g.stderr
@@ -259,5 +276,6 @@ func newExecCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	g.ssh.register(cmd, false)
 	return cmd
 }

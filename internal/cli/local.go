@@ -83,11 +83,16 @@ func pidAlive(pid int) bool {
 // containerLogs streams a container's output through its host's agent, or
 // reads the log file itself when that agent does not answer.
 func containerLogs(ctx context.Context, g *globals, cluster string, c model.ContainerStatus, follow bool) error {
-	cl := api.NewClient(naming.AgentSocket(g.stateRoot, cluster, c.Host))
+	agents, err := g.agents(cluster)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	defer agents.Close()
+	cl := agents.Client(c.Host)
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_, herr := cl.Health(hctx)
 	cancel()
-	if herr == nil {
+	if herr == nil || agents.Remote() {
 		return cl.Logs(ctx, c.Container, follow, g.stdout)
 	}
 	path := (&runtime.Runtime{StateRoot: g.stateRoot}).LogPath(cluster, c.Host, c.Container)

@@ -6,9 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/weft-dev/weft/internal/api"
-	"github.com/weft-dev/weft/internal/naming"
 )
 
 // restartTimeout bounds a restart: the old process has its service's
@@ -16,7 +13,7 @@ import (
 const restartTimeout = 2 * time.Minute
 
 func newRestartCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "restart SERVICE[/N]",
 		Short: "Restart a container in place (same host, address and MAC)",
 		Args:  cobra.ExactArgs(1),
@@ -31,7 +28,12 @@ func newRestartCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), restartTimeout)
 			defer cancel()
-			res, err := api.NewClient(naming.AgentSocket(g.stateRoot, st.Cluster, c.Host)).Restart(ctx, c.Container)
+			agents, err := g.agents(st.Cluster)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer agents.Close()
+			res, err := agents.Client(c.Host).Restart(ctx, c.Container)
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("restarting %s on %s: %w", c.Container, c.Host, err)}
 			}
@@ -39,4 +41,6 @@ func newRestartCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	g.ssh.register(cmd, false)
+	return cmd
 }

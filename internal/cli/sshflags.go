@@ -11,7 +11,7 @@ import (
 )
 
 // sshFlags are the flags of provider ssh on up and down (and, for
-// reaching the agents, on status and ps).
+// reaching the agents, on status, ps, logs, exec and restart).
 type sshFlags struct {
 	acceptNewHostKeys bool
 	// fromNetns makes the ssh connections from inside a named network
@@ -37,4 +37,10 @@ func (f sshFlags) options(g *globals, say func(string, ...any)) cluster.Provider
 		}
 	}
 	return o
+}
+
+// agents opens how to reach the named cluster's agents: here, or on its
+// servers through ssh.
+func (g *globals) agents(name string) (*cluster.Agents, error) {
+	return cluster.OpenAgents(name, g.ssh.options(g, nil))
 }

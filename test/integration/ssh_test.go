@@ -109,6 +109,23 @@ func TestSSHProvider(t *testing.T) {
 			t.Errorf("weft status from this machine: %s is %s/%s, want ready", c.Container, c.State, c.Health)
 		}
 	}
+	// So do exec (run by the container's server, its exit status carried
+	// back) and logs.
+	for _, from := range all {
+		to := all[0]
+		if to == from {
+			to = all[1]
+		}
+		if out := mustWeft(t, "exec", "--cluster", name, via, from.name, "--", "wget", "-q", "-T", "3", "-O", "-", "http://"+to.service+":8080/health"); out == "" {
+			t.Errorf("weft exec %s from this machine: no answer from %s", from.name, to.service)
+		}
+	}
+	if r := weft(t, "exec", "--cluster", name, via, all[0].name, "--", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Errorf("weft exec of a command exiting 3 on a server: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := weft(t, "logs", "--cluster", name, via, all[0].name); r.code != 0 {
+		t.Errorf("weft logs %s from this machine: exit %d\n%s%s", all[0].name, r.code, r.stdout, r.stderr)
+	}
 	checkNoFloodingIn(t, rig.router, len(rig.hosts), macs, func() {
 		// As checkNoFlooding: best effort (a container may lack the right).
 		for _, c := range all {

@@ -213,6 +213,45 @@ func run(ctx context.Context, cl *xssh.Client, cmd string, stdin io.Reader) ([]b
 	}
 }
 
+// stream runs cmd in a session of cl with its output copied to stdout and
+// stderr as it comes, and returns its exit status. stdin is copied by a
+// goroutine of its own that nothing waits for: a terminal's stdin never
+// ends, and the session must end when the command does.
+func stream(ctx context.Context, cl *xssh.Client, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	s, err := cl.NewSession()
+	if err != nil {
+		return -1, fmt.Errorf("opening an ssh session: %w", err)
+	}
+	defer s.Close()
+	s.Stdout, s.Stderr = stdout, stderr
+	if stdin != nil {
+		in, err := s.StdinPipe()
+		if err != nil {
+			return -1, fmt.Errorf("opening the session's stdin: %w", err)
+		}
+		go func() {
+			_, _ = io.Copy(in, stdin)
+			_ = in.Close()
+		}()
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case err := <-done:
+		var exit *xssh.ExitError
+		switch {
+		case errors.As(err, &exit):
+			return exit.ExitStatus(), nil
+		case err != nil:
+			return -1, fmt.Errorf("running %q: %w", cmd, err)
+		}
+		return 0, nil
+	case <-ctx.Done():
+		_ = s.Close()
+		return -1, fmt.Errorf("running %q: %w", cmd, ctx.Err())
+	}
+}
+
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@,+") == "" {

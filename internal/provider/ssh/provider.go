@@ -184,6 +184,19 @@ func (p *Provider) Run(ctx context.Context, cluster, host string, argv []string,
 	return run(ctx, cl, shellJoin(argv), stdin)
 }
 
+// Weft runs the server's own weft (its install root's binary, state root
+// and the cluster) with args, streaming stdin, stdout and stderr, and
+// returns the command's exit status: `weft exec` on a server, from here.
+func (p *Provider) Weft(ctx context.Context, cluster, host string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	cl, h, err := p.hostClient(ctx, cluster, host)
+	if err != nil {
+		return -1, err
+	}
+	l := layoutOf(h)
+	argv := append([]string{l.bin(), "--state-root", l.stateRoot(), "--cluster", cluster}, args...)
+	return stream(ctx, cl, shellJoin(argv), stdin, stdout, stderr)
+}
+
 // AgentHosts lists the servers of a cluster from this machine's record.
 func (p *Provider) AgentHosts(cluster string) ([]string, error) {
 	rec, err := p.record(cluster)
