@@ -149,7 +149,11 @@ func (v *vipHost) renew(ctx context.Context, r *vipRun, log *slog.Logger) {
 	term, okSent, pending := r.term, r.okSent, r.pending
 	r.mu.Unlock()
 	sent := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, max(vip.Grace-time.Since(okSent), 50*time.Millisecond))
+	// One attempt lasts at most a fence: a renewal slower than that cannot
+	// make delivery live again anyway. An attempt stuck on a slow member is
+	// given up and made again (a lost answer is adopted then), instead of
+	// holding the loop for the whole grace.
+	rctx, cancel := context.WithTimeout(ctx, vip.Fence)
 	var err error
 	if pending != nil {
 		err = term.Update(rctx, *pending)
@@ -157,7 +161,14 @@ func (v *vipHost) renew(ctx context.Context, r *vipRun, log *slog.Logger) {
 		err = term.Renew(rctx)
 	}
 	cancel()
+	left := vip.Fence - time.Since(sent)
 	switch {
+	case err == nil && left <= 0:
+		// Acknowledged too late to prove anything: the term stays, but the
+		// grace's clock goes on; the next attempt is due at once.
+		r.mu.Lock()
+		r.pending = nil
+		r.mu.Unlock()
 	case err == nil:
 		r.mu.Lock()
 		r.okSent, r.pending = sent, nil
@@ -170,12 +181,8 @@ func (v *vipHost) renew(ctx context.Context, r *vipRun, log *slog.Logger) {
 		if !announced {
 			v.announce(ctx, r, log)
 		}
-		// A renewal that took longer than the fence proves nothing for now;
-		// the next one (due at once) does.
-		if left := vip.Fence - time.Since(sent); left > 0 {
-			if err := v.delivery.Live(r.spec.Address, left); err != nil {
-				log.Warn("refreshing the VIP's delivery", "err", err)
-			}
+		if err := v.delivery.Live(r.spec.Address, vip.Fence-time.Since(sent)); err != nil {
+			log.Warn("refreshing the VIP's delivery", "err", err)
 		}
 	case errors.Is(err, store.ErrVIPLost):
 		log.Warn("VIP taken over by another host; fencing")
