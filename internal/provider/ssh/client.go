@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -186,31 +188,35 @@ func appendKnownHost(path, hostname string, key xssh.PublicKey) error {
 // returns its combined output; a non-zero exit is an error carrying it. ctx
 // ends the session.
 func run(ctx context.Context, cl *xssh.Client, cmd string, stdin io.Reader) ([]byte, error) {
-	s, err := cl.NewSession()
-	if err != nil {
-		return nil, fmt.Errorf("opening an ssh session: %w", err)
+	var out lockedBuffer
+	code, err := stream(ctx, cl, cmd, stdin, &out, &out)
+	b := out.Bytes()
+	switch {
+	case err != nil:
+		return b, err
+	case code != 0:
+		return b, fmt.Errorf("running %q: exit status %d: %s", cmd, code, strings.TrimSpace(string(b)))
 	}
-	defer s.Close()
-	s.Stdin = stdin
-	type result struct {
-		out []byte
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := s.CombinedOutput(cmd)
-		done <- result{out, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return r.out, fmt.Errorf("running %q: %w: %s", cmd, r.err, strings.TrimSpace(string(r.out)))
-		}
-		return r.out, nil
-	case <-ctx.Done():
-		_ = s.Close()
-		return nil, fmt.Errorf("running %q: %w", cmd, ctx.Err())
-	}
+	return b, nil
+}
+
+// lockedBuffer is one buffer for a session's stdout and stderr, which the
+// session copies from two goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }
 
 // stream runs cmd in a session of cl with its output copied to stdout and
