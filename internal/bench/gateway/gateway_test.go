@@ -235,7 +235,7 @@ func TestBuildReportFromKnownFigures(t *testing.T) {
 		}
 	}
 	notes := strings.Join(r.Notes, "\n")
-	for _, s := range []string{"requests/s: 0.900 (met)", "p99 <= 1.2x nginx: 1.500 (NOT met)", "nginx: 3 requests failed"} {
+	for _, s := range []string{"requests/s: 0.900 (NOT met)", "CPU per request <= 1.0x nginx's: 2.000 (NOT met)", "p99 no worse than nginx's: 1.500 (NOT met)", "nginx: 3 requests failed"} {
 		if !strings.Contains(notes, s) {
 			t.Errorf("notes lack %q:\n%s", s, notes)
 		}

@@ -92,10 +92,10 @@ func buildReport(m *measurements, tool string) *report.Report {
 					"rps": x.RPS, "p50_ms": ms(x.P50), "p99_ms": ms(x.P99), "requests": x.Requests, "errors": x.Errors, "cpu_s": x.CPU.Seconds()})
 			}
 		}
-		rps, p99 := ratios[rpsKey(c)], ratios[p99Key(c)]
+		rps, p99, cpu := ratios[rpsKey(c)], ratios[p99Key(c)], ratios[cpuKey(c)]
 		r.Notes = append(r.Notes,
-			fmt.Sprintf("target %d connections: weft >= 0.9x nginx requests/s: %s (%s); p99 <= 1.2x nginx: %s (%s)",
-				c, labrun.FormatRatio(rps), verdict(rps >= 0.9), labrun.FormatRatio(p99), verdict(p99 > 0 && p99 <= 1.2)))
+			fmt.Sprintf("target %d connections: weft >= 1.0x nginx requests/s: %s (%s); CPU per request <= 1.0x nginx's: %s (%s); p99 no worse than nginx's: %s (%s)",
+				c, labrun.FormatRatio(rps), verdict(rps >= 1.0), labrun.FormatRatio(cpu), verdict(cpu > 0 && cpu <= 1.0), labrun.FormatRatio(p99), verdict(p99 > 0 && p99 <= 1.0)))
 	}
 	for _, proxy := range Proxies() {
 		if errorsBy[proxy] > 0 {
