@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // cannedBackend is an HTTP/1.1 keep-alive server that answers every request
@@ -69,21 +71,8 @@ func serveCanned(conn net.Conn, response []byte) {
 	}
 }
 
-// discardWriter is the cheapest http.ResponseWriter: it keeps the header map
-// between requests (cleared) and drops the body.
-type discardWriter struct {
-	header http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.header }
-func (w *discardWriter) WriteHeader(code int)        { w.status = code }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-// BenchmarkProxyGET measures the gateway's work for one proxied GET through
-// its handler (routing, request ID, upstream round trip over loopback,
-// metrics, access log); the inbound server's parsing is not included.
-func BenchmarkProxyGET(b *testing.B) {
+// benchGateway is a gateway with one route to a canned backend.
+func benchGateway(b *testing.B) *Gateway {
 	backendAddr := cannedBackend(b)
 	res := newFakeResolver()
 	res.set("web", backendAddr.Addr())
@@ -94,65 +83,84 @@ func BenchmarkProxyGET(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(g.transport.CloseIdleConnections)
+	b.Cleanup(g.upstreams.closeIdle)
 	b.Cleanup(g.access.flush)
+	return g
+}
 
-	req, err := http.NewRequest(http.MethodGet, "http://gateway/api/items?page=2", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	req.RemoteAddr = "10.10.0.7:51234"
+// benchRequest is a parsed client request as the server hands it over.
+func benchRequest() *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.SetRequestURI("http://gateway/api/items?page=2")
 	req.Header.Set("User-Agent", "wrk")
 	req.Header.Set("Accept", "*/*")
-	handler := g.Handler()
-	w := &discardWriter{header: http.Header{}}
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(10, 10, 0, 7), Port: 51234}, nil)
+	return ctx
+}
+
+// BenchmarkProxyGET measures the gateway's work for one proxied GET through
+// its handler (routing, request ID, upstream round trip over loopback,
+// metrics, access log); the inbound server's parsing and writing are not
+// included (BenchmarkProxyGETServed has them).
+func BenchmarkProxyGET(b *testing.B) {
+	g := benchGateway(b)
+	ctx := benchRequest()
 	b.ReportAllocs()
 	for b.Loop() {
-		clear(w.header)
-		w.status = 0
-		handler.ServeHTTP(w, req)
-		if w.status != http.StatusOK && w.status != 0 {
-			b.Fatalf("status %d; want 200", w.status)
+		ctx.Response.Reset()
+		g.serve(ctx)
+		if code := ctx.Response.StatusCode(); code != http.StatusOK {
+			b.Fatalf("status %d; want 200", code)
 		}
 	}
 }
 
 // BenchmarkProxyGETParallel is BenchmarkProxyGET from several goroutines at
 // once, to show contention on the gateway's shared state (round robin,
-// metrics, access log, outliers, resolver).
+// metrics, access log, outliers, resolver, upstream pool).
 func BenchmarkProxyGETParallel(b *testing.B) {
-	backendAddr := cannedBackend(b)
-	res := newFakeResolver()
-	res.set("web", backendAddr.Addr())
-	g, err := New(Config{
-		Routes:    []Route{{Prefix: "/", Service: "web", Port: int(backendAddr.Port())}},
-		AccessLog: io.Discard,
-	}, res, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(g.transport.CloseIdleConnections)
-	b.Cleanup(g.access.flush)
-	handler := g.Handler()
+	g := benchGateway(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		req, err := http.NewRequest(http.MethodGet, "http://gateway/api/items?page=2", nil)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		req.RemoteAddr = "10.10.0.7:51234"
-		w := &discardWriter{header: http.Header{}}
+		ctx := benchRequest()
 		for pb.Next() {
-			clear(w.header)
-			w.status = 0
-			handler.ServeHTTP(w, req)
-			if w.status != http.StatusOK && w.status != 0 {
-				b.Errorf("status %d; want 200", w.status)
+			ctx.Response.Reset()
+			g.serve(ctx)
+			if code := ctx.Response.StatusCode(); code != http.StatusOK {
+				b.Errorf("status %d; want 200", code)
 				return
 			}
 		}
 	})
+}
+
+// BenchmarkProxyGETServed is one proxied GET end to end over loopback: a
+// keep-alive client connection, the gateway's server, the upstream round
+// trip and the answer read back.
+func BenchmarkProxyGETServed(b *testing.B) {
+	g := benchGateway(b)
+	addr := serveProxy(b, g)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	request := []byte("GET /api/items?page=2 HTTP/1.1\r\nHost: gateway\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n")
+	br := bufio.NewReader(conn)
+	var resp fasthttp.Response
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(request); err != nil {
+			b.Fatal(err)
+		}
+		if err := resp.Read(br); err != nil {
+			b.Fatal(err)
+		}
+		if resp.StatusCode() != http.StatusOK {
+			b.Fatalf("status %d; want 200", resp.StatusCode())
+		}
+	}
 }
 
 // BenchmarkDNSResolverCached is the resolver's cost per proxied request while

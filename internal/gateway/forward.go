@@ -1,133 +1,141 @@
 package gateway
 
 import (
-	"context"
-	"errors"
+	"bufio"
+	"bytes"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
-	"slices"
-	"strings"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
 )
 
-// forward proxies a request that is not a protocol upgrade. It does what
-// httputil.ReverseProxy with the gateway's Rewrite did, with less work per
-// request: the outbound header shares the inbound values instead of cloning
-// them, hop-by-hop headers are skipped by their canonical names instead of
-// deleted one by one, and no extra cancel context is made.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	// The outbound request and the trace live in the exchange: one
-	// allocation for all three.
-	out := &ex.out
-	*out = http.Request{
-		Method:     r.Method,
-		URL:        r.URL, // attempt copies it with the instance's address
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     outboundHeader(r, ex.idValue[:]),
-		Host:       r.Host,
-	}
-	// Interim responses (103 Early Hints, 100 Continue) are passed on like
-	// ReverseProxy does; the transport drops them otherwise.
-	trace := &ex.trace
-	*trace = httptrace.ClientTrace{
-		Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-			h := w.Header()
-			copyHeader(h, http.Header(header))
-			w.WriteHeader(code)
-			// WriteHeader does not clear the header after a 1xx; the final
-			// response must not repeat it, but keeps its request ID.
-			clear(h)
-			h["X-Request-Id"] = ex.idValue[:]
-			return nil
-		},
-	}
-	ctx := httptrace.WithClientTrace(r.Context(), trace)
-	resp, err := g.roundTrip(ctx, out, ex)
+// maxBufferedBody is the largest response body of known length that is read
+// whole before it is answered; longer ones, and those of unknown length
+// (chunked, server-sent events), stream through as they arrive.
+const maxBufferedBody = 64 << 10
+
+// forward proxies the request to an instance of the exchange's backend and
+// answers with the instance's response. It returns true when the answer
+// goes on after it returns (see handle).
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, ex *exchange) (later bool) {
+	uc, err := g.roundTrip(ctx, ex)
 	if err != nil {
-		g.proxyError(w, r, err)
-		return
-	}
-	removeHopByHopHeaders(resp.Header)
-	// The response's X-Request-ID is the gateway's own, already set.
-	delete(resp.Header, "X-Request-Id")
-	header := w.Header()
-	copyHeader(header, resp.Header)
-	announcedTrailers := len(resp.Trailer)
-	if announcedTrailers > 0 {
-		keys := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		header.Add("Trailer", strings.Join(keys, ", "))
-	}
-	w.WriteHeader(resp.StatusCode)
-	if err := g.copyBody(w, resp); err != nil {
-		resp.Body.Close()
-		if r.Context().Value(http.ServerContextKey) == nil {
-			// Not under an http.Server (a handler called directly), which
-			// could not abort the connection.
-			return
-		}
-		// The status is sent; aborting the connection is the only way to
-		// tell the client the body is incomplete.
-		panic(http.ErrAbortHandler)
-	}
-	resp.Body.Close()
-	if len(resp.Trailer) == 0 {
-		return
-	}
-	http.NewResponseController(w).Flush()
-	if len(resp.Trailer) == announcedTrailers {
-		copyHeader(header, resp.Trailer)
-		return
-	}
-	for k, vv := range resp.Trailer {
-		for _, v := range vv {
-			header.Add(http.TrailerPrefix+k, v)
-		}
-	}
-}
-
-// copyBody relays the response body, flushing after every write when the
-// response streams (unknown length or server-sent events), as ReverseProxy
-// does.
-func (g *Gateway) copyBody(w http.ResponseWriter, resp *http.Response) error {
-	streaming := resp.ContentLength == -1 || isEventStream(resp.Header["Content-Type"])
-	bufp := g.buffers.Get().(*[]byte)
-	defer g.buffers.Put(bufp)
-	buf := *bufp
-	for {
-		n, readErr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				return err
-			}
-			if streaming {
-				http.NewResponseController(w).Flush()
-			}
-		}
-		if readErr == io.EOF {
-			return nil
-		}
-		if readErr != nil {
-			if !errors.Is(readErr, context.Canceled) {
-				g.log.Warn("reading upstream response body", "err", readErr)
-			}
-			return readErr
-		}
-	}
-}
-
-func isEventStream(contentType []string) bool {
-	if len(contentType) == 0 {
+		g.proxyError(ctx, err)
 		return false
 	}
-	mediaType, _, _ := strings.Cut(contentType[0], ";")
-	return strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream")
+	resp := &ex.resp
+	if ex.upgrade && resp.StatusCode() == http.StatusSwitchingProtocols {
+		g.relayUpgrade(ctx, ex, uc)
+		return true
+	}
+	out := &ctx.Response
+	copyResponseHeader(&out.Header, &resp.Header)
+	out.Header.Set("X-Request-Id", ex.requestID)
+	if ex.head || !hasBody(resp.StatusCode()) {
+		if cl := resp.Header.ContentLength(); ex.head && cl >= 0 {
+			out.Header.SetContentLength(cl)
+		}
+		g.done(uc, resp)
+		return false
+	}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 && cl <= maxBufferedBody && !isEventStream(resp.Header.ContentType()) {
+		if err := resp.ReadBody(uc.br, 0); err != nil {
+			uc.conn.Close()
+			out.Reset()
+			g.metrics.upstreamErrors.WithLabelValues(ex.route.Prefix, ex.upstream.name, failureKind(err)).Inc()
+			writeDetail(ctx, http.StatusBadGateway, ex.backend.Service+" broke off its response")
+			return false
+		}
+		out.SetBody(resp.Body())
+		g.done(uc, resp)
+		return false
+	}
+	// Stream: fasthttp writes the body as it reads it from the stream,
+	// chunked and flushed chunk by chunk when its length is unknown, then
+	// the trailers the stream copied in.
+	resp.StreamBody = true
+	if err := resp.ReadBody(uc.br, 0); err != nil {
+		uc.conn.Close()
+		out.Reset()
+		writeDetail(ctx, http.StatusBadGateway, ex.backend.Service+" broke off its response")
+		return false
+	}
+	for _, key := range resp.Header.PeekTrailerKeys() {
+		out.Header.AddTrailerBytes(key)
+	}
+	if cl < 0 {
+		cl = -1 // chunked towards the client, also for a body that ends with the connection
+	}
+	ex.status = resp.StatusCode()
+	ex.stream = bodyStream{g: g, ex: ex, uc: uc, out: out}
+	out.SetBodyStream(&ex.stream, cl)
+	return true
+}
+
+// done returns the connection of a response read to its end to the pool,
+// unless the instance asked to close it.
+func (g *Gateway) done(uc *upConn, resp *fasthttp.Response) {
+	if resp.Header.ConnectionClose() {
+		uc.conn.Close()
+		return
+	}
+	g.upstreams.put(uc)
+}
+
+// hasBody reports whether a response with this status carries a body.
+func hasBody(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// bodyStream relays a streamed response body from the instance's
+// connection to the client; its end (Close, called by the server once the
+// response is written or has failed) records the exchange.
+type bodyStream struct {
+	g   *Gateway
+	ex  *exchange
+	uc  *upConn
+	out *fasthttp.Response
+	eof bool
+}
+
+func (s *bodyStream) Read(p []byte) (int, error) {
+	n, err := s.ex.resp.BodyStream().Read(p)
+	s.ex.bytes += int64(n)
+	switch err {
+	case nil:
+	case io.EOF:
+		s.eof = true
+		// The stream read the trailers, if any, into the instance's header.
+		for _, key := range s.ex.resp.Header.PeekTrailerKeys() {
+			if v := s.ex.resp.Header.PeekTrailer(string(key)); v != nil {
+				s.out.Header.SetBytesKV(key, v)
+			}
+		}
+	default:
+		s.g.log.Warn("reading upstream response body", "upstream", s.ex.upstream.name, "err", err)
+	}
+	return n, err
+}
+
+func (s *bodyStream) Close() error {
+	ex, uc := s.ex, s.uc
+	ex.resp.CloseBodyStream()
+	if s.eof && ex.resp.Header.ContentLength() != -2 {
+		s.g.done(uc, &ex.resp)
+	} else {
+		// A body cut short leaves the connection mid-response, and one
+		// that ends with the connection has nothing more.
+		uc.conn.Close()
+	}
+	s.g.finish(ex)
+	return nil
+}
+
+func isEventStream(contentType []byte) bool {
+	mediaType, _, _ := bytes.Cut(contentType, []byte(";"))
+	return bytes.EqualFold(bytes.TrimSpace(mediaType), []byte("text/event-stream"))
 }
 
 // hopByHop reports headers that concern one connection only (RFC 7230
@@ -141,104 +149,106 @@ func hopByHop(key string) bool {
 	return false
 }
 
-// connectionListed returns the canonical names of the headers a Connection
-// header declares hop-by-hop.
-func connectionListed(connection []string) []string {
-	var names []string
-	for _, v := range connection {
-		for field := range strings.SplitSeq(v, ",") {
-			if field = textproto.TrimString(field); field != "" {
-				names = append(names, textproto.CanonicalMIMEHeaderKey(field))
-			}
-		}
-	}
-	return names
-}
-
-func removeHopByHopHeaders(h http.Header) {
-	for _, name := range connectionListed(h["Connection"]) {
-		delete(h, name)
-	}
-	for k := range h {
-		if hopByHop(k) {
-			delete(h, k)
-		}
-	}
-}
-
-// outboundHeader is the header sent upstream: the client's minus hop-by-hop
-// headers, with the client's X-Forwarded-For chain extended, X-Forwarded-Host
-// and -Proto set, and the request ID. Values are shared with the inbound
-// header, which nothing modifies while the request is forwarded.
-func outboundHeader(r *http.Request, requestID []string) http.Header {
-	in := r.Header
-	var listed []string
-	if connection := in["Connection"]; len(connection) > 0 {
-		listed = connectionListed(connection)
-	}
-	h := make(http.Header, len(in)+4)
-	for k, vv := range in {
-		switch k {
-		case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id":
-			continue
-		}
-		if hopByHop(k) || slices.Contains(listed, k) {
-			continue
-		}
-		h[k] = vv
-	}
-	// One backing array for the values the gateway sets.
-	values := make([]string, 0, 4)
-	add := func(key, value string) {
-		values = append(values, value)
-		h[key] = values[len(values)-1 : len(values) : len(values)]
-	}
-	if containsToken(in["Te"], "trailers") {
-		add("Te", "trailers")
-	}
-	if client, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := in["X-Forwarded-For"]; len(prior) > 0 {
-			client = strings.Join(prior, ", ") + ", " + client
-		}
-		add("X-Forwarded-For", client)
-	}
-	add("X-Forwarded-Host", r.Host)
-	if r.TLS == nil {
-		add("X-Forwarded-Proto", "http")
-	} else {
-		add("X-Forwarded-Proto", "https")
-	}
-	h["X-Request-Id"] = requestID
-	if _, ok := in["User-Agent"]; !ok {
-		// An empty User-Agent keeps the transport from sending Go's own.
-		add("User-Agent", "")
-	}
-	return h
-}
-
-// containsToken reports whether a comma-separated header lists token
+// containsToken reports whether a comma-separated header value lists token
 // (case-insensitively).
-func containsToken(values []string, token string) bool {
-	for _, v := range values {
-		for field := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(field), token) {
-				return true
-			}
+func containsToken(value []byte, token string) bool {
+	for len(value) > 0 {
+		var field []byte
+		field, value, _ = bytes.Cut(value, []byte(","))
+		if bytes.EqualFold(bytes.TrimSpace(field), []byte(token)) {
+			return true
 		}
 	}
 	return false
 }
 
-// copyHeader adds src's values to dst. Keys of a parsed header are already
-// canonical, so values are appended without canonicalising again, and taken
-// over as they are when dst has none.
-func copyHeader(dst, src http.Header) {
-	for k, vv := range src {
-		if existing, ok := dst[k]; ok {
-			// Full slice expression: never append into a shared array.
-			dst[k] = append(existing[:len(existing):len(existing)], vv...)
-		} else {
-			dst[k] = vv
+// writeRequest writes the request to send upstream: the client's, minus
+// hop-by-hop headers, with the client's X-Forwarded-For chain extended,
+// X-Forwarded-Host and -Proto set, the request ID, and the body read by the
+// server (so that a retry can send it again). A protocol upgrade keeps its
+// Upgrade header and says so in Connection.
+func writeRequest(w *bufio.Writer, ctx *fasthttp.RequestCtx, ex *exchange) error {
+	in := &ctx.Request.Header
+	w.Write(in.Method())
+	w.WriteByte(' ')
+	w.Write(ctx.URI().RequestURI())
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.Write(in.Host())
+	w.WriteString("\r\n")
+	connection := in.Peek("Connection")
+	var te bool
+	for k, v := range in.All() {
+		switch string(k) {
+		case "Host", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id":
+			continue
+		case "Te":
+			te = te || containsToken(v, "trailers")
+			continue
 		}
+		if hopByHop(string(k)) || containsToken(connection, string(k)) {
+			continue
+		}
+		writeHeaderLine(w, k, v)
+	}
+	if ex.upgrade {
+		w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		w.Write(in.Peek("Upgrade"))
+		w.WriteString("\r\n")
+	}
+	if te {
+		w.WriteString("Te: trailers\r\n")
+	}
+	w.WriteString("X-Forwarded-For: ")
+	for _, prior := range in.PeekAll("X-Forwarded-For") {
+		w.Write(prior)
+		w.WriteString(", ")
+	}
+	w.WriteString(ex.client)
+	w.WriteString("\r\nX-Forwarded-Host: ")
+	w.Write(in.Host())
+	if ctx.IsTLS() {
+		w.WriteString("\r\nX-Forwarded-Proto: https\r\nX-Request-Id: ")
+	} else {
+		w.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ")
+	}
+	w.WriteString(ex.requestID)
+	body := ctx.Request.Body()
+	if len(body) > 0 || sendsBody(ex.method) {
+		w.WriteString("\r\nContent-Length: ")
+		var digits [20]byte
+		w.Write(strconv.AppendInt(digits[:0], int64(len(body)), 10))
+	}
+	w.WriteString("\r\n\r\n")
+	w.Write(body)
+	return w.Flush()
+}
+
+// sendsBody reports methods whose requests carry a body, even an empty one.
+func sendsBody(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+}
+
+func writeHeaderLine(w *bufio.Writer, k, v []byte) {
+	w.Write(k)
+	w.WriteString(": ")
+	w.Write(v)
+	w.WriteString("\r\n")
+}
+
+// copyResponseHeader sets the client's response header from the
+// instance's: the status and every header but hop-by-hop ones, Date (the
+// server sets its own) and X-Request-ID (the gateway's own is set).
+func copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	connection := src.Peek("Connection")
+	for k, v := range src.All() {
+		switch string(k) {
+		case "Content-Length", "Date", "X-Request-Id":
+			continue
+		}
+		if hopByHop(string(k)) || containsToken(connection, string(k)) {
+			continue
+		}
+		dst.AddBytesKV(k, v)
 	}
 }

@@ -167,7 +167,7 @@ func TestGeneratedRequestIDsAreUniqueHex(t *testing.T) {
 			seen[id] = true
 		}
 	}
-	if got := newGateway().requestID([]string{"client-1", "client-2"}); got != "client-1" {
+	if got := newGateway().requestID([]byte("client-1")); got != "client-1" {
 		t.Errorf("a valid client id %q was replaced by %q", "client-1", got)
 	}
 }

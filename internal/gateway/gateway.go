@@ -12,21 +12,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
-	"net/http/httptrace"
-	"net/http/httputil"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -45,9 +45,6 @@ const (
 	unmatchedLabel = "none"
 	healthLabel    = "health"
 	noUpstream     = "none"
-	// statusClientClosed is recorded when the client went away before the
-	// gateway could answer (nginx's convention).
-	statusClientClosed = 499
 )
 
 // Gateway is the proxy. Build it with New; it is safe for concurrent use.
@@ -61,13 +58,9 @@ type Gateway struct {
 	access    *accessLog
 	metrics   *metrics
 	outliers  *outliers
-	transport *http.Transport
-	// proxy relays protocol upgrades (WebSocket); every other request takes
-	// forward, which does the same work without ReverseProxy's per-request
-	// cloning, header canonicalisation and extra contexts.
-	proxy   *httputil.ReverseProxy
-	buffers sync.Pool // *[]byte for copying response bodies
-	health  []byte
+	upstreams *upstreamPool
+	exchanges sync.Pool // *exchange
+	health    []byte
 
 	unmatchedMetrics *routeMetrics
 	healthMetrics    *routeMetrics
@@ -112,9 +105,9 @@ type routeBackend struct {
 // low-discrepancy sequence over the route's requests (the golden-ratio
 // Weyl sequence), so every window of requests is split close to the
 // weights, not in long runs.
-func (r *route) choose(h http.Header) *routeBackend {
+func (r *route) choose(h headerPeeker) *routeBackend {
 	if r.match != nil {
-		if v := h.Values(r.Match.Header); len(v) > 0 && v[0] == r.Match.Value {
+		if v := h.Peek(r.Match.Header); v != nil && string(v) == r.Match.Value {
 			return r.match
 		}
 	}
@@ -132,6 +125,12 @@ func (r *route) choose(h http.Header) *routeBackend {
 		pick -= w
 	}
 	return sp.backends[len(sp.backends)-1]
+}
+
+// headerPeeker is a request header: fasthttp's, or a test's.
+type headerPeeker interface {
+	// Peek returns the first value of the header key, nil when absent.
+	Peek(key string) []byte
 }
 
 func (g *Gateway) newRoute(r Route) *route {
@@ -173,15 +172,16 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 		accessOut = os.Stdout
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		resolver: res,
-		log:      log,
-		access:   newAccessLog(accessOut),
-		metrics:  newMetrics(),
-		outliers: newOutliers(ejectFor),
-		health:   healthBody(cfg.Name),
-		started:  time.Now(),
-		buffers:  sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
+		cfg:       cfg,
+		resolver:  res,
+		log:       log,
+		access:    newAccessLog(accessOut),
+		metrics:   newMetrics(),
+		outliers:  newOutliers(ejectFor),
+		upstreams: newUpstreamPool(),
+		health:    healthBody(cfg.Name),
+		started:   time.Now(),
+		exchanges: sync.Pool{New: func() any { return new(exchange) }},
 	}
 	if err := g.access.setSampling(cfg.AccessLogSampling); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
@@ -195,82 +195,69 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 		g.routes = append(g.routes, g.newRoute(r))
 	}
 	slices.SortStableFunc(g.routes, func(a, b *route) int { return len(b.Prefix) - len(a.Prefix) })
-
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	g.transport = &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &dialError{addr: addr, err: err}
-			}
-			return conn, nil
-		},
-		// Per host at least as many as concurrent client connections, so a
-		// busy instance's connections are reused instead of re-dialled.
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		// Shorter than the idle timeout of common servers, so the gateway
-		// closes idle connections before a backend does and a request rarely
-		// lands on a connection the backend is closing.
-		IdleConnTimeout:    30 * time.Second,
-		DisableCompression: true,
-	}
-	g.proxy = &httputil.ReverseProxy{
-		Rewrite: g.rewrite,
-		Transport: roundTripperFunc(func(out *http.Request) (*http.Response, error) {
-			return g.roundTrip(out.Context(), out, exchangeFrom(out.Context()))
-		}),
-		ErrorHandler:   g.proxyError,
-		ModifyResponse: dropUpstreamRequestID,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	return g, nil
 }
 
-// Handler is the proxy, including the gateway's own /health.
-func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serve) }
-
 // server is the HTTP server of the proxy, with every limit of cfg.Limits.
-func (g *Gateway) server(errLog *log.Logger) *http.Server {
+// It is fasthttp's: a server built for proxies, which reuses its request
+// and response objects and buffers instead of allocating them per request
+// (net/http's server and transport were about half the gateway's CPU).
+func (g *Gateway) server(errLog *log.Logger) *fasthttp.Server {
 	lim := g.cfg.Limits
-	return &http.Server{
-		Addr:              g.cfg.Listen,
-		Handler:           g.Handler(),
-		ReadHeaderTimeout: lim.HeaderTimeout,
-		ReadTimeout:       lim.ReadTimeout,
-		WriteTimeout:      writeTimeout(g.cfg.Routes),
-		IdleTimeout:       lim.IdleTimeout,
-		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		ErrorLog:          errLog,
+	srv := &fasthttp.Server{
+		Handler:      g.serve,
+		ErrorHandler: g.serveError,
+		// The header must arrive within HeaderTimeout, the body within
+		// ReadTimeout after it.
+		ReadTimeout: lim.HeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: lim.ReadTimeout}
+		},
+		WriteTimeout: writeTimeout(g.cfg.Routes),
+		IdleTimeout:  lim.IdleTimeout,
+		// The header block must fit in the read buffer.
+		ReadBufferSize:     lim.MaxHeaderBytes,
+		MaxRequestBodySize: int(min(g.cfg.MaxBodyBytes, math.MaxInt32)),
+		// The answer's headers are the backend's: add no Server or
+		// Content-Type of the gateway's own.
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
 	}
+	if errLog != nil {
+		srv.Logger = errLog
+	}
+	return srv
 }
 
 // Run serves cfg.Listen and the metrics on cfg.MetricsListen (at /metrics)
 // until ctx is done, then shuts down gracefully.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.access.flush()
-	defer g.transport.CloseIdleConnections()
+	defer g.upstreams.closeIdle()
 	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", g.MetricsHandler())
 	lim := g.cfg.Limits
+	proxy := g.server(errLog)
 	servers := []*http.Server{
-		g.server(errLog),
 		{Addr: g.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: lim.HeaderTimeout, ReadTimeout: lim.ReadTimeout,
 			WriteTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes, ErrorLog: errLog},
 		{Addr: g.cfg.AdminListen(), Handler: g.AdminHandler(), ReadHeaderTimeout: lim.HeaderTimeout, ReadTimeout: lim.ReadTimeout,
 			WriteTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes, ErrorLog: errLog},
 	}
-	listeners := make([]net.Listener, 0, len(servers))
-	for _, srv := range servers {
-		ln, err := net.Listen("tcp", srv.Addr)
+	addrs := []string{g.cfg.Listen, g.cfg.MetricsListen, g.cfg.AdminListen()}
+	listeners := make([]net.Listener, 0, len(addrs))
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range listeners {
 				l.Close()
 			}
-			return fmt.Errorf("gateway listening on %s: %w", srv.Addr, err)
+			return fmt.Errorf("gateway listening on %s: %w", addr, err)
 		}
-		if srv.Addr == g.cfg.Listen {
+		if addr == g.cfg.Listen {
 			ln = newCapListener(ln, lim.MaxConnections, g.metrics.connectionsRefused.Inc)
 		}
 		listeners = append(listeners, ln)
@@ -278,19 +265,40 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway serving", "listen", g.cfg.Listen, "metrics", g.cfg.MetricsListen, "admin", g.cfg.AdminListen(), "routes", len(g.routes))
 
 	group, groupCtx := errgroup.WithContext(ctx)
+	group.Go(func() error {
+		if err := proxy.Serve(listeners[0]); err != nil {
+			return fmt.Errorf("gateway serving %s: %w", g.cfg.Listen, err)
+		}
+		return nil
+	})
 	for i, srv := range servers {
 		group.Go(func() error {
-			if err := srv.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(listeners[i+1]); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("gateway serving %s: %w", srv.Addr, err)
 			}
 			return nil
 		})
 	}
 	group.Go(func() error {
+		sweep := time.NewTicker(upstreamIdleTimeout / 2)
+		defer sweep.Stop()
+		for {
+			select {
+			case <-groupCtx.Done():
+				return nil
+			case now := <-sweep.C:
+				g.upstreams.sweep(now)
+			}
+		}
+	})
+	group.Go(func() error {
 		<-groupCtx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
 		var errs []error
+		if err := proxy.ShutdownWithContext(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("shutting down %s: %w", g.cfg.Listen, err))
+		}
 		for _, srv := range servers {
 			if err := srv.Shutdown(shutdownCtx); err != nil {
 				errs = append(errs, fmt.Errorf("shutting down %s: %w", srv.Addr, err))
@@ -312,136 +320,123 @@ func (g *Gateway) match(path string) *route {
 }
 
 // exchange is what the gateway learns about one request on its way through
-// the proxy. The upgrade path finds it in the request's context.
+// the proxy. It outlives the handler when the response streams or the
+// connection is upgraded, and is reused for another request after record.
 type exchange struct {
-	rec       responseRecorder
 	start     time.Time
 	requestID string
-	idValue   [1]string // requestID as a header value, shared by both headers
+	method    string
+	path      string
+	client    string
 	route     *route
 	backend   *routeBackend // the route's backend chosen for this request
-	body      []byte        // the buffered request body; nil when there is none
 	attempts  int
 	upstream  *upstreamMetrics // the last instance tried; nil before any
+	status    int
+	bytes     int64
+	head      bool // a HEAD request: the response has no body
+	upgrade   bool // the request asks for a protocol upgrade
 
-	out   http.Request          // what forward sends upstream
-	trace httptrace.ClientTrace // forward's hook for interim responses
+	resp   fasthttp.Response // the instance's response
+	stream bodyStream        // relays resp's body when it streams
 }
 
-type exchangeKey struct{}
-
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+func (g *Gateway) newExchange(ctx *fasthttp.RequestCtx) *exchange {
+	ex := g.exchanges.Get().(*exchange)
+	ex.start = time.Now()
+	ex.requestID = g.requestID(ctx.Request.Header.Peek("X-Request-Id"))
+	ex.method = methodString(ctx.Method())
+	ex.path = string(ctx.Path())
+	ex.client = clientIP(ctx)
+	ex.head = ctx.IsHead()
 	return ex
 }
 
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{start: time.Now(), rec: responseRecorder{ResponseWriter: w}}
-	ex.requestID = g.requestID(r.Header["X-Request-Id"])
-	ex.idValue[0] = ex.requestID
-	w.Header()["X-Request-Id"] = ex.idValue[:]
-	finished := false
-	defer func() {
-		if !finished {
-			// The proxy aborts a response whose upstream body broke after the
-			// status was sent (http.ErrAbortHandler); record it, then let
-			// net/http abort the connection.
-			g.record(r, ex)
-			if v := recover(); v != nil {
-				panic(v)
-			}
-		}
-	}()
-	g.handle(&ex.rec, r, ex)
-	finished = true
-	g.record(r, ex)
+// release returns ex for another request.
+func (g *Gateway) release(ex *exchange) {
+	ex.resp.Reset()
+	ex.route, ex.backend, ex.upstream = nil, nil, nil
+	ex.attempts, ex.status, ex.bytes = 0, 0, 0
+	ex.upgrade = false
+	ex.stream = bodyStream{}
+	g.exchanges.Put(ex)
 }
 
-func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	if r.URL.Path == "/health" {
-		w.Header()["Content-Type"] = []string{"application/json"}
-		w.Write(g.health)
-		return
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
+	ex := g.newExchange(ctx)
+	if g.handle(ctx, ex) {
+		return // the response streams or the connection is upgraded: recorded at its end
 	}
-	ex.route = g.match(r.URL.Path)
+	if ex.status == 0 {
+		ex.status = ctx.Response.StatusCode()
+	}
+	ex.bytes = int64(len(ctx.Response.Body()))
+	g.finish(ex)
+}
+
+// handle answers the request. It returns true when the answer goes on after
+// it returns (a streamed body, an upgraded connection), whose end records
+// the exchange.
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx, ex *exchange) (later bool) {
+	ctx.Response.Header.Set("X-Request-Id", ex.requestID)
+	if ex.path == "/health" {
+		ctx.Response.Header.SetContentType("application/json")
+		ctx.SetBody(g.health)
+		return false
+	}
+	ex.route = g.match(ex.path)
 	if ex.route == nil {
-		writeDetail(w, http.StatusNotFound, "no route for "+r.URL.Path)
-		return
+		writeDetail(ctx, http.StatusNotFound, "no route for "+ex.path)
+		return false
 	}
-	ex.backend = ex.route.choose(r.Header)
-	if r.ContentLength > g.cfg.MaxBodyBytes {
-		writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", g.cfg.MaxBodyBytes))
-		return
-	}
-	if r.ContentLength != 0 {
-		// Read the whole body before choosing an instance, like nginx's
-		// request buffering: a body of unknown length is measured before
-		// anything reaches a backend, and a retry can send it again.
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", g.cfg.MaxBodyBytes))
-				return
-			}
-			writeDetail(w, http.StatusBadRequest, "reading request body: "+err.Error())
-			return
-		}
-		ex.body = body
-		r.ContentLength = int64(len(body))
-		r.TransferEncoding = nil
-		r.Body = http.NoBody
-	}
-	if len(r.Header["Upgrade"]) > 0 {
-		g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
-		return
-	}
-	g.forward(w, r, ex)
+	ex.backend = ex.route.choose(&ctx.Request.Header)
+	ex.upgrade = len(ctx.Request.Header.Peek("Upgrade")) > 0
+	return g.forward(ctx, ex)
 }
 
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeFrom(pr.In.Context())
-	pr.Out.URL.Scheme = "http"
-	// roundTrip replaces the host with the chosen instance on every attempt.
-	pr.Out.URL.Host = ex.backend.Service
-	// Keep the client's chain: Rewrite strips inbound X-Forwarded-* headers
-	// and SetXForwarded appends to what is already on the outbound request.
-	if xff, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = xff
-	}
-	pr.SetXForwarded()
-	pr.Out.Header.Set("X-Request-ID", ex.requestID)
-}
-
-// dropUpstreamRequestID keeps the response's X-Request-ID the gateway's own
-// (already set on the response), not a second copy from the backend.
-func dropUpstreamRequestID(resp *http.Response) error {
-	resp.Header.Del("X-Request-ID")
-	return nil
-}
-
-func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	var gwErr *gatewayError
+// serveError answers a request the server could not read: a body over the
+// limit, a header block over its cap, a timeout or a malformed request.
+func (g *Gateway) serveError(ctx *fasthttp.RequestCtx, err error) {
+	ex := g.newExchange(ctx)
+	ctx.Response.Header.Set("X-Request-Id", ex.requestID)
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
 	switch {
-	case errors.As(err, &gwErr):
-		writeDetail(w, gwErr.status, gwErr.detail)
-	case r.Context().Err() != nil:
-		w.WriteHeader(statusClientClosed)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ex.route = g.match(ex.path)
+		writeDetail(ctx, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", g.cfg.MaxBodyBytes))
+	case errors.As(err, &small):
+		writeDetail(ctx, http.StatusRequestHeaderFieldsTooLarge, "request header exceeds "+strconv.Itoa(g.cfg.Limits.MaxHeaderBytes)+" bytes")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeDetail(ctx, http.StatusRequestTimeout, "request not received in time")
 	default:
-		writeDetail(w, http.StatusBadGateway, "bad gateway: "+err.Error())
+		writeDetail(ctx, http.StatusBadRequest, "malformed request")
 	}
+	ex.status = ctx.Response.StatusCode()
+	g.finish(ex)
 }
 
-func (g *Gateway) record(r *http.Request, ex *exchange) {
+func (g *Gateway) proxyError(ctx *fasthttp.RequestCtx, err error) {
+	var gwErr *gatewayError
+	if errors.As(err, &gwErr) {
+		writeDetail(ctx, gwErr.status, gwErr.detail)
+		return
+	}
+	writeDetail(ctx, http.StatusBadGateway, "bad gateway: "+err.Error())
+}
+
+// finish records the exchange in the metrics and the access log and
+// releases it.
+func (g *Gateway) finish(ex *exchange) {
 	elapsed := time.Since(ex.start)
-	status := ex.rec.statusCode()
+	status := ex.status
 	um := ex.upstream
 	if um == nil {
 		rm := g.unmatchedMetrics
 		switch {
 		case ex.route != nil:
 			rm = ex.route.metrics
-		case r.URL.Path == "/health":
+		case ex.path == "/health":
 			rm = g.healthMetrics
 		}
 		um = rm.upstream(netip.AddrPort{})
@@ -450,64 +445,38 @@ func (g *Gateway) record(r *http.Request, ex *exchange) {
 	if ex.backend != nil {
 		ex.backend.metrics.observe(status, elapsed)
 	}
-	client, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		client = r.RemoteAddr
-	}
 	g.access.write(&accessEntry{
 		Time:       ex.start,
 		RequestID:  ex.requestID,
-		Method:     r.Method,
-		Path:       r.URL.Path,
+		Method:     ex.method,
+		Path:       ex.path,
 		Status:     status,
-		Bytes:      ex.rec.bytes,
+		Bytes:      ex.bytes,
 		DurationMS: float64(elapsed.Microseconds()) / 1000,
 		Route:      um.route.label,
 		Upstream:   um.name,
 		Attempts:   ex.attempts,
-		Client:     client,
+		Client:     ex.client,
 	})
+	g.release(ex)
 }
 
-// responseRecorder remembers the status and size of what the handler wrote.
-type responseRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (rec *responseRecorder) WriteHeader(code int) {
-	// 1xx responses are interim; the final status is still to come.
-	if rec.status == 0 && code >= 200 {
-		rec.status = code
+// methodString is the request's method without an allocation for the
+// usual ones.
+func methodString(m []byte) string {
+	for _, known := range [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodOptions} {
+		if string(m) == known {
+			return known
+		}
 	}
-	rec.ResponseWriter.WriteHeader(code)
+	return string(m)
 }
 
-func (rec *responseRecorder) Write(b []byte) (int, error) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
+// clientIP is the address of the client's end of the connection.
+func clientIP(ctx *fasthttp.RequestCtx) string {
+	if addr, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return addr.AddrPort().Addr().Unmap().String()
 	}
-	n, err := rec.ResponseWriter.Write(b)
-	rec.bytes += int64(n)
-	return n, err
-}
-
-// Flush keeps streaming responses streaming through the recorder.
-func (rec *responseRecorder) Flush() {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	http.NewResponseController(rec.ResponseWriter).Flush()
-}
-
-// Unwrap lets http.ResponseController reach Hijack and deadlines (upgrades).
-func (rec *responseRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
-
-func (rec *responseRecorder) statusCode() int {
-	if rec.status == 0 {
-		// Nothing written: a handler that returns without writing sends 200.
-		return http.StatusOK
-	}
-	return rec.status
+	return ctx.RemoteAddr().String()
 }

@@ -158,10 +158,41 @@ func startGateway(t *testing.T, cfg Config, res Resolver) *testGateway {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
-	t.Cleanup(g.transport.CloseIdleConnections)
-	return &testGateway{Gateway: g, url: srv.URL, access: access}
+	return &testGateway{Gateway: g, url: "http://" + serveProxy(t, g), access: access}
+}
+
+// serveProxy serves g's proxy (its server with every limit) on a free
+// loopback port until the test ends, and returns the address.
+func serveProxy(t testing.TB, g *Gateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := g.server(nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Errorf("shutting the proxy down: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("proxy Serve: %v", err)
+		}
+		g.upstreams.closeIdle()
+	})
+	return ln.Addr().String()
+}
+
+// peekHeader is a request header for route.choose, by canonical name.
+type peekHeader map[string]string
+
+func (h peekHeader) Peek(key string) []byte {
+	v, ok := h[http.CanonicalHeaderKey(key)]
+	if !ok {
+		return nil
+	}
+	return []byte(v)
 }
 
 type reply struct {

@@ -14,7 +14,7 @@ import (
 type Limits struct {
 	// HeaderTimeout bounds reading a request's headers.
 	HeaderTimeout time.Duration `json:"header_timeout,omitempty"`
-	// ReadTimeout bounds reading a whole request, headers and body.
+	// ReadTimeout bounds reading a request's body, from the end of its headers.
 	ReadTimeout time.Duration `json:"read_timeout,omitempty"`
 	// IdleTimeout closes a keep-alive connection with no request.
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
@@ -67,7 +67,7 @@ func (l Limits) validate() error {
 		}
 	}
 	if l.ReadTimeout > 0 && l.HeaderTimeout > l.ReadTimeout {
-		errs = append(errs, fmt.Errorf("limits.header_timeout: %s is longer than read_timeout %s, which covers the headers too; shorten it", l.HeaderTimeout, l.ReadTimeout))
+		errs = append(errs, fmt.Errorf("limits.header_timeout: %s is longer than read_timeout %s; shorten it", l.HeaderTimeout, l.ReadTimeout))
 	}
 	if l.MaxHeaderBytes < 0 {
 		errs = append(errs, fmt.Errorf("limits.max_header_bytes: %d is negative; use a size in bytes such as 65536", l.MaxHeaderBytes))

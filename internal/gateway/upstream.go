@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,25 +8,24 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // roundTrip sends one proxied request to an instance of its route's service,
 // trying other instances when that is safe: any request whose connection
 // could not be opened (nothing was sent), and idempotent requests whose
 // connection broke before a response arrived. A request is never retried
-// once a response has started.
-func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange) (*http.Response, error) {
+// once a response has started. On success ex.resp holds the final
+// response's header and the returned connection is positioned at its body.
+func (g *Gateway) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange) (*upConn, error) {
 	rt, be := ex.route, ex.backend
 	addrs, err := g.resolver.Endpoints(ctx, be.Service)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		g.log.Warn("resolving service", "service", be.Service, "err", err)
 		return nil, &gatewayError{status: http.StatusServiceUnavailable, detail: "no healthy instance of " + be.Service, cause: err}
 	}
@@ -37,7 +34,7 @@ func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange
 	}
 	var room [4]netip.AddrPort // enough for most routes without a heap slice
 	candidates := g.pick(rt, be, addrs, room[:0])
-	replayable := isIdempotent(out.Method)
+	replayable := isIdempotent(ex.method)
 	var lastKind string
 	var lastErr error
 	for i, endpoint := range candidates {
@@ -46,14 +43,10 @@ func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange
 		}
 		ex.attempts++
 		ex.upstream = rt.metrics.upstream(endpoint)
-		resp, err := g.attempt(ctx, out, ex, endpoint)
+		uc, err := g.attempt(ctx, ex, endpoint)
 		if err == nil {
 			g.outliers.forgive(endpoint)
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			// The client went away; nothing to answer.
-			return nil, ctx.Err()
+			return uc, nil
 		}
 		kind := failureKind(err)
 		g.metrics.upstreamErrors.WithLabelValues(rt.Prefix, ex.upstream.name, kind).Inc()
@@ -81,45 +74,79 @@ func (g *Gateway) roundTrip(ctx context.Context, out *http.Request, ex *exchange
 	}
 }
 
-// attempt sends the request to one instance under the route's per-attempt
-// timeout, which keeps running while the response body is copied; for a
-// protocol upgrade (WebSocket) it covers the handshake only.
-func (g *Gateway) attempt(parent context.Context, out *http.Request, ex *exchange, endpoint netip.AddrPort) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(parent)
-	deadline := &attemptDeadline{cancel: cancel, url: *out.URL}
-	deadline.timer = time.AfterFunc(ex.route.Timeout, deadline.expire)
-	req := out.WithContext(ctx)
-	deadline.url.Scheme = "http"
-	deadline.url.Host = ex.upstream.name
-	req.URL = &deadline.url
-	if ex.body != nil {
-		req.ContentLength = int64(len(ex.body))
-		req.Body = io.NopCloser(bytes.NewReader(ex.body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(ex.body)), nil }
-	}
-	resp, err := g.transport.RoundTrip(req)
-	if err != nil {
-		timedOut := context.Cause(ctx) == errAttemptTimedOut
-		deadline.finish()
-		if timedOut {
+// attempt sends the request to one instance and reads the final
+// response's header, under the route's per-attempt timeout: a deadline on
+// the connection, which keeps running while the response body is relayed;
+// for a protocol upgrade (WebSocket) it covers the handshake only.
+// A kept-alive connection the instance closed before answering (it may
+// close an idle one at any time) is replaced by a new one, without
+// counting as an attempt, when the request is idempotent or was not sent.
+func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, ex *exchange, endpoint netip.AddrPort) (*upConn, error) {
+	deadline := time.Now().Add(ex.route.Timeout)
+	for {
+		uc, reused, err := g.upstreams.get(endpoint, deadline)
+		if err != nil {
+			return nil, err
+		}
+		uc.conn.SetDeadline(deadline)
+		err = writeRequest(uc.bw, ctx, ex)
+		written := err == nil
+		if written {
+			err = g.readHeader(ctx, ex, uc)
+		}
+		if err == nil {
+			return uc, nil
+		}
+		uc.conn.Close()
+		if reused && closedUnused(err) && (!written || isIdempotent(ex.method)) {
+			continue
+		}
+		if isTimeout(err) {
 			return nil, &attemptTimeout{err: err}
 		}
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// The proxy needs the body's Write to relay the upgraded stream,
-		// which lives as long as the client keeps it.
-		deadline.timer.Stop()
-		return resp, nil
-	}
-	deadline.body = resp.Body
-	resp.Body = deadline
-	return resp, nil
 }
 
-// errAttemptTimedOut is the cause of an attempt's context cancelled by the
-// route's timeout.
-var errAttemptTimedOut = errors.New("route timeout expired")
+// isTimeout reports an I/O deadline that expired; fasthttp reports one met
+// while reading a header as its ErrTimeout.
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// closedUnused reports errors of a connection the peer had closed before
+// the request reached it.
+func closedUnused(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// readHeader reads the instance's response header into ex.resp, passing
+// 103 Early Hints on to the client and skipping other interim responses.
+func (g *Gateway) readHeader(ctx *fasthttp.RequestCtx, ex *exchange, uc *upConn) error {
+	h := &ex.resp.Header
+	for {
+		if err := h.Read(uc.br); err != nil {
+			return err
+		}
+		code := h.StatusCode()
+		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+			return nil
+		}
+		if code != http.StatusEarlyHints {
+			continue
+		}
+		out := &ctx.Response.Header
+		for _, link := range h.PeekAll("Link") {
+			out.AddBytesV("Link", link)
+		}
+		err := ctx.EarlyHints()
+		out.Del("Link")
+		if err != nil {
+			return fmt.Errorf("passing on early hints: %w", err)
+		}
+	}
+}
 
 // pick chooses up to 1+Retries distinct instances of be in round-robin order,
 // instances ejected for refusing connections last: when every instance is
@@ -219,35 +246,6 @@ func (e *gatewayError) Error() string {
 }
 func (e *gatewayError) Unwrap() error { return e.cause }
 
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// attemptDeadline is an attempt's timeout. It wraps the response body so
-// that the timeout covers the body's copy and ends when the body is closed;
-// one value does both to keep the allocations per request down.
-type attemptDeadline struct {
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
-	body   io.ReadCloser
-	url    url.URL // the attempt's target, here to save an allocation
-}
-
-func (d *attemptDeadline) expire() { d.cancel(errAttemptTimedOut) }
-
-func (d *attemptDeadline) finish() {
-	d.timer.Stop()
-	d.cancel(nil)
-}
-
-func (d *attemptDeadline) Read(p []byte) (int, error) { return d.body.Read(p) }
-
-func (d *attemptDeadline) Close() error {
-	err := d.body.Close()
-	d.finish()
-	return err
-}
-
 // outliers remembers instances that refused connections and until when they
 // are skipped (passive outlier ejection).
 type outliers struct {
@@ -304,9 +302,9 @@ func (o *outliers) forgive(endpoint netip.AddrPort) {
 
 // requestID keeps the client's X-Request-ID when it is a sane token, else
 // makes one of 32 hex digits: the gateway's random prefix and a counter.
-func (g *Gateway) requestID(given []string) string {
-	if len(given) > 0 && validRequestID(given[0]) {
-		return given[0]
+func (g *Gateway) requestID(given []byte) string {
+	if validRequestID(given) {
+		return string(given)
 	}
 	const digits = "0123456789abcdef"
 	var id [32]byte
@@ -319,8 +317,8 @@ func (g *Gateway) requestID(given []string) string {
 	return string(id[:])
 }
 
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -334,14 +332,14 @@ func validRequestID(id string) bool {
 	return true
 }
 
-func writeDetail(w http.ResponseWriter, status int, detail string) {
+func writeDetail(ctx *fasthttp.RequestCtx, status int, detail string) {
 	body, _ := json.Marshal(struct {
 		Detail string `json:"detail"`
 	}{detail})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.SetStatusCode(status)
+	ctx.SetBody(append(body, '\n'))
 }
 
 func healthBody(name string) []byte {

@@ -41,7 +41,7 @@ func TestWeightedChoice(t *testing.T) {
 			rt := weightedGateway(t, Route{Prefix: "/", Backends: backends}).routes[0]
 			var seq []int
 			for range tc.n {
-				b := rt.choose(http.Header{})
+				b := rt.choose(peekHeader{})
 				seq = append(seq, int(b.Service[0]-'a'))
 			}
 			check := func(from, to int, slack float64) {

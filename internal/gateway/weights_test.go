@@ -13,7 +13,7 @@ import (
 func share(rt *route, service string, n int) float64 {
 	hits := 0
 	for range n {
-		if rt.choose(http.Header{}).Service == service {
+		if rt.choose(peekHeader{}).Service == service {
 			hits++
 		}
 	}
@@ -64,7 +64,7 @@ func TestSetWeightsLive(t *testing.T) {
 		}
 	}
 	// The match keeps the same backend (one set of metrics per service).
-	if rt.choose(http.Header{"X-Canary": {"always"}}) != rt.known["v2"] {
+	if rt.choose(peekHeader{"X-Canary": "always"}) != rt.known["v2"] {
 		t.Errorf("the header match lost its backend across weight changes")
 	}
 	code, body := adminDo(t, admin, http.MethodGet, AdminPathWeights, nil)
