@@ -1,7 +1,6 @@
 package ssh
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,13 +11,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/weft-dev/weft/internal/spec"
+	"github.com/weft-dev/weft/internal/syncbuf"
 )
 
 // dialTimeout bounds the TCP connect and the ssh handshake.
@@ -188,7 +187,7 @@ func appendKnownHost(path, hostname string, key xssh.PublicKey) error {
 // returns its combined output; a non-zero exit is an error carrying it. ctx
 // ends the session.
 func run(ctx context.Context, cl *xssh.Client, cmd string, stdin io.Reader) ([]byte, error) {
-	var out lockedBuffer
+	var out syncbuf.Buffer // stdout and stderr, copied by two goroutines
 	code, err := stream(ctx, cl, cmd, stdin, &out, &out)
 	b := out.Bytes()
 	switch {
@@ -198,25 +197,6 @@ func run(ctx context.Context, cl *xssh.Client, cmd string, stdin io.Reader) ([]b
 		return b, fmt.Errorf("running %q: exit status %d: %s", cmd, code, strings.TrimSpace(string(b)))
 	}
 	return b, nil
-}
-
-// lockedBuffer is one buffer for a session's stdout and stderr, which the
-// session copies from two goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
 }
 
 // stream runs cmd in a session of cl with its output copied to stdout and

@@ -5,7 +5,6 @@
 package labrun
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/weft-dev/weft/internal/nsthread"
+	"github.com/weft-dev/weft/internal/syncbuf"
 )
 
 // Do runs fn on an OS thread switched into the named network namespace.
@@ -67,7 +67,7 @@ func Dial(ctx context.Context, nsName, addr string) (net.Conn, error) {
 type Proc struct {
 	Name   string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	done   chan struct{}
 	err    error
 	stopMu sync.Mutex
@@ -80,7 +80,7 @@ func Start(ctx context.Context, nsName string, argv ...string) (*Proc, error) {
 		return nil, errors.New("starting a process: empty command")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -212,23 +212,6 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Cluster is a throwaway weft cluster brought up from a generated file.
