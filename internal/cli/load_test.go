@@ -68,3 +68,21 @@ func TestDefaultClusterFile(t *testing.T) {
 		t.Errorf("weft.yaml beside a compose file: %s, want weft.yaml", got)
 	}
 }
+
+// TestUpRefusesAnotherClusterName: `weft up --cluster X` with a file that
+// names another cluster stops before anything is built, with an error that
+// names both and the fix (up builds the cluster its file names).
+func TestUpRefusesAnotherClusterName(t *testing.T) {
+	var out, errb strings.Builder
+	g := &globals{file: "../../examples/hello/weft.yaml", cluster: "other", stdout: &out, stderr: &errb}
+	err := newUpCmd(g).RunE(nil, nil)
+	ee, ok := err.(*exitError)
+	if !ok || ee.code != exitBadInput {
+		t.Fatalf("up --cluster other: %v, want exit status %d", err, exitBadInput)
+	}
+	for _, want := range []string{"--cluster other", "hello", "change name: in the file, or drop --cluster"} {
+		if !strings.Contains(ee.Error(), want) {
+			t.Errorf("error %q lacks %q", ee.Error(), want)
+		}
+	}
+}

@@ -27,6 +27,9 @@ func newUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g.cluster != "" && g.cluster != c.Name {
+				return &exitError{code: exitBadInput, err: fmt.Errorf("--cluster %s: %s names the cluster %s, and up creates the cluster its file names; change name: in the file, or drop --cluster", g.cluster, g.file, c.Name)}
+			}
 			res, err := up(cmd.Context(), g, c, ssh, timeout, !asJSON)
 			if asJSON {
 				_ = json.NewEncoder(g.stdout).Encode(res)
