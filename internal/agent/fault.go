@@ -10,15 +10,30 @@ import (
 	"github.com/weft-dev/weft/internal/store"
 )
 
-// faultSweep is how often an agent looks for expired faults: a fault ends
-// at most about this long after its expiry even when its runner is gone.
+// faultSweep is how often an agent looks for expired faults among the
+// records it knows: a fault ends at most about this long after its expiry
+// even when its runner is gone.
 const faultSweep = 250 * time.Millisecond
+
+// faultRefresh is how often an agent reads the fault records, serializably
+// from the member it talks to (Store.LocalFaults). Every agent reads them,
+// so linearizable reads at every sweep cost the leader hosts x 4 reads a
+// second; a fault is recorded before it is applied and lasts far longer
+// than this.
+const faultRefresh = time.Second
+
+// faultStore is what the fault loop reads and deletes.
+type faultStore interface {
+	LocalFaults(ctx context.Context) (map[string]store.FaultRecord, map[string]int64, error)
+	DeleteFault(ctx context.Context, id string, rev int64) error
+}
 
 // knownFault is a fault record as last read from the store.
 type knownFault struct {
 	rec     fault.Record
 	rev     int64
 	removed bool // undone; only the record's deletion is left
+	deleted bool // its record deleted by this agent; kept until a read no longer shows it, so a late read does not undo it again
 }
 
 // faultLoop removes every expired fault of the cluster and then its record.
@@ -32,21 +47,25 @@ func (a *Agent) faultLoop(ctx context.Context, st *store.Store) error {
 	known := map[string]*knownFault{}
 	t := time.NewTicker(faultSweep)
 	defer t.Stop()
+	var refreshed time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		a.refreshFaults(ctx, st, known)
+		if now := time.Now(); now.Sub(refreshed) >= faultRefresh {
+			refreshed = now
+			a.refreshFaults(ctx, st, known)
+		}
 		a.sweepFaults(ctx, st, env, known, time.Now())
 	}
 }
 
 // refreshFaults replaces known with the store's records, when it answers.
-func (a *Agent) refreshFaults(ctx context.Context, st *store.Store, known map[string]*knownFault) {
+func (a *Agent) refreshFaults(ctx context.Context, st faultStore, known map[string]*knownFault) {
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
-	recs, revs, err := st.Faults(rctx)
+	recs, revs, err := st.LocalFaults(rctx)
 	cancel()
 	if err != nil {
 		return // keep what we know; another agent may reach the store
@@ -73,9 +92,9 @@ func (a *Agent) refreshFaults(ctx context.Context, st *store.Store, known map[st
 	}
 }
 
-func (a *Agent) sweepFaults(ctx context.Context, st *store.Store, env fault.Env, known map[string]*knownFault, now time.Time) {
+func (a *Agent) sweepFaults(ctx context.Context, st faultStore, env fault.Env, known map[string]*knownFault, now time.Time) {
 	for id, k := range known {
-		if now.Before(k.rec.Expires) {
+		if k.deleted || now.Before(k.rec.Expires) {
 			continue
 		}
 		if !k.removed {
@@ -91,7 +110,7 @@ func (a *Agent) sweepFaults(ctx context.Context, st *store.Store, env fault.Env,
 		}
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
 		if err := st.DeleteFault(dctx, id, k.rev); err == nil {
-			delete(known, id)
+			k.deleted = true
 		}
 		cancel()
 	}

@@ -26,9 +26,8 @@ import (
 // publishes their counters.
 const gatewayTick = 500 * time.Millisecond
 
-// gatewayRefresh is how often the agent re-reads the file, the live
-// weights and the shifts even without a store change, and sets weights
-// that have not changed again.
+// gatewayRefresh is how often the agent sets weights that have not
+// changed again.
 const gatewayRefresh = 5 * time.Second
 
 // pushed is what a gateway process was last set to.
@@ -38,66 +37,44 @@ type pushed struct {
 	at   time.Time
 }
 
-// gatewayView is what the gateway loop reads from the store.
+// gatewayView is what the gateway loop follows of the store.
 type gatewayView struct {
 	spec   *spec.Cluster
 	live   map[string]model.RouteWeights
 	shifts map[string]model.Shift
-	read   time.Time
 }
 
 // gatewayLoop keeps this host's gateways on the routes' live weights (the
 // store's weights/ records over the file's), within a tick of a change,
 // and publishes each gateway's counters of the new backend while a shift
 // of its route runs. It talks to each gateway's admin API on 127.0.0.1
-// inside the gateway's network namespace.
+// inside the gateway's network namespace. It reads the file, the live
+// weights and the shifts from the agent's mirror of the store every tick
+// (followed.go), not from etcd.
 func (a *Agent) gatewayLoop(ctx context.Context, st *store.Store) error {
-	changes := st.Changes(ctx)
 	tick := time.NewTicker(gatewayTick)
 	defer tick.Stop()
-	var view gatewayView
-	stale := true
 	sent := map[string]pushed{} // by container
 	for {
-		if stale || time.Since(view.read) > gatewayRefresh {
-			if v, err := readGatewayView(ctx, st); err != nil {
-				a.log.Debug("reading live weights", "err", err)
-			} else {
-				view, stale = v, false
-			}
-		}
-		if view.spec != nil {
+		if view := followedGatewayView(st); view.spec != nil {
 			a.tendGateways(ctx, st, view, sent)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-changes:
-			if !ok {
-				return nil
-			}
-			stale = true
 		case <-tick.C:
 		}
 	}
 }
 
-func readGatewayView(ctx context.Context, st *store.Store) (gatewayView, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	c, err := st.Spec(ctx)
-	if err != nil {
-		return gatewayView{}, err
+// followedGatewayView is the gateway loop's view of the agent's mirror;
+// its spec is nil before the mirror has loaded or before the first apply.
+func followedGatewayView(st lastViewer) gatewayView {
+	snap, _, ok := st.LastView()
+	if !ok {
+		return gatewayView{}
 	}
-	live, err := st.RouteWeights(ctx)
-	if err != nil {
-		return gatewayView{}, err
-	}
-	shifts, err := st.Shifts(ctx)
-	if err != nil {
-		return gatewayView{}, err
-	}
-	return gatewayView{spec: c, live: live, shifts: shifts, read: time.Now()}, nil
+	return gatewayView{spec: snap.Spec, live: snap.Weights, shifts: snap.Shifts}
 }
 
 // tendGateways sets every local gateway's weights and, while shifts run,

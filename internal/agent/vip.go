@@ -21,8 +21,9 @@ import (
 // namespace (it goes with the namespace on `weft down`).
 const VIPTable = "weft_vip"
 
-// vipSpecPoll is how often the VIP loop reads the applied file and the
-// local instances for changes of VIPs and delivery targets.
+// vipSpecPoll is how often the VIP loop looks at the applied file, as the
+// agent's mirror of the store has it (followed.go), and the local instances
+// for changes of VIPs and delivery targets. It reads no store.
 const vipSpecPoll = time.Second
 
 // vipLoop runs the election of every VIP of the applied file on this host:
@@ -32,8 +33,7 @@ func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
 	// The election's own connection (and its probes of every member) is
 	// made only once the applied file has a VIP.
 	for {
-		c, err := st.Spec(ctxTimeout(ctx, 2*time.Second))
-		if err == nil && c != nil && len(c.VIPs) > 0 {
+		if c := followedSpec(st); c != nil && len(c.VIPs) > 0 {
 			break
 		}
 		select {
@@ -73,11 +73,11 @@ func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
 	rulesSet := false
 	vet := &vetter{cluster: a.cfg.Cluster, keep: true, log: a.log}
 	for {
-		c, err := st.Spec(ctxTimeout(ctx, 2*time.Second))
-		if err == nil && c != nil {
+		c := followedSpec(st)
+		if c != nil {
 			c, _, _ = vet.vet(c, nil, nil) // a refused file: the last valid one
 		}
-		if err == nil && c != nil {
+		if c != nil {
 			v.sync(ctx, &wg, c)
 			want := v.rules(c)
 			if !rulesSet || !slices.Equal(want, rules) {
@@ -97,12 +97,6 @@ func (a *Agent) vipLoop(ctx context.Context, st *store.Store) error {
 		case <-time.After(vipSpecPoll):
 		}
 	}
-}
-
-func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
-	c, cancel := context.WithTimeout(ctx, d)
-	context.AfterFunc(c, cancel)
-	return c
 }
 
 // vipHost is one host's side of every VIP's election. Its outside world

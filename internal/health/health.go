@@ -8,6 +8,7 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -65,6 +66,14 @@ func Probe(ctx context.Context, h spec.Health, addr netip.Addr, defaultPort int,
 	}
 }
 
+// probeHTTP makes one GET on a connection of its own, closed after the
+// response: no http.Client or Transport (and so no connection pool, idle
+// connection or background goroutine) per probe. A host probes every local
+// container every few seconds, so what a probe allocates is paid hosts x
+// containers times per interval. No proxy is consulted: a proxy from the
+// environment would carry lab traffic off the machine. Redirects are not
+// followed, and informational (1xx) responses are skipped, as the
+// client did.
 func probeHTTP(ctx context.Context, path string, addr netip.Addr, port int, limit time.Duration) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("http health check %s: no valid port (%d): set health.port or the service's port", path, port)
@@ -74,31 +83,56 @@ func probeHTTP(ctx context.Context, path string, addr netip.Addr, port int, limi
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", target, err)
 	}
-	client := &http.Client{
-		// Proxy stays nil: a proxy from the environment would carry lab
-		// traffic off the machine. No keep-alive: probes are seconds apart.
-		Transport: &http.Transport{DisableKeepAlives: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	resp, err := client.Do(req)
+	req.Close = true // "Connection: close": one request per connection
+	status, err := getOnce(ctx, req)
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		// The connection's deadline is the context's: it may fire first.
+		if ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("GET %s: timed out after %s", target, limit)
-		}
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err
 		}
 		return fmt.Errorf("GET %s: %w", target, err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyDrain))
-	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("GET %s: status %d", target, resp.StatusCode)
+	if status < 200 || status >= 400 {
+		return fmt.Errorf("GET %s: status %d", target, status)
 	}
 	return nil
+}
+
+// getOnce sends req on a new connection to its URL's host and returns the
+// final response's status, after reading at most maxBodyDrain of its body.
+// The connection is closed when ctx ends, which ends a blocked read or write.
+func getOnce(ctx context.Context, req *http.Request) (int, error) {
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", req.URL.Host)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	w := bufio.NewWriter(conn)
+	if err := req.Write(w); err != nil {
+		return 0, fmt.Errorf("writing the request: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("writing the request: %w", err)
+	}
+	r := bufio.NewReader(conn)
+	for {
+		resp, err := http.ReadResponse(r, req)
+		if err != nil {
+			return 0, fmt.Errorf("reading the response: %w", err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyDrain))
+		_ = resp.Body.Close()
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // 100 Continue, 103 Early Hints: the final response follows
+		}
+		return resp.StatusCode, nil
+	}
 }
 
 func probeTCP(ctx context.Context, target netip.AddrPort, limit time.Duration) error {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +57,11 @@ type Runtime struct {
 
 	staticOnce sync.Once
 	staticErr  error // why the userns stage cannot run in an image's root; nil when it can (stage_static.go)
+
+	// watch opens the inotify descriptor a supervisor waits on (dirwatch.go);
+	// nil: watchDir. Tests make it fail as the kernel does at its limits.
+	watch        func(dir string) (int, error)
+	pollingNoted atomic.Bool // the fallback to polling was logged
 }
 
 // control serialises everything that touches one container's process.
@@ -285,25 +291,31 @@ func (r *Runtime) Supervise(ctx context.Context, cfg Config, onEvent func(Event)
 // follow reports the workload record of the container's init as Events
 // until the init exits (nil) or ctx is done (ctx's error). It wakes on the
 // init's pidfd and on inotify events of the state directory, where the
-// init replaces its record on every transition.
+// init replaces its record on every transition; past inotify's limits it
+// polls the record instead (dirwatch.go).
 func (r *Runtime) follow(ctx context.Context, dir string, proc *process, view *workloadView, emit func(Event)) error {
 	if view.legacy {
 		// Started by a weft whose container process was the workload
 		// itself: there is no workload record to follow.
 		return awaitExit(ctx, proc.pidfd)
 	}
-	ino, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	ino, err := r.openWatch(dir)
 	if err != nil {
-		return fmt.Errorf("watching %s: %w", dir, err)
+		return err
 	}
-	defer unix.Close(ino)
-	if _, err := unix.InotifyAddWatch(ino, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
-		return fmt.Errorf("watching %s: %w", dir, err)
+	var stamp fileStamp // polling (ino < 0): the record last read
+	if ino >= 0 {
+		defer unix.Close(ino)
+	} else {
+		stamp.changed(dir)
 	}
 	buf := make([]byte, 4096)
 	for {
 		view.update(dir, emit)
-		fds := []unix.PollFd{{Fd: int32(proc.pidfd), Events: unix.POLLIN}, {Fd: int32(ino), Events: unix.POLLIN}}
+		fds := []unix.PollFd{{Fd: int32(proc.pidfd), Events: unix.POLLIN}}
+		if ino >= 0 {
+			fds = append(fds, unix.PollFd{Fd: int32(ino), Events: unix.POLLIN})
+		}
 		for {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -315,11 +327,11 @@ func (r *Runtime) follow(ctx context.Context, dir string, proc *process, view *w
 			if err != nil {
 				return fmt.Errorf("polling pidfd and inotify: %w", err)
 			}
-			if n > 0 {
+			if n > 0 || (ino < 0 && stamp.changed(dir)) {
 				break
 			}
 		}
-		for fds[1].Revents != 0 {
+		for ino >= 0 && fds[1].Revents != 0 {
 			if n, err := unix.Read(ino, buf); n <= 0 || err != nil {
 				break
 			}

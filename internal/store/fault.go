@@ -50,7 +50,19 @@ func (s *Store) PutFault(ctx context.Context, f FaultRecord) error {
 // Faults returns every fault record with the revision it was last written
 // at (for DeleteFault).
 func (s *Store) Faults(ctx context.Context) (map[string]FaultRecord, map[string]int64, error) {
-	resp, err := s.client.Get(ctx, s.faultsPrefix(), clientv3.WithPrefix())
+	return s.faults(ctx)
+}
+
+// LocalFaults is Faults read serializably: the member the client talks to
+// answers from its own copy, even without a leader. Agents sweep expired
+// faults with it every second; a record it shows late or after its deletion
+// costs one idempotent removal, and deletions are guarded by revision.
+func (s *Store) LocalFaults(ctx context.Context) (map[string]FaultRecord, map[string]int64, error) {
+	return s.faults(ctx, clientv3.WithSerializable())
+}
+
+func (s *Store) faults(ctx context.Context, opts ...clientv3.OpOption) (map[string]FaultRecord, map[string]int64, error) {
+	resp, err := s.client.Get(ctx, s.faultsPrefix(), append([]clientv3.OpOption{clientv3.WithPrefix()}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading faults: %w", err)
 	}

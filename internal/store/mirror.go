@@ -72,6 +72,8 @@ func (m *Mirror) View() (snap Snapshot, synced time.Time, ok bool) {
 		Status:   maps.Clone(m.snap.Status),
 		Rollouts: maps.Clone(m.snap.Rollouts),
 		Scales:   maps.Clone(m.snap.Scales),
+		Weights:  maps.Clone(m.snap.Weights),
+		Shifts:   maps.Clone(m.snap.Shifts),
 		Revision: m.snap.Revision,
 		Bad:      bad,
 	}, m.synced, true
@@ -200,11 +202,15 @@ func (m *Mirror) applyEntry(key string, ev *clientv3.Event, del bool) error {
 		return applyEntry(m.snap.Rollouts, strings.TrimPrefix(key, m.s.rolloutPrefix()), ev, del)
 	case strings.HasPrefix(key, m.s.scalePrefix()):
 		return applyEntry(m.snap.Scales, strings.TrimPrefix(key, m.s.scalePrefix()), ev, del)
+	case strings.HasPrefix(key, m.s.weightsPrefix()):
+		return applyEntry(m.snap.Weights, routeName(strings.TrimPrefix(key, m.s.weightsPrefix())), ev, del)
+	case strings.HasPrefix(key, m.s.shiftPrefix()):
+		return applyEntry(m.snap.Shifts, routeName(strings.TrimPrefix(key, m.s.shiftPrefix())), ev, del)
 	}
 	return nil
 }
 
-func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence | model.Rollout | model.Scale](into map[string]T, name string, ev *clientv3.Event, del bool) error {
+func applyEntry[T model.HostRecord | model.Assignment | model.ContainerStatus | Presence | model.Rollout | model.Scale | model.RouteWeights | model.Shift](into map[string]T, name string, ev *clientv3.Event, del bool) error {
 	delete(into, name)
 	if del {
 		return nil

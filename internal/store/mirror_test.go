@@ -27,7 +27,8 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 			}
 			got, ok := m.Snapshot()
 			return ok && reflect.DeepEqual(got.Spec, want.Spec) && reflect.DeepEqual(got.Hosts, want.Hosts) &&
-				reflect.DeepEqual(got.Assign, want.Assign) && reflect.DeepEqual(got.Status, want.Status)
+				reflect.DeepEqual(got.Assign, want.Assign) && reflect.DeepEqual(got.Status, want.Status) &&
+				reflect.DeepEqual(got.Weights, want.Weights) && reflect.DeepEqual(got.Shifts, want.Shifts)
 		})
 	}
 	same("empty store mirrored")
@@ -43,7 +44,16 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 	if err := s.PutStatus(ctx, model.ContainerStatus{Container: "web-1", State: model.StateRunning}); err != nil {
 		t.Fatal(err)
 	}
+	// Routes are escaped in keys; readers see them by route.
+	sh := model.Shift{ID: "s1", ShiftSettings: model.ShiftSettings{Route: "/api/v1"}, State: "running"}
+	w := model.RouteWeights{Route: "/api/v1", Backends: []model.Weight{{Service: "web", Weight: 90}, {Service: "web2", Weight: 10}}}
+	if err := s.PutShift(ctx, sh, &w, Guard{}); err != nil {
+		t.Fatal(err)
+	}
 	same("puts mirrored")
+	if got, _ := m.Snapshot(); got.Shifts["/api/v1"].ID != "s1" || len(got.Weights["/api/v1"].Backends) != 2 {
+		t.Fatalf("mirror has shifts %+v and weights %+v, want both by route /api/v1", got.Shifts, got.Weights)
+	}
 	select {
 	case <-m.Changes():
 	case <-time.After(5 * time.Second):
@@ -56,7 +66,14 @@ func TestMirrorFollowsTheStore(t *testing.T) {
 	if err := s.DeleteStatus(ctx, "web-1"); err != nil {
 		t.Fatal(err)
 	}
+	sh.State = "done"
+	if err := s.PutShift(ctx, sh, nil, Guard{}); err != nil {
+		t.Fatal(err)
+	}
 	same("deletes mirrored")
+	if got, _ := m.Snapshot(); len(got.Weights) != 0 || got.Shifts["/api/v1"].State != "done" {
+		t.Fatalf("mirror after the shift ended: shifts %+v, weights %+v", got.Shifts, got.Weights)
+	}
 	if got, _ := m.Snapshot(); len(got.Assign) != 0 || len(got.Status) != 0 || got.Spec == nil {
 		t.Fatalf("mirror after deletes: %+v", got)
 	}

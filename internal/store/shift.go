@@ -98,14 +98,25 @@ func getAll[T any](ctx context.Context, s *Store, prefix, what string) (map[stri
 	if err != nil {
 		return nil, fmt.Errorf("listing %s under %s: %w", what, prefix, err)
 	}
-	out := map[string]T{}
-	for name, v := range decodeAll[T](resp.Kvs, prefix, nil) {
-		if un, err := url.PathUnescape(name); err == nil {
-			name = un
-		}
-		out[name] = v
+	return byRoute(decodeAll[T](resp.Kvs, prefix, nil)), nil
+}
+
+// byRoute re-keys records stored under their escaped route (routeKey) by
+// the route itself.
+func byRoute[T any](in map[string]T) map[string]T {
+	out := make(map[string]T, len(in))
+	for name, v := range in {
+		out[routeName(name)] = v
 	}
-	return out, nil
+	return out
+}
+
+// routeName is the route a key under the weights or shift prefix names.
+func routeName(key string) string {
+	if un, err := url.PathUnescape(key); err == nil {
+		return un
+	}
+	return key
 }
 
 // PutShift writes the leader's decision on a shift and the route's live

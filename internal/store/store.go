@@ -81,8 +81,10 @@ type Snapshot struct {
 	Alive    map[string]Presence // hosts whose resolver is alive (see LiveHosts)
 	Assign   map[string]model.Assignment
 	Status   map[string]model.ContainerStatus
-	Rollouts map[string]model.Rollout // by service (rollout.go)
-	Scales   map[string]model.Scale   // by service
+	Rollouts map[string]model.Rollout      // by service (rollout.go)
+	Scales   map[string]model.Scale        // by service
+	Weights  map[string]model.RouteWeights // live weights, by route (shift.go)
+	Shifts   map[string]model.Shift        // by route
 	Revision int64
 	// Bad lists the values that could not be decoded, sorted by key. They
 	// are left out of the maps above (an undecodable spec leaves Spec nil):
@@ -392,8 +394,9 @@ func (s *Store) Statuses(ctx context.Context) (map[string]model.ContainerStatus,
 	return decodeAll[model.ContainerStatus](resp.Kvs, s.statusPrefix(), nil), nil
 }
 
-// Snapshot reads the spec, hosts, assignments and statuses in one
-// transaction, so they are consistent with each other.
+// Snapshot reads the spec, hosts, assignments, statuses, rollouts, scales,
+// live weights and shifts in one transaction, so they are consistent with
+// each other.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
@@ -405,6 +408,8 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		clientv3.OpGet(s.alivePrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.rolloutPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.scalePrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.weightsPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.shiftPrefix(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("reading a snapshot of %s: %w", s.root, err)
@@ -417,6 +422,8 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	snap.Alive = decodeAll[Presence](resp.Responses[4].GetResponseRange().Kvs, s.alivePrefix(), &snap.Bad)
 	snap.Rollouts = decodeAll[model.Rollout](resp.Responses[5].GetResponseRange().Kvs, s.rolloutPrefix(), &snap.Bad)
 	snap.Scales = decodeAll[model.Scale](resp.Responses[6].GetResponseRange().Kvs, s.scalePrefix(), &snap.Bad)
+	snap.Weights = byRoute(decodeAll[model.RouteWeights](resp.Responses[7].GetResponseRange().Kvs, s.weightsPrefix(), &snap.Bad))
+	snap.Shifts = byRoute(decodeAll[model.Shift](resp.Responses[8].GetResponseRange().Kvs, s.shiftPrefix(), &snap.Bad))
 	snap.Bad = s.named(snap.Bad)
 	return snap, nil
 }
