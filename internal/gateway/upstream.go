@@ -84,7 +84,7 @@ func (g *Gateway) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange) (*upConn, er
 func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, ex *exchange, endpoint netip.AddrPort) (*upConn, error) {
 	deadline := time.Now().Add(ex.route.Timeout)
 	for {
-		uc, reused, err := g.upstreams.get(endpoint, deadline)
+		uc, reused, err := g.upstreams.get(ctx, endpoint, deadline)
 		if err != nil {
 			return nil, err
 		}
