@@ -208,9 +208,14 @@ func (g *Gateway) server(errLog *log.Logger) *fasthttp.Server {
 		Handler:      g.serve,
 		ErrorHandler: g.serveError,
 		// The header must arrive within HeaderTimeout, the body within
-		// ReadTimeout after it.
+		// ReadTimeout after it. A request without a body reads nothing
+		// more, so its deadline is not moved (one timer update less per
+		// request): the next read is the next request's, under IdleTimeout.
 		ReadTimeout: lim.HeaderTimeout,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() == 0 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: lim.ReadTimeout}
 		},
 		WriteTimeout: writeTimeout(g.cfg.Routes),
@@ -473,10 +478,19 @@ func methodString(m []byte) string {
 	return string(m)
 }
 
-// clientIP is the address of the client's end of the connection.
+// clientIP is the address of the client's end of the connection: the
+// one the listener noted when it accepted it, else formatted here.
 func clientIP(ctx *fasthttp.RequestCtx) string {
-	if addr, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+	if c, ok := ctx.Conn().(*cappedConn); ok {
+		return c.client
+	}
+	return remoteIP(ctx.RemoteAddr())
+}
+
+// remoteIP formats a connection's remote address without its port.
+func remoteIP(remote net.Addr) string {
+	if addr, ok := remote.(*net.TCPAddr); ok {
 		return addr.AddrPort().Addr().Unmap().String()
 	}
-	return ctx.RemoteAddr().String()
+	return remote.String()
 }

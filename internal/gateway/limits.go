@@ -121,7 +121,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		l.open++
 		l.mu.Unlock()
-		return &cappedConn{Conn: c, l: l}, nil
+		return &cappedConn{Conn: c, l: l, client: remoteIP(c.RemoteAddr())}, nil
 	}
 }
 
@@ -134,8 +134,9 @@ func (l *capListener) Open() int {
 
 type cappedConn struct {
 	net.Conn
-	l    *capListener
-	once sync.Once
+	l      *capListener
+	once   sync.Once
+	client string // the remote IP, formatted once for every request's X-Forwarded-For and log line
 }
 
 func (c *cappedConn) Close() error {

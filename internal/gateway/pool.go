@@ -51,11 +51,11 @@ func newUpstreamPool() *upstreamPool {
 }
 
 // get returns the most recently used idle connection to endpoint, or dials
-// one that must be open by deadline (at most dialTimeout from now). reused
-// says which. The dial ends early when ctx is done: the request's context,
-// which the server cancels when it shuts down.
-func (p *upstreamPool) get(ctx context.Context, endpoint netip.AddrPort, deadline time.Time) (uc *upConn, reused bool, err error) {
-	now := time.Now()
+// one that must be open by deadline (at most dialTimeout after now, the
+// caller's clock reading). reused says which. The dial ends early when ctx
+// is done: the request's context, which the server cancels when it shuts
+// down.
+func (p *upstreamPool) get(ctx context.Context, endpoint netip.AddrPort, now, deadline time.Time) (uc *upConn, reused bool, err error) {
 	p.mu.Lock()
 	conns := p.idle[endpoint]
 	for len(conns) > 0 {

@@ -109,7 +109,7 @@ func TestUpstreamPoolRules(t *testing.T) {
 			}
 			var got []int
 			for range tt.gets {
-				uc, reused, err := p.get(context.Background(), endpoint, time.Now().Add(time.Minute))
+				uc, reused, err := p.get(context.Background(), endpoint, time.Now(), time.Now().Add(time.Minute))
 				if err != nil {
 					t.Fatalf("get: %v", err)
 				}
@@ -153,7 +153,7 @@ func TestUpstreamPoolKeepsInstancesApart(t *testing.T) {
 	p := newUpstreamPool()
 	defer p.closeIdle()
 	ucs, _ := putIdle(p, a, []time.Duration{0})
-	uc, reused, err := p.get(context.Background(), b, time.Now().Add(time.Minute))
+	uc, reused, err := p.get(context.Background(), b, time.Now(), time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestUpstreamPoolKeepsInstancesApart(t *testing.T) {
 	if reused || uc == ucs[0] || uc.endpoint != b {
 		t.Errorf("get(%s) returned %s's idle connection (reused=%v); want a new one to %s", b, a, reused, b)
 	}
-	if uc, reused, err := p.get(context.Background(), a, time.Now().Add(time.Minute)); err != nil || !reused || uc != ucs[0] {
+	if uc, reused, err := p.get(context.Background(), a, time.Now(), time.Now().Add(time.Minute)); err != nil || !reused || uc != ucs[0] {
 		t.Errorf("get(%s) = reused %v, err %v; want its idle connection", a, reused, err)
 	}
 }
@@ -231,7 +231,7 @@ func TestUpstreamPoolDialEndsWithTheContext(t *testing.T) {
 			tt.cancel(cancel)
 			// Without the context the dial would run to dialTimeout and
 			// fail with a timeout, not with context.Canceled.
-			uc, _, err := p.get(ctx, endpoint, time.Now().Add(time.Hour))
+			uc, _, err := p.get(ctx, endpoint, time.Now(), time.Now().Add(time.Hour))
 			if err == nil {
 				uc.conn.Close()
 				t.Fatalf("get to a stalled endpoint succeeded; want the dial cancelled")
