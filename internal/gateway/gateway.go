@@ -202,15 +202,27 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Gateway, error) {
 // It is fasthttp's: a server built for proxies, which reuses its request
 // and response objects and buffers instead of allocating them per request
 // (net/http's server and transport were about half the gateway's CPU).
+// proxyListener is what the proxy's server accepts from: ln with the cap on
+// open connections, whose connections close with a linger when a request
+// body is left unread (limits.go).
+func (g *Gateway) proxyListener(ln net.Listener) net.Listener {
+	return newCapListener(ln, g.cfg.Limits.MaxConnections, g.metrics.connectionsRefused.Inc)
+}
+
 func (g *Gateway) server(errLog *log.Logger) *fasthttp.Server {
 	lim := g.cfg.Limits
 	srv := &fasthttp.Server{
 		Handler:      g.serve,
 		ErrorHandler: g.serveError,
 		// The header must arrive within HeaderTimeout, the body within
-		// ReadTimeout after it.
+		// ReadTimeout after it. A request without a body reads nothing
+		// more, so its deadline is not moved (one timer update less per
+		// request): the next read is the next request's, under IdleTimeout.
 		ReadTimeout: lim.HeaderTimeout,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() == 0 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: lim.ReadTimeout}
 		},
 		WriteTimeout: writeTimeout(g.cfg.Routes),
@@ -258,7 +270,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return fmt.Errorf("gateway listening on %s: %w", addr, err)
 		}
 		if addr == g.cfg.Listen {
-			ln = newCapListener(ln, lim.MaxConnections, g.metrics.connectionsRefused.Inc)
+			ln = g.proxyListener(ln)
 		}
 		listeners = append(listeners, ln)
 	}
@@ -404,6 +416,9 @@ func (g *Gateway) serveError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ex.route = g.match(ex.path)
+		if c, ok := ctx.Conn().(*cappedConn); ok {
+			c.lingerOnClose() // the body is still arriving: no RST over the 413
+		}
 		writeDetail(ctx, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", g.cfg.MaxBodyBytes))
 	case errors.As(err, &small):
 		writeDetail(ctx, http.StatusRequestHeaderFieldsTooLarge, "request header exceeds "+strconv.Itoa(g.cfg.Limits.MaxHeaderBytes)+" bytes")
@@ -473,10 +488,19 @@ func methodString(m []byte) string {
 	return string(m)
 }
 
-// clientIP is the address of the client's end of the connection.
+// clientIP is the address of the client's end of the connection: the
+// one the listener noted when it accepted it, else formatted here.
 func clientIP(ctx *fasthttp.RequestCtx) string {
-	if addr, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+	if c, ok := ctx.Conn().(*cappedConn); ok {
+		return c.client
+	}
+	return remoteIP(ctx.RemoteAddr())
+}
+
+// remoteIP formats a connection's remote address without its port.
+func remoteIP(remote net.Addr) string {
+	if addr, ok := remote.(*net.TCPAddr); ok {
 		return addr.AddrPort().Addr().Unmap().String()
 	}
-	return ctx.RemoteAddr().String()
+	return remote.String()
 }

@@ -465,3 +465,34 @@ func TestUpgradedConnectionOutlivesRouteTimeout(t *testing.T) {
 		time.Sleep(150 * time.Millisecond) // outlive the route's 100ms timeout on purpose
 	}
 }
+
+// TestBodyLimit413ForABodyBeyondTheSocketBuffers: a client still sending a
+// body much larger than the limit (and than the kernel's socket buffers)
+// reads the 413, not a connection reset. Closing with the rest of the body
+// unread would send an RST, and the client's kernel drops the answer it had
+// not read yet; the gateway half-closes and reads on for a while instead.
+func TestBodyLimit413ForABodyBeyondTheSocketBuffers(t *testing.T) {
+	port, backends := instances(t, echoHandler)
+	res := newFakeResolver()
+	res.set("svc", ip(1))
+	gw := startGateway(t, Config{MaxBodyBytes: 1024, Routes: []Route{{Prefix: "/", Service: "svc", Port: port}}}, res)
+	big := bytes.Repeat([]byte("y"), 4<<20)
+	for i := range 10 {
+		req, err := http.NewRequest(http.MethodPost, gw.url+"/upload", bytes.NewReader(big))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("4 MiB body, try %d: %v; want a 413", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("4 MiB body, try %d: %d; want 413", i, resp.StatusCode)
+		}
+	}
+	if n := backends[0].hits.Load(); n != 0 {
+		t.Errorf("backend got %d oversized requests; want none", n)
+	}
+}

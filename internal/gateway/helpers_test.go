@@ -161,7 +161,7 @@ func startGateway(t *testing.T, cfg Config, res Resolver) *testGateway {
 	return &testGateway{Gateway: g, url: "http://" + serveProxy(t, g), access: access}
 }
 
-// serveProxy serves g's proxy (its server with every limit) on a free
+// serveProxy serves g's proxy (its server and listener with every limit) on a free
 // loopback port until the test ends, and returns the address.
 func serveProxy(t testing.TB, g *Gateway) string {
 	t.Helper()
@@ -171,7 +171,7 @@ func serveProxy(t testing.TB, g *Gateway) string {
 	}
 	srv := g.server(nil)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(g.proxyListener(ln)) }()
 	t.Cleanup(func() {
 		if err := srv.Shutdown(); err != nil {
 			t.Errorf("shutting the proxy down: %v", err)

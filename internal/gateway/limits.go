@@ -3,8 +3,10 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,15 +115,16 @@ func (l *capListener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.open >= l.max {
 			l.mu.Unlock()
-			c.Close()
+			// Counted before the close, so whoever sees the close sees the count.
 			if l.refused != nil {
 				l.refused()
 			}
+			c.Close()
 			continue
 		}
 		l.open++
 		l.mu.Unlock()
-		return &cappedConn{Conn: c, l: l}, nil
+		return &cappedConn{Conn: c, l: l, client: remoteIP(c.RemoteAddr())}, nil
 	}
 }
 
@@ -134,11 +137,51 @@ func (l *capListener) Open() int {
 
 type cappedConn struct {
 	net.Conn
-	l    *capListener
-	once sync.Once
+	l       *capListener
+	once    sync.Once // the listener's count, at the real close
+	closing sync.Once
+	linger  atomic.Bool // set when the request's body may still be arriving
+	client  string      // the remote IP, formatted once for every request's X-Forwarded-For and log line
 }
 
+// Lingering close (nginx's lingering_close): a connection closed while the
+// client is still sending a body the gateway did not read (a 413 before
+// the body) is half-closed, and what still arrives is read and discarded
+// for up to lingerTime or lingerBytes before the real close. Closing at
+// once with unread data sends an RST, and the client's kernel then drops
+// the answer the client had not read yet: it sees "connection reset"
+// instead of the 413.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 64 << 20
+)
+
+// lingerOnClose marks the connection for a lingering close.
+func (c *cappedConn) lingerOnClose() { c.linger.Store(true) }
+
 func (c *cappedConn) Close() error {
+	var err error
+	c.closing.Do(func() {
+		if c.linger.Load() {
+			if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+				go c.drainAndClose()
+				return
+			}
+		}
+		err = c.closeNow()
+	})
+	return err
+}
+
+// drainAndClose reads and discards what the client still sends, until it
+// closes or lingerTime or lingerBytes is reached, then closes.
+func (c *cappedConn) drainAndClose() {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, lingerBytes))
+	_ = c.closeNow()
+}
+
+func (c *cappedConn) closeNow() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.mu.Lock()

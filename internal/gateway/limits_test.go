@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -290,4 +291,95 @@ func TestCapListenerCountsCloses(t *testing.T) {
 		t.Errorf("open after one close (twice) = %d, want 1", cl.Open())
 	}
 	b.Close()
+}
+
+func TestCapListenerNotesTheClientIP(t *testing.T) {
+	tests := []struct {
+		name   string
+		listen string
+		dial   string
+		want   string
+	}{
+		{name: "IPv4", listen: "127.0.0.1:0", dial: "127.0.0.1", want: "127.0.0.1"},
+		{name: "IPv4 on a dual-stack socket is unmapped", listen: "[::]:0", dial: "127.0.0.1", want: "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", tt.listen)
+			if err != nil {
+				t.Skipf("listening on %s: %v", tt.listen, err)
+			}
+			cl := newCapListener(ln, 1, nil)
+			defer cl.Close()
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			c, err := net.Dial("tcp", net.JoinHostPort(tt.dial, port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			accepted, err := cl.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer accepted.Close()
+			if got := accepted.(*cappedConn).client; got != tt.want {
+				t.Errorf("client = %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunForwardsTheClientIP goes through Run's listener, which notes the
+// client's address once per connection for every request on it.
+func TestRunForwardsTheClientIP(t *testing.T) {
+	port, _ := instances(t, echoHandler)
+	res := newFakeResolver()
+	res.set("svc", ip(1))
+	_, addr := runGateway(t, Config{Routes: []Route{{Prefix: "/", Service: "svc", Port: port}}}, res)
+	for i := range 2 { // two requests on one kept-alive connection
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/who", nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		if e := do(t, req).echo(t); e.XFF != "203.0.113.7, 127.0.0.1" {
+			t.Errorf("request %d: backend saw X-Forwarded-For %q; want %q", i+1, e.XFF, "203.0.113.7, 127.0.0.1")
+		}
+	}
+}
+
+// TestSlowAnswerToABodylessRequestOutlivesTheHeaderTimeout: a request
+// without a body keeps the header's read deadline while the instance
+// answers; nothing reads the connection meanwhile, so an answer slower than
+// header_timeout and read_timeout still arrives, and the connection serves
+// the next request.
+func TestSlowAnswerToABodylessRequestOutlivesTheHeaderTimeout(t *testing.T) {
+	slow := func(b *backend) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(600 * time.Millisecond)
+			echoHandler(b).ServeHTTP(w, r)
+		})
+	}
+	port, _ := instances(t, slow)
+	res := newFakeResolver()
+	res.set("svc", ip(1))
+	_, addr := runGateway(t, Config{
+		Routes: []Route{{Prefix: "/", Service: "svc", Port: port}},
+		Limits: Limits{HeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond},
+	}, res)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		fmt.Fprintf(c, "GET /slow HTTP/1.1\r\nHost: gw\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on one connection: %v", i+1, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: status %d; want 200", i+1, resp.StatusCode)
+		}
+	}
 }

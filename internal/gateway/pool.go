@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -49,10 +50,12 @@ func newUpstreamPool() *upstreamPool {
 	}
 }
 
-// get returns an idle connection to endpoint, or dials one that must be
-// open by deadline (at most dialTimeout from now). reused says which.
-func (p *upstreamPool) get(endpoint netip.AddrPort, deadline time.Time) (uc *upConn, reused bool, err error) {
-	now := time.Now()
+// get returns the most recently used idle connection to endpoint, or dials
+// one that must be open by deadline (at most dialTimeout after now, the
+// caller's clock reading). reused says which. The dial ends early when ctx
+// is done: the request's context, which the server cancels when it shuts
+// down.
+func (p *upstreamPool) get(ctx context.Context, endpoint netip.AddrPort, now, deadline time.Time) (uc *upConn, reused bool, err error) {
 	p.mu.Lock()
 	conns := p.idle[endpoint]
 	for len(conns) > 0 {
@@ -76,7 +79,7 @@ func (p *upstreamPool) get(endpoint netip.AddrPort, deadline time.Time) (uc *upC
 	}
 	d := p.dialer
 	d.Deadline = dialDeadline
-	conn, err := d.Dial("tcp", endpoint.String())
+	conn, err := d.DialContext(ctx, "tcp", endpoint.String())
 	if err != nil {
 		return nil, false, &dialError{addr: endpoint.String(), err: err}
 	}

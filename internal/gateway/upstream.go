@@ -82,9 +82,10 @@ func (g *Gateway) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange) (*upConn, er
 // close an idle one at any time) is replaced by a new one, without
 // counting as an attempt, when the request is idempotent or was not sent.
 func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, ex *exchange, endpoint netip.AddrPort) (*upConn, error) {
-	deadline := time.Now().Add(ex.route.Timeout)
+	now := time.Now()
+	deadline := now.Add(ex.route.Timeout)
 	for {
-		uc, reused, err := g.upstreams.get(endpoint, deadline)
+		uc, reused, err := g.upstreams.get(ctx, endpoint, now, deadline)
 		if err != nil {
 			return nil, err
 		}
