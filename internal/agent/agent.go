@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 		images:     &image.Store{Root: naming.ImageDir(cfg.StateRoot, cfg.Cluster, cfg.Host), Log: cfg.Log},
 		containers: map[string]*containerRun{},
 		pulled:     map[string]string{},
-		peers:      reach.NewMonitor(reach.Interval, reach.MissLimit),
+		peers:      reach.NewMonitor(self.Name, reach.Query, reach.Interval, reach.MissLimit),
 		kick:       make(chan struct{}, 1),
 	}
 	a.phase.Store(PhaseConnecting)
@@ -242,7 +242,13 @@ func (a *Agent) runControlPlane(ctx context.Context) error {
 	a.log.Info("agent ready", "host", a.self.Name, "manager", a.isManager())
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.leaderLoop(ctx, st) })
+	if a.isManager() {
+		// Only managers campaign: whenever the store has quorum a majority
+		// of the managers' agents run (each carries its etcd member), so a
+		// leader can always be elected among them, and workers keep no
+		// election session of their own.
+		g.Go(func() error { return a.leaderLoop(ctx, st) })
+	}
 	g.Go(func() error { return a.reconcileLoop(ctx, st) })
 	g.Go(func() error { return a.vipLoop(ctx, st) })
 	g.Go(func() error { return a.faultLoop(ctx, st) })

@@ -11,7 +11,7 @@ import (
 	"github.com/weft-dev/weft/internal/store"
 )
 
-// leaderLoop campaigns for leadership; while leader, it keeps the
+// leaderLoop campaigns for leadership (managers only); while leader, it keeps the
 // assignments equal to the placement of the applied file. Placement keeps
 // every assignment that still fits, so re-applying never moves anything.
 func (a *Agent) leaderLoop(ctx context.Context, st *store.Store) error {

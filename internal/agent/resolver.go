@@ -44,13 +44,14 @@ func (a *Agent) ensureResolver() error {
 // RunResolver serves the host's DNS on its bridge address from the store:
 // healthy instances on live hosts only, updated on every store change. It
 // keeps its last answers while the store is unreachable (the mirror keeps its
-// last snapshot, and with no quorum no lease expires either). While it
-// reaches a majority of the etcd members' hosts (its own counted), it also
-// leaves out the instances of hosts it cannot reach (reach.Monitor): their
+// last snapshot, and with no quorum no lease expires either). It also leaves
+// out the instances of hosts that are unreachable (reach.Monitor: a manager
+// it cannot reach, another host every quorate witness finds silent): their
 // names go within about a second of a cut or a crash, even when the store
 // takes longer to call the host down (the host carried the etcd leader).
-// When it reaches no majority (quorum lost, or this host cut off) every
-// last known answer stays.
+// When it reaches no majority of the managers (quorum lost, or this host cut
+// off) no host is unreachable and every last known answer stays. On a
+// manager the resolver is also a witness (internal/reach).
 func RunResolver(ctx context.Context, cfg Config) error {
 	trimMemory()
 	boot, err := readBootstrap(cfg.StateRoot, cfg.Cluster, cfg.Host)
@@ -82,8 +83,9 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	go keepPresence(ctx, cfg, st)
-	peers := reach.NewMonitor(reach.Interval, reach.MissLimit)
-	if err := startReach(ctx, boot, cfg, peers); err != nil {
+	peers := reach.NewMonitor(cfg.Host, reach.Heartbeat, reach.Interval, reach.MissLimit)
+	witness, err := startReach(ctx, boot, cfg, peers)
+	if err != nil {
 		return err
 	}
 	mirror := st.Mirror(ctx)
@@ -107,11 +109,11 @@ func RunResolver(ctx context.Context, cfg Config) error {
 		}
 		snap, _ = vet.vetSnapshot(snap)
 		c := cmp.Or(snap.Spec, boot)
-		peers.SetPeers(reachPeers(c, cfg.Host))
-		live := snap.LiveHosts()
-		if down := peers.Unreachable(); reachesQuorum(c, cfg.Host, down) {
-			live = reachableLive(live, down)
+		peers.SetWitnesses(witnessesOf(c))
+		if witness != nil {
+			witness.SetHosts(hostAddrs(c), managerNames(c))
 		}
+		live := reachableLive(snap.LiveHosts(), peers.Unreachable())
 		if records := dns.RecordsFrom(snap.Assign, snap.Status, live); !maps.EqualFunc(records, served, slices.Equal) {
 			srv.SetRecords(records)
 			served = records
@@ -119,60 +121,68 @@ func RunResolver(ctx context.Context, cfg Config) error {
 	}
 }
 
-// reachesQuorum says whether self reaches a majority of the etcd members'
-// hosts of c (itself counted when it is one), unreachable being the hosts
-// it cannot reach. Only then is its reachability view the live cluster's:
-// a host that reaches no majority is cut off itself, or the cluster lost
-// quorum, and its last answers are the best it has.
-func reachesQuorum(c *spec.Cluster, self string, unreachable map[string]bool) bool {
-	managers := c.Managers()
-	reached := 0
-	for _, h := range managers {
-		if h.Name == self || !unreachable[h.Name] {
-			reached++
-		}
-	}
-	return reached*2 > len(managers)
-}
-
-// startReach answers the other hosts' reachability probes on this host's
-// underlay address, and probes them from it.
-func startReach(ctx context.Context, boot *spec.Cluster, cfg Config, peers *reach.Monitor) error {
+// startReach sends this host's heartbeats to the witnesses (the managers'
+// resolvers) from its underlay address and reads their digests; on a
+// manager it is a witness too, taking every host's heartbeats on reach.Port
+// (the witness is returned, nil on other hosts).
+func startReach(ctx context.Context, boot *spec.Cluster, cfg Config, peers *reach.Monitor) (*reach.Witness, error) {
 	self, ok := boot.HostByName(cfg.Host)
 	if !ok {
-		return fmt.Errorf("host %s is not in its bootstrap file (run `weft up` again)", cfg.Host)
+		return nil, fmt.Errorf("host %s is not in its bootstrap file (run `weft up` again)", cfg.Host)
 	}
 	var lc net.ListenConfig
-	srv, err := lc.ListenPacket(ctx, "udp4", netip.AddrPortFrom(self.Address, reach.Port).String())
-	if err != nil {
-		return fmt.Errorf("answering reachability probes on %s:%d: %w", self.Address, reach.Port, err)
+	var witness *reach.Witness
+	if self.IsManager() {
+		srv, err := lc.ListenPacket(ctx, "udp4", netip.AddrPortFrom(self.Address, reach.Port).String())
+		if err != nil {
+			return nil, fmt.Errorf("taking heartbeats on %s:%d: %w", self.Address, reach.Port, err)
+		}
+		witness = reach.NewWitness(cfg.Host, reach.Interval, reach.MissLimit)
+		witness.SetHosts(hostAddrs(boot), managerNames(boot))
+		go func() {
+			if err := witness.Serve(ctx, srv); err != nil {
+				cfg.Log.Warn("taking heartbeats", "err", err)
+			}
+		}()
 	}
-	probe, err := lc.ListenPacket(ctx, "udp4", netip.AddrPortFrom(self.Address, 0).String())
+	conn, err := lc.ListenPacket(ctx, "udp4", netip.AddrPortFrom(self.Address, 0).String())
 	if err != nil {
-		srv.Close()
-		return fmt.Errorf("probing the other hosts from %s: %w", self.Address, err)
+		return nil, fmt.Errorf("sending heartbeats from %s: %w", self.Address, err)
 	}
-	peers.SetPeers(reachPeers(boot, cfg.Host))
+	peers.SetWitnesses(witnessesOf(boot))
 	go func() {
-		if err := reach.Serve(ctx, srv); err != nil {
-			cfg.Log.Warn("answering reachability probes", "err", err)
+		if err := peers.Run(ctx, conn); err != nil {
+			cfg.Log.Warn("sending heartbeats to the managers", "err", err)
 		}
 	}()
-	go func() {
-		if err := peers.Run(ctx, probe); err != nil {
-			cfg.Log.Warn("probing the other hosts", "err", err)
-		}
-	}()
-	return nil
+	return witness, nil
 }
 
-// reachPeers is every host of c but self, at its probe port.
-func reachPeers(c *spec.Cluster, self string) map[string]netip.AddrPort {
-	out := make(map[string]netip.AddrPort, len(c.Hosts))
-	for _, h := range c.Hosts {
-		if h.Name != self && h.Address.IsValid() {
+// witnessesOf is every manager of c with an address, at its witness port.
+func witnessesOf(c *spec.Cluster) map[string]netip.AddrPort {
+	out := map[string]netip.AddrPort{}
+	for _, h := range c.Managers() {
+		if h.Address.IsValid() {
 			out[h.Name] = netip.AddrPortFrom(h.Address, reach.Port)
 		}
+	}
+	return out
+}
+
+// hostAddrs is every host of c: name -> underlay address.
+func hostAddrs(c *spec.Cluster) map[string]netip.Addr {
+	out := make(map[string]netip.Addr, len(c.Hosts))
+	for _, h := range c.Hosts {
+		out[h.Name] = h.Address
+	}
+	return out
+}
+
+// managerNames is the names of c's managers, in file order.
+func managerNames(c *spec.Cluster) []string {
+	var out []string
+	for _, h := range c.Managers() {
+		out = append(out, h.Name)
 	}
 	return out
 }

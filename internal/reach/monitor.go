@@ -2,7 +2,6 @@ package reach
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,137 +11,109 @@ import (
 	"time"
 )
 
-// magic starts every probe and answer, so that stray datagrams are ignored.
-var magic = [4]byte{'w', 'r', 'c', 'h'}
-
-func encode(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(magic[:], seq)
-}
-
-func decode(b []byte) (uint64, bool) {
-	if len(b) != 12 || [4]byte(b[:4]) != magic {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(b[4:]), true
-}
-
-// Serve answers probes on conn until ctx ends: every probe is sent back as
-// it came.
-func Serve(ctx context.Context, conn net.PacketConn) error {
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	buf := make([]byte, 64)
-	for {
-		n, from, err := conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("reading reachability probes: %w", err)
-		}
-		if _, ok := decode(buf[:n]); ok {
-			_, _ = conn.WriteTo(buf[:n], from)
-		}
-	}
-}
-
-// Monitor probes a set of peers and keeps which of them are unreachable.
+// Monitor sends the witnesses (the managers) a heartbeat or a query every
+// interval, reads their digests, and keeps which hosts are unreachable from
+// here (verdict), recomputed once per interval.
 type Monitor struct {
+	self     string
+	kind     Kind
 	interval time.Duration
 	limit    int
 
-	mu      sync.Mutex
-	peers   map[string]netip.AddrPort
-	tracks  map[string]*track
-	down    map[string]bool
-	changed chan struct{}
+	mu        sync.Mutex
+	witnesses map[string]netip.AddrPort
+	tracks    map[string]*track
+	digests   map[string]received
+	down      map[string]bool
+	since     map[string]time.Time
+	changed   chan struct{}
 }
 
-// NewMonitor makes a monitor that probes every interval and calls a peer
-// unreachable after limit misses in a row.
-func NewMonitor(interval time.Duration, limit int) *Monitor {
-	return &Monitor{interval: interval, limit: limit, peers: map[string]netip.AddrPort{},
-		tracks: map[string]*track{}, down: map[string]bool{}, changed: make(chan struct{}, 1)}
+type received struct {
+	d  Digest
+	at time.Time
 }
 
-// SetPeers sets the peers to probe, by name. A new peer starts reachable;
-// a peer whose address changed starts again; a removed one is forgotten.
-func (m *Monitor) SetPeers(peers map[string]netip.AddrPort) {
+// NewMonitor makes the monitor of host self, sending kind (Heartbeat from
+// the host's resolver, Query from anyone else) every interval; a witness
+// that missed limit answers in a row is unreachable.
+func NewMonitor(self string, kind Kind, interval time.Duration, limit int) *Monitor {
+	return &Monitor{self: self, kind: kind, interval: interval, limit: limit,
+		witnesses: map[string]netip.AddrPort{}, tracks: map[string]*track{}, digests: map[string]received{},
+		down: map[string]bool{}, since: map[string]time.Time{}, changed: make(chan struct{}, 1)}
+}
+
+// SetWitnesses sets the managers' witnesses, by host name (self included
+// when it is a manager). A new witness starts reachable; one whose address
+// changed starts again; a removed one is forgotten.
+func (m *Monitor) SetWitnesses(witnesses map[string]netip.AddrPort) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	changed := false
-	for name := range m.peers {
-		if addr, ok := peers[name]; !ok || addr != m.peers[name] {
+	for name, addr := range m.witnesses {
+		if now, ok := witnesses[name]; !ok || now != addr {
 			delete(m.tracks, name)
-			if m.down[name] {
-				delete(m.down, name)
-				changed = true
-			}
+			delete(m.digests, name)
+			changed = true
 		}
 	}
-	m.peers = maps.Clone(peers)
-	for name := range m.peers {
+	m.witnesses = maps.Clone(witnesses)
+	for name := range m.witnesses {
 		if m.tracks[name] == nil {
 			m.tracks[name] = &track{}
+			changed = true
 		}
 	}
 	if changed {
-		m.signal()
+		m.update()
 	}
 }
 
-// Unreachable is the set of peers that stopped answering (a copy).
+// Unreachable is the set of hosts unreachable from here (a copy); empty
+// while this host reaches no majority of the managers.
 func (m *Monitor) Unreachable() map[string]bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return maps.Clone(m.down)
 }
 
-// SilentSince gives, for each unreachable peer that answered at least once,
-// when its last answer came: the last this host heard of it.
+// SilentSince gives, for each unreachable host that was heard at least
+// once, when it was last heard: by this host (a manager) or by the latest
+// witness that heard it (any other host).
 func (m *Monitor) SilentSince() map[string]time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[string]time.Time{}
-	for name := range m.down {
-		if t := m.tracks[name]; t != nil && !t.heard.IsZero() {
-			out[name] = t.heard
-		}
-	}
-	return out
+	return maps.Clone(m.since)
 }
 
-// Changes receives a value (coalesced) whenever a peer turns unreachable or
+// Changes receives a value (coalesced) whenever a host turns unreachable or
 // reachable again.
 func (m *Monitor) Changes() <-chan struct{} { return m.changed }
 
-func (m *Monitor) signal() {
-	select {
-	case m.changed <- struct{}{}:
-	default:
-	}
-}
-
-// update recomputes who is down, under m.mu.
+// update recomputes the verdict, under m.mu.
 func (m *Monitor) update() {
-	changed := false
-	for name, t := range m.tracks {
-		if now := t.unreachable(m.limit); now != m.down[name] {
-			changed = true
-			if now {
-				m.down[name] = true
-			} else {
-				delete(m.down, name)
-			}
+	views := make(map[string]witnessView, len(m.witnesses))
+	for name := range m.witnesses {
+		t := m.tracks[name]
+		v := witnessView{reachable: !t.unreachable(m.limit), heard: t.heard}
+		if r, ok := m.digests[name]; ok {
+			v.digest, v.digestAt = &r.d, r.at
+		}
+		views[name] = v
+	}
+	down, since := verdict(m.self, views)
+	m.since = since
+	if !maps.Equal(down, m.down) {
+		m.down = down
+		select {
+		case m.changed <- struct{}{}:
+		default:
 		}
 	}
-	if changed {
-		m.signal()
-	}
 }
 
-// Run probes every peer every interval from conn and reads the answers,
-// until ctx ends.
+// Run sends to every witness every interval from conn and reads the
+// digests, until ctx ends.
 func (m *Monitor) Run(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -151,20 +122,21 @@ func (m *Monitor) Run(ctx context.Context, conn net.PacketConn) error {
 	wg.Go(func() {
 		tick := time.NewTicker(m.interval)
 		defer tick.Stop()
+		type send struct {
+			to  netip.AddrPort
+			seq uint64
+		}
+		var sends []send
 		for {
+			sends = sends[:0]
 			m.mu.Lock()
-			type send struct {
-				to  netip.AddrPort
-				seq uint64
-			}
-			var sends []send
 			for name, t := range m.tracks {
-				sends = append(sends, send{m.peers[name], t.probe()})
+				sends = append(sends, send{m.witnesses[name], t.probe()})
 			}
 			m.update()
 			m.mu.Unlock()
 			for _, s := range sends {
-				_, _ = conn.WriteTo(encode(s.seq), net.UDPAddrFromAddrPort(s.to))
+				_, _ = conn.WriteTo(encodeHeartbeat(s.seq, m.kind), net.UDPAddrFromAddrPort(s.to))
 			}
 			select {
 			case <-ctx.Done():
@@ -173,29 +145,29 @@ func (m *Monitor) Run(ctx context.Context, conn net.PacketConn) error {
 			}
 		}
 	})
-	buf := make([]byte, 64)
+	buf := make([]byte, 65536)
 	for {
 		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("reading reachability answers: %w", err)
+			return fmt.Errorf("reading digests: %w", err)
 		}
-		seq, ok := decode(buf[:n])
+		d, ok := decodeDigest(buf[:n])
 		ua, isUDP := from.(*net.UDPAddr)
 		if !ok || !isUDP {
 			continue
 		}
 		addr := ua.AddrPort()
 		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+		now := time.Now()
 		m.mu.Lock()
-		for name, p := range m.peers {
-			if p == addr {
-				m.tracks[name].answer(seq, time.Now())
+		for name, w := range m.witnesses {
+			if w == addr && m.tracks[name].answer(d.Seq, now) {
+				m.digests[name] = received{d, now}
 			}
 		}
-		m.update()
 		m.mu.Unlock()
 	}
 }
