@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -14,6 +16,10 @@ import (
 // benchBinary is the benchmarks' own binary (cmd/weft-bench), beside weft:
 // weft itself does not link the benchmarks.
 const benchBinary = "weft-bench"
+
+// benchCleanupGrace is how long an interrupted weft-bench may take to remove
+// its cluster (its own bound on that is 3 minutes) before it is killed.
+const benchCleanupGrace = 4 * time.Minute
 
 // newBenchCmd runs weft-bench with every argument after `bench`.
 func newBenchCmd(g *globals) *cobra.Command {
@@ -42,6 +48,11 @@ func runBench(ctx context.Context, g *globals, self string, args []string) error
 	run := exec.CommandContext(ctx, bin, append([]string{"--weft", self}, args...)...)
 	run.Stdin, run.Stdout, run.Stderr = os.Stdin, g.stdout, g.stderr
 	run.Env = append(os.Environ(), "WEFT_STATE_ROOT="+g.stateRoot)
+	// Ctrl-C or SIGTERM of weft is passed on as SIGTERM, and weft-bench gets
+	// benchCleanupGrace to remove the cluster it measures; killing it at
+	// once left whole clusters behind.
+	run.Cancel = func() error { return run.Process.Signal(syscall.SIGTERM) }
+	run.WaitDelay = benchCleanupGrace
 	err := run.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
