@@ -1,28 +1,11 @@
 package gateway
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/weft-dev/weft/internal/syncbuf"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) lines() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), "\n")
-}
 
 func ptr(f float64) *float64 { return &f }
 
@@ -42,7 +25,7 @@ func TestAccessLogSampling(t *testing.T) {
 		{"errors always when sampling", ptr(0.1), 503, 1000, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out lockedBuf
+			var out syncbuf.Buffer
 			a := newAccessLog(&out)
 			if err := a.setSampling(AccessLogSampling{Sample: tc.sample}); err != nil {
 				t.Fatal(err)
@@ -51,7 +34,7 @@ func TestAccessLogSampling(t *testing.T) {
 				a.write(&accessEntry{Method: "GET", Path: "/", Status: tc.status})
 			}
 			a.flush()
-			if n := out.lines(); n < tc.min || n > tc.max {
+			if n := strings.Count(out.String(), "\n"); n < tc.min || n > tc.max {
 				t.Errorf("%d lines of 1000, want %d..%d", n, tc.min, tc.max)
 			}
 		})
@@ -60,7 +43,7 @@ func TestAccessLogSampling(t *testing.T) {
 
 func TestAccessLogSamplingRefusesBadFractions(t *testing.T) {
 	for _, f := range []float64{-0.1, 1.5} {
-		if err := newAccessLog(&lockedBuf{}).setSampling(AccessLogSampling{Sample: ptr(f)}); err == nil {
+		if err := newAccessLog(&syncbuf.Buffer{}).setSampling(AccessLogSampling{Sample: ptr(f)}); err == nil {
 			t.Errorf("sample %v accepted", f)
 		}
 	}

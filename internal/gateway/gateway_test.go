@@ -381,7 +381,7 @@ func TestAccessLogIsOneJSONLinePerRequest(t *testing.T) {
 	get(t, gw.url+"/missing")
 
 	var lines []string
-	eventually(t, 2*time.Second, "two access-log lines", func() bool { lines = gw.access.lines(); return len(lines) == 2 })
+	eventually(t, 2*time.Second, "two access-log lines", func() bool { lines = logLines(gw.access); return len(lines) == 2 })
 	var entry map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &entry); err != nil {
 		t.Fatalf("access-log line %q is not JSON: %v", lines[0], err)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weft-dev/weft/internal/syncbuf"
 )
 
 // fakeResolver answers from a table the test changes at will.
@@ -122,22 +124,9 @@ func instances(t *testing.T, handlers ...func(*backend) http.Handler) (int, []*b
 
 func ip(n int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(n)}) }
 
-// syncBuffer is an io.Writer the access log and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	text := strings.TrimSpace(s.buf.String())
+// logLines is what the access log wrote to b, one entry per line.
+func logLines(b *syncbuf.Buffer) []string {
+	text := strings.TrimSpace(b.String())
 	if text == "" {
 		return nil
 	}
@@ -147,12 +136,12 @@ func (s *syncBuffer) lines() []string {
 type testGateway struct {
 	*Gateway
 	url    string
-	access *syncBuffer
+	access *syncbuf.Buffer
 }
 
 func startGateway(t *testing.T, cfg Config, res Resolver) *testGateway {
 	t.Helper()
-	access := &syncBuffer{}
+	access := &syncbuf.Buffer{}
 	cfg.AccessLog = access
 	g, err := New(cfg, res, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

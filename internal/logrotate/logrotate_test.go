@@ -1,16 +1,16 @@
 package logrotate
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/weft-dev/weft/internal/syncbuf"
 )
 
 func openRoot(t *testing.T) (string, *os.Root) {
@@ -115,23 +115,6 @@ func TestBadPolicyRefused(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestFollowAcrossRotation(t *testing.T) {
 	dir, root := openRoot(t)
 	l, err := Open(root, "out.log", Policy{MaxBytes: 12, Keep: 1})
@@ -141,7 +124,7 @@ func TestFollowAcrossRotation(t *testing.T) {
 	defer l.Close()
 	l.Write([]byte("one\n"))
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuf
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- Follow(ctx, filepath.Join(dir, "out.log"), &out, nil, 5*time.Millisecond) }()
 	// The follower has the file open once it has read what was there.

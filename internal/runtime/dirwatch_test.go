@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,32 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/weft-dev/weft/internal/model"
+	"github.com/weft-dev/weft/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startSleeper starts a child that runs until killed and returns it as a
 // process the supervisor can follow (a pidfd needs no privilege for one's
@@ -79,7 +60,7 @@ func TestFollowFallsBackToPollingAtInotifyLimits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			opened := 0
 			r := &Runtime{
 				StateRoot: t.TempDir(),
