@@ -386,9 +386,8 @@ func TestUserAndExitCode(t *testing.T) {
 	if err := s.wait(t); err != nil {
 		t.Errorf("Supervise: %v", err)
 	}
-	if out := l.log("job-1"); !strings.Contains(out, "ids=65534:65534 home=/nonexistent") {
-		t.Errorf("output %q, want the nobody user", out)
-	}
+	// The log's copier may still be writing when the exit is reported.
+	waitFor(t, "the nobody user in the output", l.logContains("job-1", "ids=65534:65534 home=/nonexistent"))
 }
 
 func TestOnFailureStopsAfterCleanExit(t *testing.T) {
@@ -412,9 +411,10 @@ func TestSetupFailureIsReported(t *testing.T) {
 	if e := s.events.next(t, model.StateExited); e.ExitCode != 127 {
 		t.Errorf("exit event %+v, want code 127", e)
 	}
-	if out := l.log("bad-1"); !strings.Contains(out, "weft container-init:") || !strings.Contains(out, "no-such-command-weft") {
-		t.Errorf("log %q does not explain the failure", out)
-	}
+	waitFor(t, "the log to explain the failure", func() bool {
+		out := l.log("bad-1")
+		return strings.Contains(out, "weft container-init:") && strings.Contains(out, "no-such-command-weft")
+	})
 }
 
 func TestRestartAlwaysAfterKill(t *testing.T) {
