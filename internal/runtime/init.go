@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -101,6 +102,10 @@ func ContainerInitMain() {
 	os.Exit(code)
 }
 
+// outputDrainTimeout bounds how long an exiting init waits for the
+// workload's output still in its pipe to reach the log.
+const outputDrainTimeout = 2 * time.Second
+
 func containerInit() (int, error) {
 	var cfg initConfig
 	payload := os.Getenv(initConfigEnv)
@@ -155,10 +160,23 @@ func containerInit() (int, error) {
 		return 0, fmt.Errorf("creating the workload's output pipe: %w", err)
 	}
 	defer outW.Close()
+	copied := make(chan struct{})
 	go func() {
+		defer close(copied)
 		defer outR.Close()
 		if _, err := io.Copy(out, outR); err != nil {
 			fmt.Fprintf(os.Stderr, "weft container-init: copying the workload's output: %v\n", err)
+		}
+	}()
+	// The workload's last output is copied before the log closes and the
+	// init exits (returning closed the log under the copier and exiting
+	// dropped what was still in the pipe), for at most outputDrainTimeout:
+	// a process the workload left behind may hold the pipe open.
+	defer func() {
+		outW.Close()
+		select {
+		case <-copied:
+		case <-time.After(outputDrainTimeout):
 		}
 	}()
 	if err := buildRootfs(filepath.Join(cfg.StateDir, rootfsDir), cfg); err != nil {
